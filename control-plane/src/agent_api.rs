@@ -1,0 +1,132 @@
+//! The Agent and Routes gRPC services: what node agents and load balancers call.
+
+use crate::member::Member;
+use crate::raft_types::Command;
+use crate::state_machine::now_millis;
+use fjord_core::node::FunctionLoad;
+use fjord_core::{NodeInfo, NodeLoad};
+use fjord_proto::v1 as pb;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+pub struct AgentService {
+    pub member: Arc<Member>,
+}
+
+#[tonic::async_trait]
+impl pb::agent_server::Agent for AgentService {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let info: NodeInfo = request
+            .into_inner()
+            .node
+            .ok_or_else(|| Status::invalid_argument("the register request has no node"))?
+            .into();
+        fjord_core::name::check_dns_label(&info.id)
+            .map_err(|r| Status::invalid_argument(format!("node id {r}")))?;
+        if info.invoke_addr.parse::<std::net::SocketAddr>().is_err() && !info.invoke_addr.contains(':') {
+            return Err(Status::invalid_argument(format!(
+                "node {}: invoke address {:?} is not host:port",
+                info.id, info.invoke_addr
+            )));
+        }
+        let id = info.id.clone();
+        self.member.write(Command::RegisterNode { info, now_ms: now_millis() }).await?;
+        self.member.liveness.heartbeat(&id, NodeLoad::default());
+        Ok(Response::new(pb::RegisterResponse {
+            heartbeat_interval_ms: self.member.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let hb = request.into_inner();
+        let known = self.member.state.read(|a| a.cluster.nodes.contains_key(&hb.node_id));
+        if known {
+            let load = NodeLoad {
+                in_flight: hb.in_flight,
+                reserved_memory_mib: hb.reserved_memory_mib,
+                functions: hb
+                    .functions
+                    .into_iter()
+                    .map(|f| {
+                        let load = FunctionLoad {
+                            revision: f.revision,
+                            ready: f.ready,
+                            busy: f.busy,
+                            starting: f.starting,
+                            in_flight: f.in_flight,
+                        };
+                        (f.name, load)
+                    })
+                    .collect(),
+            };
+            self.member.liveness.heartbeat(&hb.node_id, load);
+        }
+        Ok(Response::new(pb::HeartbeatResponse { known }))
+    }
+
+    type WatchAssignmentsStream = ResponseStream<pb::Assignments>;
+
+    async fn watch_assignments(
+        &self,
+        _request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let (tx, rx) = mpsc::channel(4);
+        let state = self.member.state.clone();
+        tokio::spawn(async move {
+            let mut applied = state.subscribe();
+            let mut sent_version = None;
+            loop {
+                let (version, functions) = state.read(|a| {
+                    (a.cluster.functions_version, a.cluster.functions.values().map(pb::FunctionRecord::from).collect())
+                });
+                if sent_version != Some(version) {
+                    if tx.send(Ok(pb::Assignments { version, functions })).await.is_err() {
+                        return;
+                    }
+                    sent_version = Some(version);
+                }
+                tokio::select! {
+                    r = applied.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+pub struct RoutesService {
+    pub member: Arc<Member>,
+}
+
+#[tonic::async_trait]
+impl pb::routes_server::Routes for RoutesService {
+    type WatchRoutesStream = ResponseStream<pb::RouteTable>;
+
+    async fn watch_routes(
+        &self,
+        _request: Request<pb::WatchRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        let (tx, rx) = mpsc::channel(4);
+        let mut routes = self.member.routes.clone();
+        tokio::spawn(async move {
+            loop {
+                let table = pb::RouteTable::from(routes.borrow_and_update().as_ref());
+                if tx.send(Ok(table)).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    r = routes.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,33 @@
+//! The control plane's errors, in the caller's terms, and their one mapping to gRPC status.
+
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    #[error("function {0:?} is not deployed (see `fjord list`)")]
+    FunctionNotFound(String),
+    #[error("invalid function spec: field `{field}` {reason}")]
+    InvalidSpec { field: String, reason: String },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("no control-plane leader is elected right now; retry in a moment")]
+    NoLeader,
+    #[error("the control plane cannot commit writes right now: {0}")]
+    Unavailable(String),
+    #[error("internal control-plane error: {0}")]
+    Internal(String),
+}
+
+impl From<ControlPlaneError> for Status {
+    fn from(e: ControlPlaneError) -> Status {
+        let message = e.to_string();
+        match e {
+            ControlPlaneError::FunctionNotFound(_) => Status::not_found(message),
+            ControlPlaneError::InvalidSpec { .. } | ControlPlaneError::InvalidRequest(_) => {
+                Status::invalid_argument(message)
+            }
+            ControlPlaneError::NoLeader | ControlPlaneError::Unavailable(_) => Status::unavailable(message),
+            ControlPlaneError::Internal(_) => Status::internal(message),
+        }
+    }
+}

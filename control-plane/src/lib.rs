@@ -1,0 +1,224 @@
+//! Fjord's control plane: one member of an openraft cluster that holds functions and nodes.
+//!
+//! A member owns the Raft log ([`log_store`], redb, fsync before acknowledging), the state
+//! machine ([`state_machine`], in memory with durable snapshots), the soft state from heartbeats
+//! ([`liveness`]), the routing table built from both ([`routing`]), and four gRPC services on one
+//! server: Admin ([`admin`]), Agent and Routes ([`agent_api`]), Raft ([`network`]). Every service
+//! but Raft's peers-only calls goes through the same bearer token ([`auth`]).
+//!
+//! It must not hold per-request state: invocations never pass through the control plane.
+
+pub mod admin;
+pub mod agent_api;
+pub mod auth;
+pub mod error;
+pub mod liveness;
+pub mod log_store;
+pub mod logs;
+pub mod member;
+pub mod network;
+pub mod raft_types;
+pub mod routing;
+pub mod state;
+pub mod state_machine;
+
+use crate::auth::Token;
+use crate::liveness::Liveness;
+use crate::member::Member;
+use crate::raft_types::{MemberId, Raft};
+use clap::Parser;
+use fjord_core::daemon::LogFormat;
+use fjord_proto::v1::{admin_server::AdminServer, agent_server::AgentServer, raft_server::RaftServer, routes_server::RoutesServer};
+use openraft::{BasicNode, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Flags of `fjord-control-plane` (and of `fjord control-plane`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fjord-control-plane",
+    about = "Run one member of Fjord's control plane (Raft-replicated functions, nodes and routes).",
+    long_about = "Run one member of Fjord's control plane.\n\nThe control plane stores functions and nodes \
+                  in a Raft-replicated log and serves the Admin API (the `fjord` CLI), the Agent API (node \
+                  agents) and the Routes API (load balancers) on one gRPC port.\n\nFirst start of a new \
+                  cluster: pass --bootstrap. Later starts reuse --data-dir and need no flag."
+)]
+pub struct Args {
+    /// This member's id: unique in the cluster, never reused.
+    #[arg(long, env = "FJORD_MEMBER_ID", default_value_t = 1)]
+    pub id: MemberId,
+    /// Address to serve gRPC on.
+    #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:7400")]
+    pub listen: String,
+    /// Address other members and clients reach this one at (default: --listen).
+    #[arg(long, env = "FJORD_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Directory for the Raft log, vote and snapshots.
+    #[arg(long, env = "FJORD_DATA_DIR", default_value = "/var/lib/fjord/control-plane")]
+    pub data_dir: PathBuf,
+    /// File holding the cluster's bearer token (default: FJORD_TOKEN, else <data-dir>/admin.token,
+    /// generated on first start).
+    #[arg(long, env = "FJORD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Initialise a new cluster whose members are this one and --initial-members. Ignored when
+    /// the data directory already holds a cluster.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Other founding members, as id=host:port pairs separated by commas (with --bootstrap).
+    #[arg(long, env = "FJORD_INITIAL_MEMBERS", value_delimiter = ',')]
+    pub initial_members: Vec<String>,
+    /// A node that has not heartbeated for this long leaves the routing table.
+    #[arg(long, env = "FJORD_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Take a snapshot (and purge the log before it) after this many entries.
+    #[arg(long, env = "FJORD_SNAPSHOT_EVERY", default_value_t = 5000)]
+    pub snapshot_every: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("opening the Raft log in {path}: {source}")]
+    Log { path: PathBuf, source: redb::Error },
+    #[error("starting Raft: {0}")]
+    Raft(String),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("serving gRPC: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+fn parse_members(args: &Args, advertise: &str) -> Result<BTreeMap<MemberId, BasicNode>, StartError> {
+    let mut members = BTreeMap::new();
+    members.insert(args.id, BasicNode { addr: advertise.to_string() });
+    for pair in &args.initial_members {
+        let (id, addr) = pair
+            .split_once('=')
+            .ok_or_else(|| StartError::Config(format!("--initial-members entry {pair:?} is not id=host:port")))?;
+        let id: MemberId =
+            id.trim().parse().map_err(|_| StartError::Config(format!("--initial-members: {id:?} is not a member id")))?;
+        if members.insert(id, BasicNode { addr: addr.trim().to_string() }).is_some() && id != args.id {
+            return Err(StartError::Config(format!("--initial-members names member {id} twice")));
+        }
+    }
+    Ok(members)
+}
+
+/// Resolves the cluster token as `--help` describes.
+pub fn load_token(args: &Args) -> Result<Token, StartError> {
+    if let Some(path) = &args.token_file {
+        return Token::read_file(path).map_err(StartError::Config);
+    }
+    if let Ok(value) = std::env::var("FJORD_TOKEN") {
+        return Token::new(&value).map_err(|e| StartError::Config(format!("FJORD_TOKEN: {e}")));
+    }
+    let path = args.data_dir.join("admin.token");
+    if path.exists() {
+        return Token::read_file(&path).map_err(StartError::Config);
+    }
+    let token = Token::generate();
+    token.write_file(&path).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+    tracing::info!(path = %path.display(), "generated a new admin token");
+    Ok(token)
+}
+
+/// Starts a member on an already-bound listener and serves until `shutdown` resolves.
+pub async fn run(args: Args, token: Token, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let advertise = match &args.advertise {
+        Some(a) => a.clone(),
+        None => listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?.to_string(),
+    };
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| StartError::DataDir { path: args.data_dir.clone(), source })?;
+    let log_path = args.data_dir.join("raft-log.redb");
+    let log = log_store::LogStore::open(&log_path).map_err(|source| StartError::Log { path: log_path, source })?;
+    let state = state_machine::StateMachineStore::open(&args.data_dir)
+        .map_err(|source| StartError::DataDir { path: args.data_dir.clone(), source })?;
+
+    let config = openraft::Config {
+        cluster_name: "fjord".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_every.max(1)),
+        max_in_snapshot_log_to_keep: 500,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    let network = network::PeerNetwork { token: token.clone() };
+    let raft: Raft = openraft::Raft::new(args.id, Arc::new(config), network, log.clone(), state.clone())
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    if args.bootstrap {
+        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        if !initialized {
+            let members = parse_members(&args, &advertise)?;
+            tracing::info!(?members, "bootstrapping a new cluster");
+            raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        }
+    }
+
+    let liveness = Arc::new(Liveness::new(Duration::from_millis(args.heartbeat_timeout_ms)));
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
+    let publisher = tokio::spawn(routing::publish_routes(
+        state.clone(),
+        liveness.clone(),
+        routes_tx,
+        Duration::from_millis((args.heartbeat_timeout_ms / 4).clamp(50, 1000)),
+    ));
+    let member = Arc::new(Member {
+        id: args.id,
+        raft: raft.clone(),
+        state,
+        log,
+        liveness,
+        routes: routes_rx,
+        token: token.clone(),
+        heartbeat_interval: Duration::from_millis((args.heartbeat_timeout_ms / 5).clamp(100, 2000)),
+    });
+
+    let interceptor = token.interceptor();
+    let admin = admin::AdminService { member: member.clone(), logs: logs::LogCollector::default() };
+    tracing::info!(id = args.id, listen = %advertise, data_dir = %args.data_dir.display(), "control plane serving");
+    let served = tonic::transport::Server::builder()
+        .add_service(AdminServer::with_interceptor(admin, interceptor.clone()))
+        .add_service(AgentServer::with_interceptor(agent_api::AgentService { member: member.clone() }, interceptor.clone()))
+        .add_service(RoutesServer::with_interceptor(agent_api::RoutesService { member: member.clone() }, interceptor.clone()))
+        .add_service(
+            tonic::service::interceptor::InterceptedService::new(
+                RaftServer::new(network::RaftRpc { raft: raft.clone() }).max_decoding_message_size(256 * 1024 * 1024),
+                interceptor,
+            ),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    publisher.abort();
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    served.map_err(StartError::from)
+}
+
+/// What `main` does: logging, token, bind, serve until SIGINT/SIGTERM.
+pub async fn main_with(args: Args) -> Result<(), StartError> {
+    fjord_core::daemon::init_logging(args.log_format);
+    let token = load_token(&args)?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+    run(args, token, listener, fjord_core::daemon::shutdown_signal()).await
+}

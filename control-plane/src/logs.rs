@@ -1,0 +1,68 @@
+//! `fjord logs`: asks every node's agent for the function's recent log lines and merges them in
+//! time order. Logs stay on the nodes (bounded buffers there); nothing is stored here.
+
+use bytes::Bytes;
+use fjord_proto::v1 as pb;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// What an agent's `GET /v1/logs/{name}` returns, one per line.
+#[derive(Deserialize)]
+struct AgentLogLine {
+    instance_id: String,
+    stream: String,
+    timestamp_ms: u64,
+    line: String,
+}
+
+#[derive(Clone)]
+pub struct LogCollector {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for LogCollector {
+    fn default() -> Self {
+        LogCollector { client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+}
+
+impl LogCollector {
+    pub async fn collect(&self, function: &str, tail: u32, nodes: Vec<(String, String)>) -> pb::LogsResponse {
+        let fetches = nodes.into_iter().map(|(node_id, addr)| async move {
+            let result = tokio::time::timeout(Duration::from_secs(3), self.fetch(&addr, function, tail)).await;
+            (node_id, result)
+        });
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        for (node_id, result) in futures::future::join_all(fetches).await {
+            match result {
+                Ok(Ok(fetched)) => lines.extend(fetched.into_iter().map(|l| pb::LogLine {
+                    node_id: node_id.clone(),
+                    instance_id: l.instance_id,
+                    stream: l.stream,
+                    timestamp_ms: l.timestamp_ms,
+                    line: l.line,
+                })),
+                Ok(Err(e)) => errors.push(format!("node {node_id}: {e}")),
+                Err(_) => errors.push(format!("node {node_id}: no answer within 3s")),
+            }
+        }
+        lines.sort_by_key(|l| l.timestamp_ms);
+        let skip = lines.len().saturating_sub(tail as usize);
+        pb::LogsResponse { lines: lines.split_off(skip), errors }
+    }
+
+    async fn fetch(&self, addr: &str, function: &str, tail: u32) -> Result<Vec<AgentLogLine>, String> {
+        let uri = format!("http://{addr}/v1/logs/{function}?tail={tail}");
+        let response = self.client.get(uri.parse().map_err(|e| format!("{e}"))?).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("agent answered {status}"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("bad log reply: {e}"))
+    }
+}

@@ -1,0 +1,350 @@
+//! The function spec (`fjord.yaml`): its fields, their defaults and bounds, and validation that
+//! names the field at fault.
+//!
+//! ```yaml
+//! name: echo
+//! image: registry.example.com/team/echo:1.4     # for the docker runtime
+//! command: ["/usr/local/bin/echo-fn"]            # for the process runtime
+//! env: { GREETING: hello }
+//! memory_mib: 128
+//! cpu_millis: 500
+//! timeout: 30s
+//! concurrency: 1
+//! min: 0
+//! max: 20
+//! scale_to_zero_after: 5m
+//! ```
+
+use crate::duration::serde_human;
+use crate::name::check_dns_label;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+pub const DEFAULT_MEMORY_MIB: u32 = 128;
+pub const DEFAULT_CPU_MILLIS: u32 = 1000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONCURRENCY: u32 = 1;
+pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+pub const DEFAULT_SCALE_TO_ZERO_AFTER: Duration = Duration::from_secs(300);
+pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
+
+pub const MEMORY_MIB_RANGE: (u32, u32) = (16, 65_536);
+pub const CPU_MILLIS_RANGE: (u32, u32) = (10, 64_000);
+pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(900));
+pub const CONCURRENCY_RANGE: (u32, u32) = (1, 1_000);
+pub const MAX_INSTANCES_LIMIT: u32 = 1_000;
+pub const SCALE_TO_ZERO_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+/// The spec file and each value in it stay small: specs live in the replicated log.
+pub const MAX_SPEC_BYTES: usize = 64 * 1024;
+const MAX_ENV_ENTRIES: usize = 256;
+const MAX_VALUE_BYTES: usize = 16 * 1024;
+const RESERVED_ENV: &[&str] = &["PORT"];
+
+/// What a user deploys. Field names are the YAML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// OCI image reference (docker runtime).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Program and arguments (process runtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Injected as environment variables like `env`, but never shown by `describe`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    #[serde(default = "default_cpu_millis")]
+    pub cpu_millis: u32,
+    #[serde(default = "default_timeout", with = "serde_human")]
+    pub timeout: Duration,
+    /// Requests one instance serves at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Instances kept warm at all times.
+    #[serde(default)]
+    pub min: u32,
+    /// Instances at most, over the whole cluster.
+    #[serde(default = "default_max")]
+    pub max: u32,
+    #[serde(default = "default_target_utilization")]
+    pub target_utilization: f64,
+    #[serde(default = "default_scale_to_zero_after", with = "serde_human")]
+    pub scale_to_zero_after: Duration,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_memory_mib() -> u32 {
+    DEFAULT_MEMORY_MIB
+}
+fn default_cpu_millis() -> u32 {
+    DEFAULT_CPU_MILLIS
+}
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+fn default_concurrency() -> u32 {
+    DEFAULT_CONCURRENCY
+}
+fn default_max() -> u32 {
+    DEFAULT_MAX_INSTANCES
+}
+fn default_target_utilization() -> f64 {
+    DEFAULT_TARGET_UTILIZATION
+}
+fn default_scale_to_zero_after() -> Duration {
+    DEFAULT_SCALE_TO_ZERO_AFTER
+}
+
+/// A spec that is not acceptable, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The text is not a spec at all (YAML syntax, wrong type, unknown key).
+    #[error("invalid function spec: {0}")]
+    Parse(String),
+    /// One field's value is out of bounds or malformed.
+    #[error("invalid function spec: field `{field}` {reason}")]
+    Field { field: String, reason: String },
+}
+
+impl SpecError {
+    fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError::Field { field: field.into(), reason: reason.into() }
+    }
+
+    /// The field at fault, when one is known.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            SpecError::Field { field, .. } => Some(field),
+            SpecError::Parse(_) => None,
+        }
+    }
+}
+
+impl FunctionSpec {
+    /// A spec with every default and the given name and command: what tests and `fjord dev` start
+    /// from.
+    pub fn with_command(name: &str, command: Vec<String>) -> Self {
+        FunctionSpec {
+            name: name.to_string(),
+            image: String::new(),
+            command,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            memory_mib: DEFAULT_MEMORY_MIB,
+            cpu_millis: DEFAULT_CPU_MILLIS,
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            min: 0,
+            max: DEFAULT_MAX_INSTANCES,
+            target_utilization: DEFAULT_TARGET_UTILIZATION,
+            scale_to_zero_after: DEFAULT_SCALE_TO_ZERO_AFTER,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Parses and validates a `fjord.yaml`.
+    pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
+        if text.len() > MAX_SPEC_BYTES {
+            return Err(SpecError::Parse(format!(
+                "the file is {} bytes; a spec may be at most {MAX_SPEC_BYTES}",
+                text.len()
+            )));
+        }
+        let spec: FunctionSpec =
+            serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("a FunctionSpec always serializes")
+    }
+
+    /// Checks every bound; the first field at fault is reported.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_dns_label(&self.name).map_err(|r| SpecError::field("name", r))?;
+        if self.image.is_empty() && self.command.is_empty() {
+            return Err(SpecError::field(
+                "image",
+                "is missing: give an image (docker runtime) or a command (process runtime)",
+            ));
+        }
+        check_value_size("image", &self.image)?;
+        if self.command.first().is_some_and(|program| program.trim().is_empty()) {
+            return Err(SpecError::field("command", "must start with a program, not an empty string"));
+        }
+        for (i, arg) in self.command.iter().enumerate() {
+            check_value_size(&format!("command[{i}]"), arg)?;
+        }
+        check_env("env", &self.env)?;
+        check_env("secrets", &self.secrets)?;
+        if let Some(key) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
+            return Err(SpecError::field(
+                format!("secrets.{key}"),
+                "is also set in env; set it in one place only",
+            ));
+        }
+        check_range("memory_mib", self.memory_mib, MEMORY_MIB_RANGE, " MiB")?;
+        check_range("cpu_millis", self.cpu_millis, CPU_MILLIS_RANGE, " millicores")?;
+        check_duration("timeout", self.timeout, TIMEOUT_RANGE)?;
+        check_range("concurrency", self.concurrency, CONCURRENCY_RANGE, "")?;
+        check_range("max", self.max, (1, MAX_INSTANCES_LIMIT), "")?;
+        if self.min > self.max {
+            return Err(SpecError::field(
+                "min",
+                format!("is {} but max is {}; min must not exceed max", self.min, self.max),
+            ));
+        }
+        if !(self.target_utilization > 0.05 && self.target_utilization <= 1.0) {
+            return Err(SpecError::field(
+                "target_utilization",
+                format!("must be above 0.05 and at most 1.0 (got {})", self.target_utilization),
+            ));
+        }
+        check_duration("scale_to_zero_after", self.scale_to_zero_after, SCALE_TO_ZERO_RANGE)?;
+        if self.labels.len() > MAX_ENV_ENTRIES {
+            return Err(SpecError::field("labels", format!("has more than {MAX_ENV_ENTRIES} entries")));
+        }
+        for (key, value) in &self.labels {
+            if key.is_empty() || key.len() > 63 {
+                return Err(SpecError::field(format!("labels.{key}"), "key must be 1 to 63 characters"));
+            }
+            check_value_size(&format!("labels.{key}"), value)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_range(field: &str, value: u32, (low, high): (u32, u32), unit: &str) -> Result<(), SpecError> {
+    if value < low || value > high {
+        return Err(SpecError::field(
+            field,
+            format!("must be between {low}{unit} and {high}{unit} (got {value})"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_duration(field: &str, value: Duration, (low, high): (Duration, Duration)) -> Result<(), SpecError> {
+    use crate::duration::format_duration as f;
+    if value < low || value > high {
+        return Err(SpecError::field(
+            field,
+            format!("must be between {} and {} (got {})", f(low), f(high), f(value)),
+        ));
+    }
+    Ok(())
+}
+
+fn check_value_size(field: &str, value: &str) -> Result<(), SpecError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(SpecError::field(field, format!("is longer than {MAX_VALUE_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn check_env(field: &str, vars: &BTreeMap<String, String>) -> Result<(), SpecError> {
+    if vars.len() > MAX_ENV_ENTRIES {
+        return Err(SpecError::field(field, format!("has more than {MAX_ENV_ENTRIES} entries")));
+    }
+    for (key, value) in vars {
+        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(SpecError::field(
+                format!("{field}.{key}"),
+                "is not a valid variable name (letters, digits and '_', not starting with a digit)",
+            ));
+        }
+        if RESERVED_ENV.contains(&key.as_str()) || key.starts_with("FJORD_") {
+            return Err(SpecError::field(
+                format!("{field}.{key}"),
+                "is set by the platform (PORT and FJORD_*); choose another name",
+            ));
+        }
+        check_value_size(&format!("{field}.{key}"), value)?;
+    }
+    Ok(())
+}
+
+/// A function as the control plane stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    pub spec: FunctionSpec,
+    /// Bumped on every deploy or scale of this function; instances of an older revision drain.
+    pub revision: u64,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl fmt::Display for FunctionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (revision {})", self.spec.name, self.revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(yaml: &str) -> String {
+        match FunctionSpec::from_yaml(yaml) {
+            Err(SpecError::Field { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_spec_takes_defaults() {
+        let spec = FunctionSpec::from_yaml("name: echo\ncommand: [fjord-echo]\n").unwrap();
+        assert_eq!(spec.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(spec.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(spec.concurrency, 1);
+        assert_eq!(spec.scale_to_zero_after, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn full_spec_round_trips_through_yaml() {
+        let yaml = "name: api\nimage: reg.local/api:1\nenv: {A: b}\nsecrets: {KEY: s3cret}\nmemory_mib: 256\n\
+                    cpu_millis: 250\ntimeout: 2s\nconcurrency: 8\nmin: 1\nmax: 4\nscale_to_zero_after: 90s\n\
+                    labels: {team: pay}\ntarget_utilization: 0.5\n";
+        let spec = FunctionSpec::from_yaml(yaml).unwrap();
+        assert_eq!(spec.timeout, Duration::from_secs(2));
+        assert_eq!(FunctionSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let base = "command: [x]\n";
+        assert_eq!(field_of(&format!("name: Bad_Name\n{base}")), "name");
+        assert_eq!(field_of("name: a\n"), "image");
+        assert_eq!(field_of(&format!("name: a\n{base}memory_mib: 1\n")), "memory_mib");
+        assert_eq!(field_of(&format!("name: a\n{base}cpu_millis: 1\n")), "cpu_millis");
+        assert_eq!(field_of(&format!("name: a\n{base}timeout: 1h\n")), "timeout");
+        assert_eq!(field_of(&format!("name: a\n{base}concurrency: 0\n")), "concurrency");
+        assert_eq!(field_of(&format!("name: a\n{base}min: 5\nmax: 2\n")), "min");
+        assert_eq!(field_of(&format!("name: a\n{base}max: 0\n")), "max");
+        assert_eq!(field_of(&format!("name: a\n{base}env: {{PORT: '1'}}\n")), "env.PORT");
+        assert_eq!(field_of(&format!("name: a\n{base}env: {{1X: '1'}}\n")), "env.1X");
+        assert_eq!(field_of(&format!("name: a\n{base}target_utilization: 2\n")), "target_utilization");
+        assert_eq!(field_of(&format!("name: a\n{base}scale_to_zero_after: 0s\n")), "scale_to_zero_after");
+        assert_eq!(field_of("name: a\ncommand: ['']\n"), "command");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_syntax_are_parse_errors_that_say_what() {
+        let err = FunctionSpec::from_yaml("name: a\ncommand: [x]\nmemroy_mib: 5\n").unwrap_err();
+        assert!(err.to_string().contains("memroy_mib"), "{err}");
+        let err = FunctionSpec::from_yaml("name: a\ncommand: [x]\ntimeout: 30\n").unwrap_err();
+        assert!(err.to_string().contains("unit"), "{err}");
+        assert!(matches!(FunctionSpec::from_yaml("name: [\n"), Err(SpecError::Parse(_))));
+    }
+}

@@ -1,0 +1,116 @@
+# Three Raft members, each in its own AZ when three are given, with a fixed
+# private IP (so the member list never changes when an instance is replaced)
+# and its own encrypted data volume (so a replaced instance keeps its log).
+
+locals {
+  member_ids = [1, 2, 3]
+
+  # Member N sits in subnet (N-1) mod count; with fewer subnets than members
+  # a second member in the same subnet takes the next host number.
+  placement = {
+    for id in local.member_ids : tostring(id) => {
+      subnet = (id - 1) % length(var.subnet_ids)
+      ip     = cidrhost(var.subnet_cidrs[(id - 1) % length(var.subnet_ids)], var.ip_host_number + floor((id - 1) / length(var.subnet_ids)))
+    }
+  }
+
+  members = {
+    for key, p in local.placement : key => {
+      id        = tonumber(key)
+      subnet    = p.subnet
+      ip        = p.ip
+      zone      = var.availability_zones[p.subnet]
+      advertise = "${p.ip}:${var.port}"
+    }
+  }
+
+  initial_members = join(",", [for id in local.member_ids : "${id}=${local.members[tostring(id)].advertise}"])
+
+  install_script = templatefile("${path.module}/../../templates/install-release.sh.tftpl", {
+    release_url    = var.release_url
+    release_sha256 = var.release_sha256 == null ? "" : var.release_sha256
+  })
+  helpers = file("${path.module}/../../templates/imds.sh")
+}
+
+resource "aws_ebs_volume" "data" {
+  #checkov:skip=CKV2_AWS_9:Raft replicates this data to the other two members; a backup plan is the operator's choice, not a default.
+  for_each = local.members
+
+  availability_zone = each.value.zone
+  size              = var.data_volume_gib
+  type              = "gp3"
+  encrypted         = true
+  kms_key_id        = var.kms_key_arn
+
+  tags = {
+    Name               = "${var.name}-control-plane-${each.key}-data"
+    "fjord:member-id"  = each.key
+    "fjord:role"       = "control-plane-data"
+  }
+}
+
+resource "aws_instance" "member" {
+  #checkov:skip=CKV_AWS_126:Detailed monitoring is billed per instance and off by default (var.detailed_monitoring); Fjord's own /metrics cover the daemons.
+  for_each = local.members
+
+  ami                    = var.ami_id
+  instance_type          = var.instance_type
+  subnet_id              = var.subnet_ids[each.value.subnet]
+  private_ip             = each.value.ip
+  vpc_security_group_ids = [var.security_group_id]
+  iam_instance_profile   = var.instance_profile_name
+  ebs_optimized          = true
+  monitoring             = var.detailed_monitoring
+
+  user_data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    member_id             = each.value.id
+    listen                = "0.0.0.0:${var.port}"
+    advertise             = each.value.advertise
+    port                  = var.port
+    initial_members       = local.initial_members
+    volume_id             = aws_ebs_volume.data[each.key].id
+    admin_token_parameter = var.admin_token_parameter
+    systemd_unit          = var.systemd_unit
+    install_script        = local.install_script
+    helpers               = local.helpers
+  })
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  root_block_device {
+    volume_type           = "gp3"
+    volume_size           = var.root_volume_gib
+    encrypted             = true
+    kms_key_id            = var.kms_key_arn
+    delete_on_termination = true
+  }
+
+  tags = {
+    Name               = "${var.name}-control-plane-${each.key}"
+    "fjord:role"       = "control-plane"
+    "fjord:member-id"  = each.key
+    "fjord:node-group" = var.node_group_name
+  }
+
+  lifecycle {
+    # Replacing a member is a deliberate, one-at-a-time act
+    # (terraform apply -replace=...), never a side effect of a new AMI or a
+    # changed release URL, which would otherwise replace all three at once.
+    ignore_changes = [ami, user_data]
+  }
+}
+
+resource "aws_volume_attachment" "data" {
+  for_each = local.members
+
+  device_name                    = "/dev/sdf"
+  volume_id                      = aws_ebs_volume.data[each.key].id
+  instance_id                    = aws_instance.member[each.key].id
+  stop_instance_before_detaching = true
+}

@@ -1,0 +1,86 @@
+# One customer-managed key for everything this deployment encrypts: the SSM
+# token parameters, the ECR repository, the control-plane data volumes and the
+# VPC flow logs.
+resource "aws_kms_key" "fjord" {
+  description             = "Fjord deployment ${var.name}: tokens, registry, control-plane volumes, flow logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+}
+
+resource "aws_kms_alias" "fjord" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.fjord.key_id
+}
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" means this key only; account administrators keep control so the key can never become unmanageable.
+  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" means this key only; write access is limited to this account's principals.
+  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" means this key only.
+
+  # The account's IAM decides who may use the key (the instance roles get
+  # kms:Decrypt through their own policies, in modules/iam).
+  statement {
+    sid       = "AccountAdministration"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  # CloudWatch Logs encrypts the flow-log group with this key, for log groups
+  # of this account and region only.
+  statement {
+    sid = "CloudWatchLogs"
+    actions = [
+      "kms:Encrypt*",
+      "kms:Decrypt*",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${data.aws_partition.current.partition}:logs:${var.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
+    }
+  }
+}
+
+# Tokens. Terraform generates them, so they are in the state: keep the state in
+# an encrypted backend with restricted access.
+resource "random_password" "admin_token" {
+  length  = 48
+  special = false
+}
+
+resource "random_password" "join_token" {
+  length  = 48
+  special = false
+}
+
+resource "aws_ssm_parameter" "admin_token" {
+  name        = local.admin_token_parameter
+  description = "Fjord ${var.name}: admin token (FJORD_TOKEN for the fjord CLI; read by the control plane at boot)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.fjord.arn
+  value       = random_password.admin_token.result
+}
+
+resource "aws_ssm_parameter" "join_token" {
+  name        = local.join_token_parameter
+  description = "Fjord ${var.name}: join token presented by node agents and fjord-lb to the control plane"
+  type        = "SecureString"
+  key_id      = aws_kms_key.fjord.arn
+  value       = random_password.join_token.result
+}
