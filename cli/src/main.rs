@@ -1,1 +1,163 @@
-fn main(){}
+//! `fjord`: the user's command. Functions (deploy, list, describe, invoke, remove, scale, logs),
+//! the cluster (nodes, status), and `fjord dev`, the whole platform on one machine.
+//!
+//! The same binary also runs each daemon (`fjord control-plane`, `fjord node-agent`, `fjord lb`,
+//! with the flags of `fjord-control-plane` and the others), which is how `fjord dev` starts them
+//! as separate processes from one build.
+
+mod connect;
+mod dev;
+mod functions;
+mod invoke;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "fjord",
+    version,
+    about = "Fjord: run functions (container images or programs) on your own nodes and call them over HTTP.",
+    after_help = "Start here:\n  fjord dev                      run the platform on this machine\n  fjord deploy -f fjord.yaml     deploy a function\n  fjord invoke NAME -d DATA      call it\n\nThe control plane is found at FJORD_ADDR (default http://127.0.0.1:7400) with the token in\nFJORD_TOKEN or FJORD_TOKEN_FILE; without either, the token `fjord dev` wrote is used."
+)]
+struct Cli {
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the whole platform on this machine: control plane, node agent(s) and lb, with the example functions.
+    Dev(dev::DevArgs),
+    /// Deploy a function from its spec file (fjord.yaml); redeploying an unchanged spec changes nothing.
+    Deploy {
+        /// The spec file, or - for standard input.
+        #[arg(short, long, default_value = "fjord.yaml")]
+        file: PathBuf,
+        /// Print the stored function as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deployed functions with their instances.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one function: its spec (secret values hidden), revision and instances per node.
+    Describe {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a function through the lb and print its answer; exits non-zero on a non-2xx status.
+    Invoke {
+        name: String,
+        /// Request body (POST); '@-' reads standard input. Piped input is sent when -d is absent.
+        #[arg(short, long)]
+        data: Option<String>,
+        /// Path after the function name, e.g. /items/7?full=1
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// HTTP method (default: POST with a body, GET without).
+        #[arg(short = 'X', long)]
+        method: Option<String>,
+        /// Extra request header, 'Name: value'; repeatable.
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Print the status line and response headers too.
+        #[arg(short, long)]
+        include: bool,
+        /// The lb's URL.
+        #[arg(long, env = "FJORD_LB", default_value = "http://127.0.0.1:8080")]
+        lb: String,
+    },
+    /// Remove a function; its instances stop once their requests finish.
+    Remove { name: String },
+    /// Change a function's minimum and maximum instances.
+    Scale {
+        name: String,
+        #[arg(long)]
+        min: Option<u32>,
+        #[arg(long)]
+        max: Option<u32>,
+    },
+    /// Show a function's recent log lines from every node (its stdout, stderr and platform events).
+    Logs {
+        name: String,
+        /// How many lines, newest last.
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List nodes: state, address, memory, load, instances.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the control plane: members, leader, term, log indexes, counts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a control-plane member (the fjord-control-plane daemon).
+    #[command(hide = true)]
+    ControlPlane(fjord_control_plane::Args),
+    /// Run a node agent (the fjord-node-agent daemon).
+    #[command(hide = true)]
+    NodeAgent(fjord_node_agent::Args),
+    /// Run the lb (the fjord-lb daemon).
+    #[command(hide = true)]
+    Lb(fjord_lb::Args),
+    /// Run a built-in example function (echo, sleep, env) on $PORT.
+    #[command(hide = true)]
+    Example { name: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Commands::Example { name } = &cli.command {
+        match name.as_str() {
+            "echo" => fjord_examples::echo::run(),
+            "sleep" => fjord_examples::sleep::run(),
+            "env" => fjord_examples::env::run(),
+            other => anyhow::bail!("no example function {other:?}: use echo, sleep or env"),
+        }
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = &cli.connect;
+    match cli.command {
+        Commands::Dev(args) => dev::run(args).await,
+        Commands::Deploy { file, json } => functions::deploy(c, &file, json).await,
+        Commands::List { json } => functions::list(c, json).await,
+        Commands::Describe { name, json } => functions::describe(c, &name, json).await,
+        Commands::Invoke { name, data, path, method, headers, include, lb } => {
+            invoke::invoke(invoke::InvokeArgs {
+                lb: &lb,
+                name: &name,
+                path: &path,
+                data: data.as_deref(),
+                method: method.as_deref(),
+                headers: &headers,
+                include,
+            })
+            .await
+        }
+        Commands::Remove { name } => functions::remove(c, &name).await,
+        Commands::Scale { name, min, max } => functions::scale(c, &name, min, max).await,
+        Commands::Logs { name, tail, json } => functions::logs(c, &name, tail, json).await,
+        Commands::Nodes { json } => functions::nodes(c, json).await,
+        Commands::Status { json } => functions::status(c, json).await,
+        Commands::ControlPlane(args) => Ok(fjord_control_plane::main_with(args).await?),
+        Commands::NodeAgent(args) => Ok(fjord_node_agent::main_with(args).await?),
+        Commands::Lb(args) => Ok(fjord_lb::main_with(args).await?),
+        Commands::Example { .. } => unreachable!("handled before the runtime starts"),
+    }
+}

@@ -44,3 +44,95 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
         }
     }
 }
+
+/// Boxed errors and bodies, shared by the HTTP daemons (agent and lb).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type HttpBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+
+/// A complete body from bytes.
+pub fn full_body(bytes: impl Into<bytes::Bytes>) -> HttpBody {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Serves HTTP/1.1 on `listener`, with the service `make_service` builds for each connection's
+/// peer address, until `shutdown` resolves, then stops accepting
+/// and gives open connections up to `drain` to finish their requests.
+pub async fn serve_http<M, S, F>(
+    listener: tokio::net::TcpListener,
+    make_service: M,
+    shutdown: F,
+    drain: std::time::Duration,
+) where
+    M: Fn(std::net::SocketAddr) -> S,
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<HttpBody>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    F: Future<Output = ()>,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30))
+        .max_buf_size(256 * 1024);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), make_service(peer));
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+}
+
+/// Headers that describe one hop and are never forwarded (RFC 9110, section 7.6.1).
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, and the headers that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        headers.remove(name);
+    }
+}
+
+/// A JSON error answer: `{"error": message, "function": name}`.
+pub fn error_response(status: hyper::StatusCode, message: &str, function: Option<&str>) -> hyper::Response<HttpBody> {
+    let body = serde_json::json!({ "error": message, "function": function });
+    let mut response = hyper::Response::new(full_body(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "daemon")]
+pub mod sys;
 pub mod duration;
 pub mod hashing;
 pub mod name;

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `echo` example function as a standalone binary.
+
+fn main() {
+    fjord_examples::echo::run();
+}

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `sleep` example function as a standalone binary.
+
+fn main() {
+    fjord_examples::sleep::run();
+}

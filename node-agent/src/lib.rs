@@ -1,1 +1,146 @@
+//! Fjord's node agent: one per node. It registers with the control plane, heartbeats its load,
+//! watches which functions it may run, starts their instances on demand through a [`runtime`],
+//! keeps them in the [`pool`] (warm, leased per request, scaled to zero when idle), proxies the
+//! lb's invocations to them ([`invoke`]) and keeps their logs ([`logs`]).
+//!
+//! It must keep serving invocations of functions it knows when the control plane is away.
 
+pub mod control_link;
+pub mod invoke;
+pub mod logs;
+pub mod pool;
+pub mod runtime;
+
+use clap::{Parser, ValueEnum};
+use fjord_core::daemon::LogFormat;
+use fjord_core::NodeInfo;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// Run each instance as a child process (the spec's `command`).
+    Process,
+    /// Run each instance as a container of the spec's `image` (the Docker engine).
+    Docker,
+}
+
+/// Flags of `fjord-node-agent` (and of `fjord node-agent`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fjord-node-agent",
+    about = "Run Fjord's node agent: start function instances on this node and serve invocations from the lb."
+)]
+pub struct Args {
+    /// This node's id, a DNS label unique in the cluster (default: the hostname).
+    #[arg(long, env = "FJORD_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Control-plane members to talk to, comma-separated; the agent moves to the next when one fails.
+    #[arg(long, env = "FJORD_CONTROL_PLANE", value_delimiter = ',', default_value = "http://127.0.0.1:7400")]
+    pub control_plane: Vec<String>,
+    /// File holding the cluster's bearer token (default: the FJORD_TOKEN variable).
+    #[arg(long, env = "FJORD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Address to serve the invoke endpoint on (the lb calls it; keep it off the internet).
+    #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:7500")]
+    pub listen: String,
+    /// Address the lb reaches this agent at (default: --listen).
+    #[arg(long, env = "FJORD_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// How instances run.
+    #[arg(long, env = "FJORD_RUNTIME", value_enum, default_value = "process")]
+    pub runtime: RuntimeKind,
+    /// Memory this node gives to function instances, in MiB.
+    #[arg(long, env = "FJORD_MEMORY_MIB", default_value_t = 4096)]
+    pub memory_mib: u32,
+    /// CPU this node gives to function instances, in millicores.
+    #[arg(long, env = "FJORD_CPU_MILLIS", default_value_t = 4000)]
+    pub cpu_millis: u32,
+    /// Directory for the agent's own files.
+    #[arg(long, env = "FJORD_DATA_DIR", default_value = "/var/lib/fjord/node-agent")]
+    pub data_dir: PathBuf,
+    /// Availability zone or rack label, used to spread instances.
+    #[arg(long, env = "FJORD_ZONE", default_value = "")]
+    pub zone: String,
+    /// Log format: text or json.
+    #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| "node".into())
+}
+
+fn load_token(args: &Args) -> Result<String, StartError> {
+    let token = match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::Config(format!("reading token file {}: {e}", path.display())))?,
+        None => std::env::var("FJORD_TOKEN")
+            .map_err(|_| StartError::Config("no token: pass --token-file or set FJORD_TOKEN".into()))?,
+    };
+    Ok(token.trim().to_string())
+}
+
+/// Starts the agent on an already-bound listener and runs until `shutdown` resolves; then stops
+/// accepting, lets in-flight requests finish (up to 10 s) and stops every instance.
+pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let node_id = args.node_id.clone().unwrap_or_else(hostname);
+    fjord_core::name::check_dns_label(&node_id).map_err(|r| StartError::Config(format!("--node-id {r}")))?;
+    let token = load_token(&args)?;
+    if args.control_plane.is_empty() {
+        return Err(StartError::Config("--control-plane needs at least one address".into()));
+    }
+    let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
+        RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
+        RuntimeKind::Docker => {
+            return Err(StartError::Config(
+                "the docker runtime is not available in this build yet; use --runtime process".into(),
+            ))
+        }
+    };
+    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+    let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
+    let pool = pool::InstancePool::new(runtime, &node_id, args.memory_mib);
+    let node = NodeInfo {
+        id: node_id.clone(),
+        invoke_addr: advertise.clone(),
+        memory_mib: args.memory_mib,
+        cpu_millis: args.cpu_millis,
+        zone: args.zone.clone(),
+        runtime: pool.runtime_name().into(),
+        instance_id: String::new(),
+    };
+    let link = control_link::ControlLink { endpoints: args.control_plane.clone(), token, node, pool: pool.clone() };
+    let link = tokio::spawn(link.run());
+    tracing::info!(node = %node_id, listen = %local, advertise = %advertise, "node agent serving");
+    let service = invoke::InvokeService::new(pool.clone(), node_id);
+    let make_service = move |_peer| {
+        let service = service.clone();
+        hyper::service::service_fn(move |request| service.clone().handle(request))
+    };
+    fjord_core::daemon::serve_http(listener, make_service, shutdown, Duration::from_secs(10)).await;
+    link.abort();
+    pool.stop_all().await;
+    Ok(())
+}
+
+pub async fn main_with(args: Args) -> Result<(), StartError> {
+    fjord_core::daemon::init_logging(args.log_format);
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+    run(args, listener, fjord_core::daemon::shutdown_signal()).await
+}

@@ -1,0 +1,252 @@
+//! `fjord deploy`, `list`, `describe`, `remove`, `scale`, `nodes`, `status`, `logs`: the Admin
+//! API as commands, with tables for people and `--json` for scripts.
+
+use crate::connect::{explain, ConnectArgs};
+use fjord_core::duration::format_duration;
+use fjord_core::FunctionSpec;
+use fjord_proto::v1 as pb;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+fn spec_json(spec: &pb::FunctionSpec) -> serde_json::Value {
+    let mut secret_names: Vec<&String> = spec.secrets.keys().collect();
+    secret_names.sort();
+    json!({
+        "name": spec.name,
+        "image": spec.image,
+        "command": spec.command,
+        "env": spec.env.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "secrets": secret_names,
+        "memory_mib": spec.memory_mib,
+        "cpu_millis": spec.cpu_millis,
+        "timeout": format_duration(Duration::from_millis(spec.timeout_ms)),
+        "concurrency": spec.concurrency,
+        "min": spec.min_instances,
+        "max": spec.max_instances,
+        "target_utilization": spec.target_utilization,
+        "scale_to_zero_after": format_duration(Duration::from_millis(spec.scale_to_zero_after_ms)),
+        "labels": spec.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+    })
+}
+
+fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
+    let record = status.record.clone().unwrap_or_default();
+    let spec = record.spec.unwrap_or_default();
+    json!({
+        "name": spec.name,
+        "revision": record.revision,
+        "created_at_ms": record.created_at_ms,
+        "updated_at_ms": record.updated_at_ms,
+        "spec": spec_json(&spec),
+        "instances": status.instances.iter().map(|i| json!({
+            "node": i.node_id, "ready": i.ready, "busy": i.busy, "starting": i.starting,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+}
+
+pub fn read_spec(path: &Path) -> anyhow::Result<FunctionSpec> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+    };
+    FunctionSpec::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::Result<()> {
+    let spec = read_spec(file)?;
+    let mut admin = connect.admin().await?;
+    let status = admin.deploy(pb::DeployRequest { spec: Some((&spec).into()) }).await.map_err(explain)?.into_inner();
+    if json {
+        print_json(&status_json(&status));
+    } else {
+        let revision = status.record.as_ref().map_or(0, |r| r.revision);
+        println!("deployed {} (revision {revision})", spec.name);
+    }
+    Ok(())
+}
+
+fn instance_counts(status: &pb::FunctionStatus) -> (u32, u32, u32) {
+    status.instances.iter().fold((0, 0, 0), |(r, b, s), i| (r + i.ready, b + i.busy, s + i.starting))
+}
+
+pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let functions = admin.list_functions(pb::ListFunctionsRequest {}).await.map_err(explain)?.into_inner().functions;
+    if json {
+        print_json(&serde_json::Value::Array(functions.iter().map(status_json).collect()));
+        return Ok(());
+    }
+    if functions.is_empty() {
+        println!("no functions deployed; deploy one with `fjord deploy -f fjord.yaml`");
+        return Ok(());
+    }
+    println!("{:<24} {:>8} {:>7} {:>6} {:>9} {:>8} {:>11} {:>9}", "NAME", "REVISION", "READY", "BUSY", "MEMORY", "TIMEOUT", "CONCURRENCY", "MIN/MAX");
+    for f in &functions {
+        let record = f.record.clone().unwrap_or_default();
+        let spec = record.spec.unwrap_or_default();
+        let (ready, busy, _) = instance_counts(f);
+        println!(
+            "{:<24} {:>8} {:>7} {:>6} {:>6}MiB {:>8} {:>11} {:>9}",
+            spec.name,
+            record.revision,
+            ready,
+            busy,
+            spec.memory_mib,
+            format_duration(Duration::from_millis(spec.timeout_ms)),
+            spec.concurrency,
+            format!("{}/{}", spec.min_instances, spec.max_instances)
+        );
+    }
+    Ok(())
+}
+
+pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let status = admin.get_function(pb::GetFunctionRequest { name: name.into() }).await.map_err(explain)?.into_inner();
+    let value = status_json(&status);
+    if json {
+        print_json(&value);
+        return Ok(());
+    }
+    println!("name:      {}", value["name"].as_str().unwrap_or_default());
+    println!("revision:  {}", value["revision"]);
+    println!("spec:");
+    let spec_yaml = serde_yaml_ng::to_string(&value["spec"]).unwrap_or_default();
+    for line in spec_yaml.lines() {
+        println!("  {line}");
+    }
+    if status.instances.is_empty() {
+        println!("instances: none running (the next call starts one)");
+    } else {
+        println!("instances:");
+        for i in &status.instances {
+            println!("  node {:<20} ready {:>3}  busy {:>3}  starting {:>3}", i.node_id, i.ready, i.busy, i.starting);
+        }
+    }
+    Ok(())
+}
+
+pub async fn remove(connect: &ConnectArgs, name: &str) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    admin.remove_function(pb::RemoveFunctionRequest { name: name.into() }).await.map_err(explain)?;
+    println!("removed {name}");
+    Ok(())
+}
+
+pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Option<u32>) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let status = admin
+        .scale(pb::ScaleRequest { name: name.into(), min_instances: min, max_instances: max })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let spec = status.record.and_then(|r| r.spec).unwrap_or_default();
+    println!("scaled {name}: min {} max {}", spec.min_instances, spec.max_instances);
+    Ok(())
+}
+
+pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let nodes = admin.list_nodes(pb::ListNodesRequest {}).await.map_err(explain)?.into_inner().nodes;
+    if json {
+        let value: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let info = n.info.clone().unwrap_or_default();
+                json!({
+                    "id": info.id, "state": n.state, "invoke_addr": info.invoke_addr, "runtime": info.runtime,
+                    "zone": info.zone, "memory_mib": info.memory_mib, "cpu_millis": info.cpu_millis,
+                    "reserved_memory_mib": n.reserved_memory_mib, "in_flight": n.in_flight,
+                    "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago,
+                    "functions": n.functions.iter().map(|f| json!({
+                        "name": f.name, "revision": f.revision, "ready": f.ready, "busy": f.busy,
+                        "starting": f.starting, "in_flight": f.in_flight,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(value));
+        return Ok(());
+    }
+    if nodes.is_empty() {
+        println!("no nodes registered; start a node agent (fjord dev starts one)");
+        return Ok(());
+    }
+    println!("{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}", "NODE", "STATE", "ADDRESS", "RUNTIME", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES");
+    for n in &nodes {
+        let info = n.info.clone().unwrap_or_default();
+        let instances: u32 = n.functions.iter().map(|f| f.ready + f.starting).sum();
+        println!(
+            "{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}",
+            info.id,
+            n.state,
+            info.invoke_addr,
+            info.runtime,
+            format!("{}/{} MiB", n.reserved_memory_mib, info.memory_mib),
+            n.in_flight,
+            instances
+        );
+    }
+    Ok(())
+}
+
+pub async fn status(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let s = admin.status(pb::StatusRequest {}).await.map_err(explain)?.into_inner();
+    if json {
+        print_json(&json!({
+            "this_member": s.this_member, "leader_id": s.leader_id, "term": s.term,
+            "commit_index": s.commit_index, "applied_index": s.applied_index,
+            "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "role": m.role})).collect::<Vec<_>>(),
+            "functions": s.functions, "nodes_ready": s.nodes_ready, "nodes_total": s.nodes_total,
+        }));
+        return Ok(());
+    }
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    println!("control plane: member {} answering, leader {}, term {}", s.this_member, opt(s.leader_id), s.term);
+    println!("log:           commit index {}, applied index {}", opt(s.commit_index), opt(s.applied_index));
+    println!("members:");
+    for m in &s.members {
+        println!("  {:>3}  {:<10} {}", m.id, m.role, m.addr);
+    }
+    println!("functions:     {}", s.functions);
+    println!("nodes:         {} ready of {}", s.nodes_ready, s.nodes_total);
+    Ok(())
+}
+
+pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let reply = admin.logs(pb::LogsRequest { name: name.into(), tail }).await.map_err(explain)?.into_inner();
+    if json {
+        print_json(&json!({
+            "lines": reply.lines.iter().map(|l| json!({
+                "node": l.node_id, "instance": l.instance_id, "stream": l.stream,
+                "timestamp_ms": l.timestamp_ms, "line": l.line,
+            })).collect::<Vec<_>>(),
+            "errors": reply.errors,
+        }));
+        return Ok(());
+    }
+    for l in &reply.lines {
+        println!("{} {} {:<8} {}", format_timestamp(l.timestamp_ms), l.instance_id, l.stream, l.line);
+    }
+    for e in &reply.errors {
+        eprintln!("warning: {e}");
+    }
+    if reply.lines.is_empty() {
+        eprintln!("no log lines for {name} yet (logs are kept per node while the agent runs)");
+    }
+    Ok(())
+}
+
+/// `HH:MM:SS.mmm` UTC: enough to order lines by eye.
+fn format_timestamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{:02}:{:02}:{:02}.{:03}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, ms % 1000)
+}

@@ -1,0 +1,29 @@
+//! `sleep`: sleeps `?ms=` milliseconds (default 100, at most 60000), then answers with JSON
+//! saying which instance served it and how many requests that instance had in flight at once.
+//! `?fail=1` writes a line to stderr and answers 500, to show failing calls in `fjord logs`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+pub fn run() {
+    crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
+        let in_flight = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
+        let ms: u64 = crate::query_param(&request, "ms").and_then(|v| v.parse().ok()).unwrap_or(100).min(60_000);
+        let fail = crate::query_param(&request, "fail").is_some_and(|v| v == "1");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        let instance = std::env::var("FJORD_INSTANCE_ID").unwrap_or_default();
+        if fail {
+            eprintln!("sleep: failing on purpose after {ms} ms (instance {instance})");
+            return crate::reply(500, "failed on purpose; see `fjord logs sleep`\n");
+        }
+        println!("sleep: slept {ms} ms");
+        let body = format!(
+            "{{\"slept_ms\":{ms},\"instance\":\"{instance}\",\"pid\":{},\"in_flight\":{in_flight}}}",
+            std::process::id()
+        );
+        crate::reply(200, body)
+    });
+}

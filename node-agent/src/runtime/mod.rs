@@ -1,0 +1,74 @@
+//! Runtimes start and stop function instances. The pool does not care how: a process, a
+//! container. Each runtime hands back an [`Instance`] that serves HTTP on an address and can say
+//! whether, and why, it has died.
+
+pub mod process;
+
+use crate::logs::LogStore;
+use fjord_core::FunctionSpec;
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an instance is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    Exited(i32),
+    Signaled(i32),
+    OutOfMemory,
+    Stopped,
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Exited(code) => write!(f, "exited with code {code}"),
+            ExitReason::Signaled(9) => write!(f, "was killed (signal 9)"),
+            ExitReason::Signaled(sig) => write!(f, "was killed by signal {sig}"),
+            ExitReason::OutOfMemory => write!(f, "was killed for exceeding its memory limit (OOM)"),
+            ExitReason::Stopped => write!(f, "was stopped by the agent"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("function {function}: cannot start {program:?}: {source}")]
+    Spawn { function: String, program: String, source: std::io::Error },
+    #[error("function {function}: the {runtime} runtime needs {needs} in the spec")]
+    SpecUnfit { function: String, runtime: &'static str, needs: &'static str },
+    #[error("function {function}: instance {reason} before it became ready")]
+    DiedStarting { function: String, reason: ExitReason },
+    #[error("function {function}: instance not ready after {waited:?} (no answer on its port)")]
+    NotReady { function: String, waited: Duration },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a runtime needs to start one instance.
+pub struct StartRequest<'a> {
+    pub spec: &'a FunctionSpec,
+    pub instance_id: String,
+    pub logs: Arc<LogStore>,
+    /// How long the instance may take to become ready.
+    pub ready_within: Duration,
+}
+
+pub trait Runtime: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Starts an instance and returns once it is ready to serve.
+    fn start<'a>(&'a self, request: StartRequest<'a>) -> BoxFuture<'a, Result<Arc<dyn Instance>, RuntimeError>>;
+}
+
+pub trait Instance: Send + Sync + 'static {
+    fn id(&self) -> &str;
+    /// Where the instance serves HTTP.
+    fn addr(&self) -> SocketAddr;
+    /// `Some` once the instance has died, with why.
+    fn exit_reason(&self) -> Option<ExitReason>;
+    /// Resolves when the instance dies (or is stopped).
+    fn wait_exit(&self) -> BoxFuture<'_, ExitReason>;
+    /// Stops the instance: a polite signal, then a forced one after `grace`.
+    fn stop(&self, grace: Duration) -> BoxFuture<'_, ()>;
+}

@@ -1,0 +1,199 @@
+//! The process runtime: an instance is the spec's `command` run as a child process of the agent,
+//! with `PORT` set, in its own process group, with a clean environment (the agent's own
+//! variables, its token among them, never leak into functions).
+//!
+//! No orphans: the child gets SIGKILL from the kernel if the agent dies (parent-death signal),
+//! and `stop` signals the whole group. Memory and CPU limits are not enforced by this runtime;
+//! the docker runtime enforces them.
+
+use super::{ExitReason, Instance, Runtime, RuntimeError, StartRequest};
+use crate::logs::LogStore;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+pub struct ProcessRuntime;
+
+struct ProcessInstance {
+    id: String,
+    addr: SocketAddr,
+    pid: u32,
+    exit: watch::Receiver<Option<ExitReason>>,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// A free loopback port: bound and released, so the child can bind it.
+fn free_port() -> std::io::Result<u16> {
+    Ok(StdListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+fn capture<R: AsyncRead + Unpin + Send + 'static>(reader: R, logs: Arc<LogStore>, function: String, instance: String, stream: &'static str) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            logs.push(&function, &instance, stream, &line);
+        }
+    });
+}
+
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn start<'a>(&'a self, request: StartRequest<'a>) -> BoxFuture<'a, Result<Arc<dyn Instance>, RuntimeError>> {
+        async move {
+            let spec = request.spec;
+            let Some((program, args)) = spec.command.split_first() else {
+                return Err(RuntimeError::SpecUnfit { function: spec.name.clone(), runtime: "process", needs: "a command" });
+            };
+            let spawn_err = |source| RuntimeError::Spawn { function: spec.name.clone(), program: program.clone(), source };
+            let port = free_port().map_err(spawn_err)?;
+            let mut command = Command::new(program);
+            command
+                .args(args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+                .env("PORT", port.to_string())
+                .env("FJORD_FUNCTION", &spec.name)
+                .env("FJORD_INSTANCE_ID", &request.instance_id)
+                .envs(&spec.env)
+                .envs(&spec.secrets)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            // SAFETY: the closure only makes one async-signal-safe syscall (see fjord_core::sys).
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(fjord_core::sys::set_parent_death_signal);
+            }
+            let mut child = command.spawn().map_err(spawn_err)?;
+            let pid = child.id().unwrap_or(0);
+            let logs = request.logs.clone();
+            if let Some(out) = child.stdout.take() {
+                capture(out, logs.clone(), spec.name.clone(), request.instance_id.clone(), "stdout");
+            }
+            if let Some(err) = child.stderr.take() {
+                capture(err, logs.clone(), spec.name.clone(), request.instance_id.clone(), "stderr");
+            }
+            let (exit_tx, exit_rx) = watch::channel(None);
+            tokio::spawn(async move {
+                let reason = match child.wait().await {
+                    Ok(status) => match (status.code(), status.signal()) {
+                        (Some(code), _) => ExitReason::Exited(code),
+                        (None, Some(sig)) => ExitReason::Signaled(sig),
+                        (None, None) => ExitReason::Exited(-1),
+                    },
+                    Err(_) => ExitReason::Exited(-1),
+                };
+                let _ = exit_tx.send(Some(reason));
+            });
+            let instance = Arc::new(ProcessInstance {
+                id: request.instance_id.clone(),
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                pid,
+                exit: exit_rx,
+                stopping: Default::default(),
+            });
+            if let Err(e) = wait_ready(&*instance, &spec.name, request.ready_within).await {
+                instance.stop(Duration::from_millis(100)).await;
+                return Err(e);
+            }
+            Ok(instance as Arc<dyn Instance>)
+        }
+        .boxed()
+    }
+}
+
+/// Polls the instance in tight steps until it answers: a TCP connect, then `GET /_/health`,
+/// which counts when it answers below 500 or when the function does not speak to it at all.
+pub async fn wait_ready(instance: &dyn Instance, function: &str, within: Duration) -> Result<(), RuntimeError> {
+    let started = Instant::now();
+    let mut step = Duration::from_millis(1);
+    loop {
+        if let Some(reason) = instance.exit_reason() {
+            return Err(RuntimeError::DiedStarting { function: function.to_string(), reason });
+        }
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(instance.addr())).await {
+            if probe_health(stream).await {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > within {
+            return Err(RuntimeError::NotReady { function: function.to_string(), waited: within });
+        }
+        tokio::time::sleep(step).await;
+        step = (step * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// True when the health probe says ready, or when the process accepts connections but does not
+/// answer the probe (then the TCP connect was the probe).
+async fn probe_health(mut stream: TcpStream) -> bool {
+    let request = b"GET /_/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request).await.is_err() {
+        return true;
+    }
+    let mut head = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut head)).await {
+        Ok(Ok(_)) => match std::str::from_utf8(&head[9..12]).ok().and_then(|s| s.parse::<u16>().ok()) {
+            Some(status) => status < 500,
+            None => true,
+        },
+        _ => true,
+    }
+}
+
+impl Instance for ProcessInstance {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn exit_reason(&self) -> Option<ExitReason> {
+        let reason = self.exit.borrow().clone()?;
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(ExitReason::Stopped)
+        } else {
+            Some(reason)
+        }
+    }
+
+    fn wait_exit(&self) -> BoxFuture<'_, ExitReason> {
+        async move {
+            let mut exit = self.exit.clone();
+            let _ = exit.wait_for(|r| r.is_some()).await;
+            self.exit_reason().unwrap_or(ExitReason::Stopped)
+        }
+        .boxed()
+    }
+
+    fn stop(&self, grace: Duration) -> BoxFuture<'_, ()> {
+        async move {
+            self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+            if self.exit.borrow().is_some() {
+                return;
+            }
+            fjord_core::sys::signal_group(self.pid, libc::SIGTERM);
+            let mut exit = self.exit.clone();
+            if tokio::time::timeout(grace, exit.wait_for(|r| r.is_some())).await.is_err() {
+                fjord_core::sys::signal_group(self.pid, libc::SIGKILL);
+                let _ = exit.wait_for(|r| r.is_some()).await;
+            }
+        }
+        .boxed()
+    }
+}
