@@ -29,7 +29,7 @@ impl AdminService {
             .into_iter()
             .filter_map(|node_id| {
                 let (load, _) = self.member.liveness.last_report(&node_id)?;
-                let f = load.functions.get(&record.spec.name)?;
+                let f = load.functions.get(&record.spec.name).filter(|f| f.ready + f.starting > 0)?;
                 Some(pb::NodeInstances { node_id, ready: f.ready, busy: f.busy, starting: f.starting })
             })
             .collect();

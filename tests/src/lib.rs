@@ -1,1 +1,302 @@
+//! Fixtures for Fjord's end-to-end tests: the real binaries started as processes on loopback
+//! ports, an HTTP client, the CLI, and `eventually` for waiting on a condition with a deadline.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --workspace --bins`,
+//! which the test command runs first).
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary, next to the test executable's `deps/` directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until `check` returns `Some`, polling every 25 ms, failing the test after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A daemon process; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(name: &str, program: &Path, args: &[String], log: PathBuf) -> Daemon {
+        let out = std::fs::File::create(&log).expect("creating a daemon log");
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        Daemon { name: name.into(), child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit (at most `within`).
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not stop within {within:?} of SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|state| state == "Z"),
+        Err(_) => false,
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one HTTP request; `Err` only when no answer came.
+pub async fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Answer, String> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(Duration::from_secs(90), client.request(request))
+        .await
+        .map_err(|_| format!("no answer from {url} within 90s"))?
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Answer { status, headers, body })
+}
+
+/// A control plane, agents and an lb, each a real process on its own loopback port.
+pub struct Platform {
+    pub dir: tempfile::TempDir,
+    pub token_file: PathBuf,
+    pub control_plane: Daemon,
+    pub control_plane_port: u16,
+    pub agents: Vec<Daemon>,
+    pub agent_ports: Vec<u16>,
+    pub lb: Daemon,
+    pub lb_port: u16,
+}
+
+pub const TEST_TOKEN: &str = "test-token-0123456789abcdef";
+
+impl Platform {
+    /// Starts a one-member control plane, `agents` agents and an lb, and waits until the agents
+    /// are registered and the lb answers.
+    pub async fn start(agents: usize) -> Platform {
+        Self::start_with(agents, 4096).await
+    }
+
+    pub async fn start_with(agents: usize, agent_memory_mib: u32) -> Platform {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("admin.token");
+        std::fs::write(&token_file, TEST_TOKEN).unwrap();
+        let control_plane_port = free_port();
+        let control_plane = start_control_plane(dir.path(), &token_file, control_plane_port, true);
+        let mut agent_daemons = Vec::new();
+        let mut agent_ports = Vec::new();
+        for i in 0..agents {
+            let port = free_port();
+            agent_daemons.push(start_agent(dir.path(), &token_file, control_plane_port, port, &format!("node-{i}"), agent_memory_mib));
+            agent_ports.push(port);
+        }
+        let lb_port = free_port();
+        let lb = start_lb(dir.path(), &token_file, control_plane_port, lb_port);
+        let platform = Platform { dir, token_file, control_plane, control_plane_port, agents: agent_daemons, agent_ports, lb, lb_port };
+        platform.wait_ready(agents).await;
+        platform
+    }
+
+    pub async fn wait_ready(&self, agents: usize) {
+        eventually("agents registered and ready", Duration::from_secs(30), || async {
+            let out = self.fjord(&["nodes", "--json"]);
+            if !out.status.success() {
+                return None;
+            }
+            let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let ready = nodes.as_array()?.iter().filter(|n| n["state"] == "ready").count();
+            (ready >= agents).then_some(())
+        })
+        .await;
+        eventually("the lb to answer /healthz", Duration::from_secs(30), || async {
+            http("GET", &self.lb_url("/healthz"), b"", &[]).await.ok().filter(|a| a.status == 200).map(|_| ())
+        })
+        .await;
+    }
+
+    pub fn control_plane_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.control_plane_port)
+    }
+
+    pub fn lb_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.lb_port)
+    }
+
+    /// Runs the `fjord` CLI against this platform.
+    pub fn fjord(&self, args: &[&str]) -> Output {
+        Command::new(bin("fjord"))
+            .args(args)
+            .env("FJORD_ADDR", self.control_plane_url())
+            .env("FJORD_TOKEN_FILE", &self.token_file)
+            .env("FJORD_LB", self.lb_url(""))
+            .env_remove("FJORD_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running fjord")
+    }
+
+    /// Writes a spec file for an example function and deploys it with the CLI.
+    pub fn deploy_example(&self, name: &str, example: &str, extra_yaml: &str) -> Output {
+        let yaml = format!("name: {name}\ncommand: [{:?}]\n{extra_yaml}", bin(&format!("fjord-{example}")).display().to_string());
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        self.fjord(&["deploy", "-f", path.to_str().unwrap()])
+    }
+
+    /// Invokes through the lb until the function is routable (a deploy propagates in moments).
+    pub async fn invoke_when_routable(&self, name: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+        let url = self.lb_url(&format!("/function/{name}{path}"));
+        eventually(&format!("function {name} to be routable"), Duration::from_secs(20), || async {
+            http("POST", &url, body, headers).await.ok().filter(|a| a.status != 404)
+        })
+        .await
+    }
+
+    pub fn restart_control_plane(&mut self) {
+        self.control_plane.kill9();
+        self.control_plane = start_control_plane(self.dir.path(), &self.token_file, self.control_plane_port, false);
+    }
+}
+
+pub fn start_control_plane(dir: &Path, token_file: &Path, port: u16, bootstrap: bool) -> Daemon {
+    let mut args = vec![
+        "--id".to_string(),
+        "1".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        dir.join("control-plane").display().to_string(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "--heartbeat-timeout-ms".into(),
+        "3000".into(),
+    ];
+    if bootstrap {
+        args.push("--bootstrap".into());
+    }
+    let log = dir.join(format!("control-plane-{}.log", free_port()));
+    Daemon::start("control-plane", &bin("fjord-control-plane"), &args, log)
+}
+
+pub fn start_agent(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16, node_id: &str, memory_mib: u32) -> Daemon {
+    let args = vec![
+        "--node-id".to_string(),
+        node_id.into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--control-plane".into(),
+        format!("http://127.0.0.1:{control_plane_port}"),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "--data-dir".into(),
+        dir.join(node_id).display().to_string(),
+        "--memory-mib".into(),
+        memory_mib.to_string(),
+    ];
+    Daemon::start(node_id, &bin("fjord-node-agent"), &args, dir.join(format!("{node_id}.log")))
+}
+
+pub fn start_lb(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16) -> Daemon {
+    let args = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--control-plane".into(),
+        format!("http://127.0.0.1:{control_plane_port}"),
+        "--token-file".into(),
+        token_file.display().to_string(),
+    ];
+    Daemon::start("lb", &bin("fjord-lb"), &args, dir.join("lb.log"))
+}

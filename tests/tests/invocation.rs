@@ -1,0 +1,202 @@
+//! The user's first five minutes, on real processes: deploy, invoke, list, remove, restart the
+//! control plane, bad input, missing token, concurrency, and no orphans.
+
+use fjord_tests::*;
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn function_names(platform: &Platform) -> Vec<String> {
+    let out = platform.fjord(&["list", "--json"]);
+    assert!(out.status.success(), "fjord list failed: {}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = list.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_invoke_remove_and_survive_a_control_plane_restart() {
+    let mut platform = Platform::start(1).await;
+
+    let out = platform.deploy_example("echo", "echo", "concurrency: 4\n");
+    assert!(out.status.success(), "deploy echo: {}", stderr(&out));
+    assert!(stdout(&out).contains("deployed echo"), "{}", stdout(&out));
+    let out = platform.deploy_example("sleep", "sleep", "");
+    assert!(out.status.success(), "deploy sleep: {}", stderr(&out));
+
+    // Invoke through the lb: body, status and headers pass through both ways.
+    let answer = platform.invoke_when_routable("echo", "/any/path?x=1", b"hello", &[("x-echo-trace", "abc-123")]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), "hello");
+    assert_eq!(answer.header("x-echo-trace"), Some("abc-123"));
+    assert!(answer.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(answer.header("x-fjord-node"), Some("node-0"));
+
+    // The CLI's invoke goes through the same path.
+    let out = platform.fjord(&["invoke", "echo", "-d", "from the cli"]);
+    assert!(out.status.success(), "fjord invoke: {}", stderr(&out));
+    assert_eq!(stdout(&out), "from the cli");
+
+    let out = platform.fjord(&["describe", "echo", "--json"]);
+    assert!(out.status.success());
+    let described: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(described["spec"]["concurrency"], 4);
+    assert_eq!(function_names(&platform), vec!["echo", "sleep"]);
+
+    // Remove: the lb stops routing it and answers 404 with a JSON error naming it.
+    let out = platform.fjord(&["remove", "echo"]);
+    assert!(out.status.success(), "remove: {}", stderr(&out));
+    let gone = eventually("echo to be unroutable", Duration::from_secs(10), || async {
+        http("POST", &platform.lb_url("/function/echo"), b"x", &[]).await.ok().filter(|a| a.status == 404)
+    })
+    .await;
+    assert_eq!(gone.json()["function"], "echo");
+    assert!(gone.json()["error"].as_str().unwrap().contains("not deployed"));
+    let out = platform.fjord(&["describe", "echo"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not deployed"), "{}", stderr(&out));
+
+    // A control-plane crash loses nothing that was acknowledged.
+    platform.restart_control_plane();
+    let names = eventually("the restarted control plane to answer", Duration::from_secs(30), || async {
+        let out = platform.fjord(&["list", "--json"]);
+        out.status.success().then(|| function_names(&platform))
+    })
+    .await;
+    assert_eq!(names, vec!["sleep"]);
+    let answer = platform.invoke_when_routable("sleep", "?ms=1", b"", &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_specs_are_refused_naming_the_field_and_nothing_changes() {
+    let platform = Platform::start(1).await;
+    assert!(platform.deploy_example("keep", "echo", "memory_mib: 128\n").status.success());
+    let stored = || {
+        let out = platform.fjord(&["describe", "keep", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["revision"].clone(), v["updated_at_ms"].clone(), v["spec"].clone())
+    };
+    let before = stored();
+
+    for (extra, field) in [("memory_mib: 1\n", "memory_mib"), ("timeout: 99h\n", "timeout"), ("min: 5\nmax: 2\n", "min")] {
+        let out = platform.deploy_example("keep", "echo", extra);
+        assert!(!out.status.success(), "a spec with {extra:?} was accepted");
+        assert!(stderr(&out).contains(field), "error for {extra:?} does not name {field}: {}", stderr(&out));
+    }
+    let path = platform.dir.path().join("bad-name.yaml");
+    std::fs::write(&path, "name: Bad_Name\ncommand: [x]\n").unwrap();
+    let out = platform.fjord(&["deploy", "-f", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("`name`"), "{}", stderr(&out));
+
+    assert_eq!(before, stored(), "a refused deploy changed the stored function");
+
+    // Scale with bad bounds is refused by the control plane itself (the CLI does not check).
+    let out = platform.fjord(&["scale", "keep", "--min", "50", "--max", "3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("min"), "{}", stderr(&out));
+    assert_eq!(before, stored(), "a refused scale changed the stored function");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_calls_without_the_token_are_refused() {
+    let platform = Platform::start(1).await;
+    let no_token = std::process::Command::new(bin("fjord"))
+        .args(["list"])
+        .env("FJORD_ADDR", platform.control_plane_url())
+        .env("HOME", platform.dir.path())
+        .env_remove("FJORD_TOKEN")
+        .env_remove("FJORD_TOKEN_FILE")
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    assert!(!no_token.status.success());
+    assert!(stderr(&no_token).contains("missing bearer token"), "{}", stderr(&no_token));
+
+    let wrong = std::process::Command::new(bin("fjord"))
+        .args(["list", "--token", "not-the-token-at-all-0000"])
+        .env("FJORD_ADDR", platform.control_plane_url())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(stderr(&wrong).contains("invalid token"), "{}", stderr(&wrong));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_never_share_a_concurrency_one_instance() {
+    let platform = Platform::start(1).await;
+    let out = platform.deploy_example("slow", "sleep", "concurrency: 1\nmax: 30\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    platform.invoke_when_routable("slow", "?ms=1", b"", &[]).await;
+
+    let url = platform.lb_url("/function/slow?ms=300");
+    let calls = (0..20).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { http("GET", &url, b"", &[]).await })
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut instances = HashSet::new();
+    for answer in answers {
+        let answer = answer.unwrap().expect("every request is answered");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let body = answer.json();
+        // The function counts its own concurrent requests: never more than one.
+        assert_eq!(body["in_flight"], 1, "an instance served two requests at once: {body}");
+        instances.insert(body["instance"].as_str().unwrap().to_string());
+    }
+    // Twenty overlapping 300 ms calls on concurrency 1 need several instances.
+    assert!(instances.len() > 1, "all calls went to {instances:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_agent_leaves_no_orphan_instances() {
+    let mut platform = Platform::start(1).await;
+    assert!(platform.deploy_example("slow", "sleep", "").status.success());
+    let answer = platform.invoke_when_routable("slow", "?ms=1", b"", &[]).await;
+    let pid = answer.json()["pid"].as_u64().unwrap() as u32;
+    assert!(process_alive(pid));
+    platform.agents[0].kill9();
+    eventually("the instance to die with its agent", Duration::from_secs(10), || async { (!process_alive(pid)).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invocations_continue_while_the_control_plane_is_down() {
+    let mut platform = Platform::start(1).await;
+    assert!(platform.deploy_example("echo", "echo", "").status.success());
+    assert_eq!(platform.invoke_when_routable("echo", "", b"before", &[]).await.text(), "before");
+    platform.control_plane.kill9();
+    for i in 0..20 {
+        let body = format!("during {i}");
+        let answer = http("POST", &platform.lb_url("/function/echo"), body.as_bytes(), &[]).await.unwrap();
+        assert_eq!((answer.status, answer.text()), (200, body));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_calls_show_up_in_fjord_logs_and_a_graceful_stop_is_clean() {
+    let mut platform = Platform::start(1).await;
+    assert!(platform.deploy_example("flaky", "sleep", "").status.success());
+    let answer = platform.invoke_when_routable("flaky", "?ms=1&fail=1", b"", &[]).await;
+    assert_eq!(answer.status, 500);
+    let out = platform.fjord(&["logs", "flaky"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs = stdout(&out);
+    assert!(logs.contains("failing on purpose"), "{logs}");
+    assert!(logs.contains("stderr"), "{logs}");
+    assert!(logs.contains("instance ready"), "{logs}");
+
+    let pid = http("GET", &platform.lb_url("/function/flaky?ms=1"), b"", &[]).await.unwrap().json()["pid"].as_u64().unwrap() as u32;
+    let status = platform.agents[0].terminate(Duration::from_secs(20));
+    assert!(status.success(), "agent exited with {status}: {}", platform.agents[0].log_text());
+    assert!(!process_alive(pid), "the instance outlived a graceful agent stop");
+}
