@@ -69,21 +69,23 @@ module "iam" {
 module "control_plane" {
   source = "./modules/control_plane"
 
-  name                   = var.name
-  ami_id                 = local.ami_id
-  instance_type          = var.control_plane_instance_type
-  subnet_ids             = module.network.private_subnet_ids
-  subnet_cidrs           = module.network.private_subnet_cidrs
-  security_group_id      = module.network.control_plane_security_group_id
-  instance_profile_name  = module.iam.control_plane_instance_profile_name
-  kms_key_arn            = aws_kms_key.fjord.arn
-  data_volume_gib        = var.control_plane_data_volume_gib
-  release_url            = var.fjord_release_url
-  release_sha256         = var.fjord_release_sha256
-  admin_token_parameter  = aws_ssm_parameter.admin_token.name
-  node_group_name        = local.node_group_name
-  systemd_unit           = local.units.control_plane
-  detailed_monitoring    = var.detailed_monitoring
+  name                  = var.name
+  ami_id                = local.ami_id
+  instance_type         = var.control_plane_instance_type
+  subnet_ids            = module.network.private_subnet_ids
+  subnet_cidrs          = module.network.private_subnet_cidrs
+  availability_zones    = module.network.availability_zones
+  security_group_id     = module.network.control_plane_security_group_id
+  instance_profile_name = module.iam.control_plane_instance_profile_name
+  kms_key_arn           = aws_kms_key.fjord.arn
+  data_volume_gib       = var.control_plane_data_volume_gib
+  release_url           = var.fjord_release_url
+  release_sha256        = var.fjord_release_sha256
+  admin_token_parameter = aws_ssm_parameter.admin_token.name
+  join_token_parameter  = aws_ssm_parameter.join_token.name
+  node_group_name       = local.node_group_name
+  systemd_unit          = local.units.control_plane
+  detailed_monitoring   = var.detailed_monitoring
 }
 
 module "node_group" {
@@ -111,22 +113,22 @@ module "node_group" {
 module "front_door" {
   source = "./modules/front_door"
 
-  name                    = var.name
-  ami_id                  = local.ami_id
-  instance_type           = var.lb_instance_type
-  instance_count          = var.lb_count
-  vpc_id                  = module.network.vpc_id
-  public_subnet_ids       = module.network.public_subnet_ids
-  private_subnet_ids      = module.network.private_subnet_ids
-  nlb_security_group_id   = module.network.nlb_security_group_id
-  lb_security_group_id    = module.network.lb_security_group_id
-  instance_profile_name   = module.iam.lb_instance_profile_name
-  certificate_arn         = var.certificate_arn
-  control_plane_urls      = module.control_plane.urls
-  token_parameter         = aws_ssm_parameter.join_token.name
-  body_limit_bytes        = var.request_body_limit_bytes
-  release_url             = var.fjord_release_url
-  release_sha256          = var.fjord_release_sha256
-  systemd_unit            = local.units.lb
-  detailed_monitoring     = var.detailed_monitoring
+  name                  = var.name
+  ami_id                = local.ami_id
+  instance_type         = var.lb_instance_type
+  instance_count        = var.lb_count
+  vpc_id                = module.network.vpc_id
+  public_subnet_ids     = module.network.public_subnet_ids
+  private_subnet_ids    = module.network.private_subnet_ids
+  nlb_security_group_id = module.network.nlb_security_group_id
+  lb_security_group_id  = module.network.lb_security_group_id
+  instance_profile_name = module.iam.lb_instance_profile_name
+  certificate_arn       = var.certificate_arn
+  control_plane_urls    = module.control_plane.urls
+  token_parameter       = aws_ssm_parameter.join_token.name
+  body_limit_bytes      = var.request_body_limit_bytes
+  release_url           = var.fjord_release_url
+  release_sha256        = var.fjord_release_sha256
+  systemd_unit          = local.units.lb
+  detailed_monitoring   = var.detailed_monitoring
 }

@@ -79,7 +79,7 @@ resource "aws_ssm_parameter" "admin_token" {
 
 resource "aws_ssm_parameter" "join_token" {
   name        = local.join_token_parameter
-  description = "Fjord ${var.name}: join token presented by node agents and fjord-lb to the control plane"
+  description = "Fjord ${var.name}: join token presented by node agents and fjord-lb; read by the control plane at boot (Agent and Routes APIs only)"
   type        = "SecureString"
   key_id      = aws_kms_key.fjord.arn
   value       = random_password.join_token.result

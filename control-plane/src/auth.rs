@@ -1,8 +1,10 @@
 //! Bearer tokens: loading the cluster's token and checking it on every call.
 //!
-//! One token guards the Admin, Agent, Routes and Raft services. It comes from `--token-file`,
-//! or `FJORD_TOKEN`; with neither, the member generates one into its data directory and says
-//! where. Comparison is constant-time.
+//! Two tokens. The admin token (`--token-file`, or `FJORD_TOKEN`; with neither, the member
+//! generates one into its data directory) guards everything: Admin, Raft between members, and
+//! the Agent and Routes APIs. The join token (`--join-token-file`) is what node agents and lbs
+//! carry: it opens the Agent and Routes APIs only, so a compromised node or lb cannot deploy,
+//! remove or read secrets. Comparison is constant-time.
 
 use rand::Rng;
 use std::path::Path;
@@ -83,6 +85,18 @@ impl Token {
         let token = self.clone();
         move |request: Request<()>| token.check(&request).map(|()| request)
     }
+
+    /// An interceptor that takes this token or, when given, the join token.
+    pub fn interceptor_or(&self, join: Option<Token>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+        let admin = self.clone();
+        move |request: Request<()>| match admin.check(&request) {
+            Ok(()) => Ok(request),
+            Err(e) => match &join {
+                Some(join) => join.check(&request).map(|()| request),
+                None => Err(e),
+            },
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -106,6 +120,21 @@ mod tests {
         Token::generate().attach(&mut wrong);
         assert_eq!(token.check(&wrong).unwrap_err().code(), tonic::Code::Unauthenticated);
         assert_eq!(token.check(&Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn the_join_token_opens_only_what_it_is_given_for() {
+        let admin = Token::generate();
+        let join = Token::generate();
+        let mut with_join = Request::new(());
+        join.attach(&mut with_join);
+        assert!(admin.interceptor()(with_join).is_err(), "the join token must not open Admin");
+        let mut with_join = Request::new(());
+        join.attach(&mut with_join);
+        assert!(admin.interceptor_or(Some(join.clone()))(with_join).is_ok());
+        let mut with_admin = Request::new(());
+        admin.attach(&mut with_admin);
+        assert!(admin.interceptor_or(Some(join))(with_admin).is_ok());
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct Args {
     /// generated on first start).
     #[arg(long, env = "FJORD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// File holding the join token: node agents and lbs present it; it opens the Agent and
+    /// Routes APIs only, never Admin. Without it they must present the admin token.
+    #[arg(long, env = "FJORD_JOIN_TOKEN_FILE")]
+    pub join_token_file: Option<PathBuf>,
     /// Initialise a new cluster whose members are this one and --initial-members. Ignored when
     /// the data directory already holds a cluster.
     #[arg(long)]
@@ -191,13 +195,18 @@ pub async fn run(args: Args, token: Token, listener: TcpListener, shutdown: impl
         heartbeat_interval: Duration::from_millis((args.heartbeat_timeout_ms / 5).clamp(100, 2000)),
     });
 
+    let join = match &args.join_token_file {
+        Some(path) => Some(Token::read_file(path).map_err(StartError::Config)?),
+        None => None,
+    };
     let interceptor = token.interceptor();
+    let node_interceptor = token.interceptor_or(join);
     let admin = admin::AdminService { member: member.clone(), logs: logs::LogCollector::default() };
     tracing::info!(id = args.id, listen = %advertise, data_dir = %args.data_dir.display(), "control plane serving");
     let served = tonic::transport::Server::builder()
         .add_service(AdminServer::with_interceptor(admin, interceptor.clone()))
-        .add_service(AgentServer::with_interceptor(agent_api::AgentService { member: member.clone() }, interceptor.clone()))
-        .add_service(RoutesServer::with_interceptor(agent_api::RoutesService { member: member.clone() }, interceptor.clone()))
+        .add_service(AgentServer::with_interceptor(agent_api::AgentService { member: member.clone() }, node_interceptor.clone()))
+        .add_service(RoutesServer::with_interceptor(agent_api::RoutesService { member: member.clone() }, node_interceptor))
         .add_service(
             tonic::service::interceptor::InterceptedService::new(
                 RaftServer::new(network::RaftRpc { raft: raft.clone() }).max_decoding_message_size(256 * 1024 * 1024),

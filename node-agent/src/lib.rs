@@ -6,6 +6,7 @@
 //! It must keep serving invocations of functions it knows when the control plane is away.
 
 pub mod control_link;
+pub mod ec2_metadata;
 pub mod invoke;
 pub mod logs;
 pub mod pool;
@@ -65,6 +66,13 @@ pub struct Args {
     /// Availability zone or rack label, used to spread instances.
     #[arg(long, env = "FJORD_ZONE", default_value = "")]
     pub zone: String,
+    /// On EC2: learn the instance id (the default node id) and the zone from the instance
+    /// metadata service (IMDSv2).
+    #[arg(long, env = "FJORD_EC2_METADATA")]
+    pub ec2_metadata: bool,
+    /// The instance metadata service's address (for tests).
+    #[arg(long, env = "FJORD_EC2_METADATA_ENDPOINT", default_value = ec2_metadata::DEFAULT_ENDPOINT, hide = true)]
+    pub ec2_metadata_endpoint: String,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -76,6 +84,8 @@ pub enum StartError {
     Config(String),
     #[error("binding {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("--ec2-metadata: {0}")]
+    Ec2Metadata(#[from] ec2_metadata::MetadataError),
 }
 
 fn hostname() -> String {
@@ -97,7 +107,19 @@ fn load_token(args: &Args) -> Result<String, StartError> {
 /// Starts the agent on an already-bound listener and runs until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish (up to 10 s) and stops every instance.
 pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-    let node_id = args.node_id.clone().unwrap_or_else(hostname);
+    let ec2 = match args.ec2_metadata {
+        true => Some(ec2_metadata::fetch_identity(&args.ec2_metadata_endpoint).await?),
+        false => None,
+    };
+    let node_id = match (&args.node_id, &ec2) {
+        (Some(id), _) => id.clone(),
+        (None, Some(identity)) => identity.instance_id.clone(),
+        (None, None) => hostname(),
+    };
+    let zone = match (&ec2, args.zone.is_empty()) {
+        (Some(identity), true) => identity.availability_zone.clone(),
+        _ => args.zone.clone(),
+    };
     fjord_core::name::check_dns_label(&node_id).map_err(|r| StartError::Config(format!("--node-id {r}")))?;
     let token = load_token(&args)?;
     if args.control_plane.is_empty() {
@@ -119,9 +141,9 @@ pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output
         invoke_addr: advertise.clone(),
         memory_mib: args.memory_mib,
         cpu_millis: args.cpu_millis,
-        zone: args.zone.clone(),
+        zone,
         runtime: pool.runtime_name().into(),
-        instance_id: String::new(),
+        instance_id: ec2.map(|identity| identity.instance_id).unwrap_or_default(),
     };
     let link = control_link::ControlLink { endpoints: args.control_plane.clone(), token, node, pool: pool.clone() };
     let link = tokio::spawn(link.run());

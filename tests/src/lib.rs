@@ -252,6 +252,10 @@ impl Platform {
 }
 
 pub fn start_control_plane(dir: &Path, token_file: &Path, port: u16, bootstrap: bool) -> Daemon {
+    start_control_plane_with(dir, token_file, port, bootstrap, &[])
+}
+
+pub fn start_control_plane_with(dir: &Path, token_file: &Path, port: u16, bootstrap: bool, extra: &[String]) -> Daemon {
     let mut args = vec![
         "--id".to_string(),
         "1".into(),
@@ -267,6 +271,7 @@ pub fn start_control_plane(dir: &Path, token_file: &Path, port: u16, bootstrap: 
     if bootstrap {
         args.push("--bootstrap".into());
     }
+    args.extend(extra.iter().cloned());
     let log = dir.join(format!("control-plane-{}.log", free_port()));
     Daemon::start("control-plane", &bin("fjord-control-plane"), &args, log)
 }

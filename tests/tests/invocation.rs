@@ -200,3 +200,47 @@ async fn failing_calls_show_up_in_fjord_logs_and_a_graceful_stop_is_clean() {
     assert!(status.success(), "agent exited with {status}: {}", platform.agents[0].log_text());
     assert!(!process_alive(pid), "the instance outlived a graceful agent stop");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_lbs_join_with_the_join_token_which_cannot_administer() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = dir.path().join("admin.token");
+    let join_token = dir.path().join("join.token");
+    std::fs::write(&admin_token, TEST_TOKEN).unwrap();
+    std::fs::write(&join_token, "join-token-abcdef0123456789").unwrap();
+    let cp_port = free_port();
+    let extra = vec!["--join-token-file".to_string(), join_token.display().to_string()];
+    let _cp = start_control_plane_with(dir.path(), &admin_token, cp_port, true, &extra);
+    let agent_port = free_port();
+    let _agent = start_agent(dir.path(), &join_token, cp_port, agent_port, "joined", 1024);
+    let lb_port = free_port();
+    let _lb = start_lb(dir.path(), &join_token, cp_port, lb_port);
+    let cli = |token: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(bin("fjord"))
+            .args(args)
+            .env("FJORD_ADDR", format!("http://127.0.0.1:{cp_port}"))
+            .env("FJORD_TOKEN_FILE", token)
+            .env_remove("FJORD_TOKEN")
+            .output()
+            .unwrap()
+    };
+    eventually("the agent to join with the join token", Duration::from_secs(30), || async {
+        let out = cli(&admin_token, &["nodes", "--json"]);
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (nodes.as_array()?.iter().any(|n| n["id"] == "joined" && n["state"] == "ready")).then_some(())
+    })
+    .await;
+    let refused = cli(&join_token, &["list"]);
+    assert!(!refused.status.success(), "the join token opened the Admin API");
+    assert!(stderr(&refused).contains("invalid token"), "{}", stderr(&refused));
+
+    let spec = dir.path().join("echo.yaml");
+    std::fs::write(&spec, format!("name: echo\ncommand: [{:?}]\n", bin("fjord-echo").display().to_string())).unwrap();
+    assert!(cli(&admin_token, &["deploy", "-f", spec.to_str().unwrap()]).status.success());
+    let url = format!("http://127.0.0.1:{lb_port}/function/echo");
+    let answer = eventually("the lb (join token) to route echo", Duration::from_secs(20), || async {
+        http("POST", &url, b"joined", &[]).await.ok().filter(|a| a.status == 200)
+    })
+    .await;
+    assert_eq!(answer.text(), "joined");
+}

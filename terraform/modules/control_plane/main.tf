@@ -34,7 +34,6 @@ locals {
 }
 
 resource "aws_ebs_volume" "data" {
-  #checkov:skip=CKV2_AWS_9:Raft replicates this data to the other two members; a backup plan is the operator's choice, not a default.
   for_each = local.members
 
   availability_zone = each.value.zone
@@ -44,9 +43,9 @@ resource "aws_ebs_volume" "data" {
   kms_key_id        = var.kms_key_arn
 
   tags = {
-    Name               = "${var.name}-control-plane-${each.key}-data"
-    "fjord:member-id"  = each.key
-    "fjord:role"       = "control-plane-data"
+    Name              = "${var.name}-control-plane-${each.key}-data"
+    "fjord:member-id" = each.key
+    "fjord:role"      = "control-plane-data"
   }
 }
 
@@ -71,6 +70,7 @@ resource "aws_instance" "member" {
     initial_members       = local.initial_members
     volume_id             = aws_ebs_volume.data[each.key].id
     admin_token_parameter = var.admin_token_parameter
+    join_token_parameter  = var.join_token_parameter
     systemd_unit          = var.systemd_unit
     install_script        = local.install_script
     helpers               = local.helpers

@@ -82,7 +82,7 @@ variable "security_group_id" {
 }
 
 variable "instance_profile_name" {
-  description = "Instance profile of the members (reads the admin token, scales the node group)."
+  description = "Instance profile of the members (reads the admin and join tokens, scales the node group)."
   type        = string
 }
 
@@ -141,6 +141,16 @@ variable "admin_token_parameter" {
   validation {
     condition     = startswith(var.admin_token_parameter, "/")
     error_message = "admin_token_parameter must be a parameter path starting with /."
+  }
+}
+
+variable "join_token_parameter" {
+  description = "Name of the SSM SecureString parameter holding the join token that node agents and fjord-lb present (--join-token-file)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.join_token_parameter, "/")
+    error_message = "join_token_parameter must be a parameter path starting with /."
   }
 }
 

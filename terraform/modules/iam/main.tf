@@ -68,10 +68,15 @@ data "aws_iam_policy_document" "control_plane" {
     resources = [var.node_group_arn]
   }
 
+  # The admin token for --token-file, the join token (which agents and
+  # fjord-lb present) for --join-token-file.
   statement {
-    sid       = "ReadAdminToken"
-    actions   = ["ssm:GetParameter"]
-    resources = [var.admin_token_parameter_arn]
+    sid     = "ReadTokens"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      var.admin_token_parameter_arn,
+      var.join_token_parameter_arn,
+    ]
   }
 
   statement {

@@ -29,7 +29,7 @@ variable "admin_token_parameter_arn" {
 }
 
 variable "join_token_parameter_arn" {
-  description = "ARN of the SSM parameter holding the join token (read by agents and fjord-lb)."
+  description = "ARN of the SSM parameter holding the join token (read by the control plane, agents and fjord-lb)."
   type        = string
 
   validation {

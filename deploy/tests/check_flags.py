@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Checks that deployment files pass each Fjord daemon only flags it has.
+
+The systemd units, the environment file examples, deploy/cloud-init.yaml, the
+terraform cloud-init templates and the READMEs all put command lines together
+for fjord-control-plane, fjord-node-agent and fjord-lb. A renamed or
+misspelt flag there only shows up when a machine boots and the daemon refuses
+to start. This script compares them with each daemon's `--help` output.
+
+Where a flag is attributed to a daemon:
+  * on a command line that runs the daemon (a path ending in the daemon's
+    name, ExecStart=, or the name as the first word of a command): every
+    --flag after it on that logical line (backslash continuations joined),
+    up to the next |, ;, && or ||;
+  * in an assignment to a variable holding extra flags for a unit, whose
+    prefix names the daemon: CP_*ARGS (control plane), AGENT_*ARGS (node
+    agent), LB_*ARGS (fjord-lb).
+Comments count too: a documented command line must work as well.
+
+It also checks that every ${VAR} a unit's ExecStart needs is set in the unit's
+environment example and in each cloud-init file that installs the unit, and
+that a cloud-init file embedding a unit embeds it unchanged.
+
+Help text comes from a directory holding fjord-control-plane.txt,
+fjord-node-agent.txt and fjord-lb.txt (--help-dir or $FJORD_HELP_DIR), or
+from one file per daemon (--control-plane-help, --node-agent-help,
+--lb-help), e.g.  fjord-lb --help > help/fjord-lb.txt
+
+Usage: check_flags.py [--help-dir DIR] [--control-plane-help FILE]
+                      [--node-agent-help FILE] [--lb-help FILE] [--repo DIR]
+Exit status 0 when every flag is known, 1 otherwise, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+DAEMONS = ("fjord-control-plane", "fjord-node-agent", "fjord-lb")
+ARGS_PREFIX = {"CP": "fjord-control-plane", "AGENT": "fjord-node-agent", "LB": "fjord-lb"}
+FLAG_RE = re.compile(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)")
+ARGS_ASSIGN_RE = re.compile(r"\b(CP|AGENT|LB)_[A-Z0-9_]*ARGS=(.*)")
+COMMAND_END_RE = re.compile(r"\|\||&&|[|;]")
+LEADING_WORDS = {"#", "-", "$", "sudo", "exec", "env"}
+ENV_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
+# Set by systemd itself, not by the environment file.
+SYSTEMD_PROVIDED = {"CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "RUNTIME_DIRECTORY"}
+
+
+def help_flags(path: Path) -> set[str]:
+    flags = set(FLAG_RE.findall(path.read_text()))
+    if not flags:
+        raise ValueError(f"{path}: no --flags found; is this a --help output?")
+    return flags
+
+
+def logical_lines(text: str):
+    """(first line number, text) with backslash-continued lines joined."""
+    buf, start = [], None
+    for n, line in enumerate(text.splitlines(), 1):
+        if start is None:
+            start = n
+        stripped = line.rstrip()
+        if stripped.endswith("\\"):
+            buf.append(stripped[:-1])
+            continue
+        buf.append(line)
+        yield start, " ".join(buf)
+        buf, start = [], None
+    if buf:
+        yield start, " ".join(buf)
+
+
+def daemon_of_token(token: str, first: bool) -> str | None:
+    """The daemon a shell word runs, if it runs one."""
+    explicit = False
+    if token.startswith("ExecStart="):
+        token, explicit = token[len("ExecStart="):].lstrip("-@:+!"), True
+    base = token.rsplit("/", 1)[-1]
+    if base in DAEMONS and (explicit or first or "/" in token):
+        return base
+    return None
+
+
+def uses(path: Path, text: str):
+    """Yield (line number, daemon, flag) for every daemon flag in text."""
+    for lineno, line in logical_lines(text):
+        # Variables carrying extra flags for a unit.
+        for m in ARGS_ASSIGN_RE.finditer(line):
+            daemon = ARGS_PREFIX[m.group(1)]
+            for flag in FLAG_RE.findall(m.group(2)):
+                yield lineno, daemon, flag
+        # Command lines running a daemon.
+        for segment in COMMAND_END_RE.split(line):
+            current, first = None, True
+            for word in segment.split():
+                word = word.strip("\"'`")
+                if first and (word in LEADING_WORDS or (ENV_PREFIX_RE.fullmatch(word) and not word.startswith("ExecStart="))):
+                    continue  # comment marks, list dashes, prompts, sudo, VAR=value prefixes
+                daemon = daemon_of_token(word, first)
+                first = False
+                if daemon:
+                    current = daemon
+                elif current and word.startswith("--"):
+                    yield lineno, current, word[2:].split("=", 1)[0]
+
+
+def exec_start_vars(unit_text: str) -> set[str]:
+    """${VAR} names an ExecStart= needs (plain $VAR may be empty)."""
+    names: set[str] = set()
+    for _, line in logical_lines(unit_text):
+        if line.lstrip().startswith("ExecStart="):
+            names.update(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", line))
+    return names - SYSTEMD_PROVIDED
+
+
+def embedded_unit(text: str, daemon: str) -> str | None:
+    """The content of a cloud-init write_files entry for the daemon's unit."""
+    lines = text.splitlines()
+    target = f"/etc/systemd/system/{daemon}.service"
+    for i, line in enumerate(lines):
+        if line.strip() in (f"- path: {target}", f"path: {target}"):
+            for j in range(i + 1, min(i + 8, len(lines))):
+                m = re.match(r"(\s*)content:\s*\|\s*$", lines[j])
+                if not m:
+                    continue
+                body, indent = [], None
+                for raw in lines[j + 1:]:
+                    if raw.strip() and indent is None:
+                        indent = len(raw) - len(raw.lstrip())
+                    if raw.strip() and (len(raw) - len(raw.lstrip())) < (indent or 0):
+                        break
+                    body.append(raw[indent:] if indent and raw.strip() else raw.strip())
+                return "\n".join(body).strip() + "\n"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--help-dir", default=os.environ.get("FJORD_HELP_DIR"))
+    ap.add_argument("--control-plane-help")
+    ap.add_argument("--node-agent-help")
+    ap.add_argument("--lb-help")
+    ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]))
+    args = ap.parse_args(argv)
+
+    explicit = {
+        "fjord-control-plane": args.control_plane_help,
+        "fjord-node-agent": args.node_agent_help,
+        "fjord-lb": args.lb_help,
+    }
+    known: dict[str, set[str]] = {}
+    for daemon in DAEMONS:
+        path = explicit[daemon] or (args.help_dir and os.path.join(args.help_dir, f"{daemon}.txt"))
+        if not path:
+            print(f"check_flags: no help text for {daemon}: give --help-dir, FJORD_HELP_DIR or --{daemon[6:]}-help",
+                  file=sys.stderr)
+            return 2
+        try:
+            known[daemon] = help_flags(Path(path))
+        except (OSError, ValueError) as exc:
+            print(f"check_flags: {exc}", file=sys.stderr)
+            return 2
+
+    repo = Path(args.repo).resolve()
+    deploy, terraform = repo / "deploy", repo / "terraform"
+    files = sorted(
+        set(deploy.glob("*.service"))
+        | set(deploy.glob("*.env.example"))
+        | set(deploy.glob("cloud-init*.yaml"))
+        | set(deploy.glob("*.md"))
+        | set(terraform.rglob("*.tftpl"))
+        | set(terraform.rglob("*.md"))
+    )
+    problems: list[str] = []
+    counts = {d: 0 for d in DAEMONS}
+    for f in files:
+        text = f.read_text()
+        rel = f.relative_to(repo)
+        for lineno, daemon, flag in uses(f, text):
+            counts[daemon] += 1
+            if flag not in known[daemon]:
+                problems.append(f"{rel}:{lineno}: {daemon} has no --{flag} (not in its --help)")
+
+    # Units against their environment files and the cloud-init that installs them.
+    for daemon in DAEMONS:
+        unit_path = deploy / f"{daemon}.service"
+        if not unit_path.is_file():
+            problems.append(f"deploy/{daemon}.service is missing")
+            continue
+        unit = unit_path.read_text()
+        needed = exec_start_vars(unit)
+        example = deploy / f"{daemon}.env.example"
+        if not example.is_file():
+            problems.append(f"deploy/{daemon}.env.example is missing")
+        else:
+            have = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=", example.read_text(), re.M))
+            for name in sorted(needed - have):
+                problems.append(f"{example.relative_to(repo)}: does not set {name}, which {daemon}.service needs")
+        for f in files:
+            if f.suffix not in (".yaml", ".tftpl"):
+                continue
+            text = f.read_text()
+            if f"/etc/systemd/system/{daemon}.service" not in text:
+                continue
+            rel = f.relative_to(repo)
+            for name in sorted(needed):
+                if not re.search(rf"^\s*{name}=", text, re.M):
+                    problems.append(f"{rel}: installs {daemon}.service but never sets {name}")
+            body = embedded_unit(text, daemon)
+            if body is not None and "${indent(" not in body and body != unit.strip() + "\n":
+                problems.append(f"{rel}: its copy of {daemon}.service differs from deploy/{daemon}.service")
+
+    for daemon, n in counts.items():
+        if n == 0:
+            problems.append(f"no flags for {daemon} found in any deployment file; is the scan broken?")
+
+    for p in problems:
+        print(f"check_flags: {p}")
+    if problems:
+        print(f"check_flags: FAILED: {len(problems)} problem(s)")
+        return 1
+    summary = ", ".join(f"{d} {n}" for d, n in counts.items())
+    print(f"check_flags: ok: {len(files)} files; flags checked: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

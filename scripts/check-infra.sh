@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Checks the infrastructure code: terraform/ and deploy/.
+#
+#   1. terraform fmt -check        (only where a terraform binary exists)
+#   2. every .tf parses with python-hcl2
+#   3. checkov finds no failed check; every skip in the code gives a reason
+#   4. terraform/tests/check_refs.py: variables, module arguments, outputs,
+#      locals and template variables all line up
+#   5. deploy/tests/check_flags.py: every flag passed to a daemon is in its
+#      --help (only when FJORD_HELP_DIR names a directory holding
+#      fjord-control-plane.txt, fjord-node-agent.txt and fjord-lb.txt)
+#
+# Runs every step even after a failure, prints what failed, and exits non-zero
+# if anything did. Tools come from scripts/install-infra-tools.sh (run here
+# when they are missing).
+#
+# Environment:
+#   FJORD_TOOLS_DIR   where install-infra-tools.sh put the venvs
+#                     (default: $HOME/.cache/fjord-tools)
+#   FJORD_HELP_DIR    directory of --help outputs for the flags check, e.g.
+#                     for d in fjord-control-plane fjord-node-agent fjord-lb; do
+#                       target/release/$d --help > "$FJORD_HELP_DIR/$d.txt"; done
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+tools="${FJORD_TOOLS_DIR:-$HOME/.cache/fjord-tools}"
+hcl2_py="$tools/hcl2/bin/python"
+checkov_bin="$tools/checkov/bin/checkov"
+
+failed=()
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*"; failed+=("$1"); }
+
+if [ ! -x "$hcl2_py" ] || [ ! -x "$checkov_bin" ]; then
+    step "installing tools (scripts/install-infra-tools.sh)"
+    if ! FJORD_TOOLS_DIR="$tools" scripts/install-infra-tools.sh; then
+        echo "FAILED: could not install the tools; see above" >&2
+        exit 1
+    fi
+fi
+
+step "terraform fmt -check -recursive terraform"
+if command -v terraform >/dev/null 2>&1; then
+    # A missing ~/.terraformrc only makes terraform warn; keep the output clean.
+    if TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff terraform; then
+        echo "ok"
+    else
+        fail "terraform fmt (run: terraform fmt -recursive terraform)"
+    fi
+else
+    echo "skipped: terraform is not installed"
+fi
+
+step "python-hcl2: parse every .tf"
+parse_out=$("$hcl2_py" - <<'PY' 2>&1
+import pathlib, sys
+import hcl2
+bad = 0
+files = sorted(pathlib.Path("terraform").rglob("*.tf"))
+for f in files:
+    if ".terraform" in f.parts:
+        continue
+    try:
+        with f.open() as fh:
+            hcl2.load(fh)
+    except Exception as exc:
+        bad += 1
+        print(f"{f}: {exc}")
+print(f"{len(files) - bad} of {len(files)} files parse")
+sys.exit(1 if bad or not files else 0)
+PY
+)
+parse_rc=$?
+echo "$parse_out"
+[ "$parse_rc" = 0 ] || fail "python-hcl2 parse"
+
+step "checkov --framework terraform"
+# --skip-download: no Prisma Cloud calls (guidelines, mappings); nothing
+# about the checks themselves changes.
+if "$checkov_bin" --directory terraform --framework terraform --quiet --compact --skip-download; then
+    echo "ok: no failed checks"
+else
+    fail "checkov"
+fi
+unexplained=$(grep -rnE --include='*.tf' 'checkov:skip=' terraform | grep -vE 'checkov:skip=CKV2?_[A-Z0-9]+_[0-9]+:[[:space:]]*[^[:space:]].{4,}' || true)
+if [ -n "$unexplained" ]; then
+    echo "$unexplained"
+    fail "checkov skips without a written reason (#checkov:skip=CKV_...:reason)"
+else
+    echo "ok: every skip has a reason: $(grep -rhoE --include='*.tf' 'checkov:skip=CKV2?_[A-Z0-9]+_[0-9]+' terraform | sed 's/checkov:skip=//' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
+fi
+
+step "terraform/tests/check_refs.py"
+"$hcl2_py" terraform/tests/check_refs.py terraform || fail "check_refs.py"
+
+step "deploy/tests/check_flags.py"
+if [ -n "${FJORD_HELP_DIR:-}" ]; then
+    python3 deploy/tests/check_flags.py --help-dir "$FJORD_HELP_DIR" || fail "check_flags.py"
+else
+    echo "skipped: set FJORD_HELP_DIR to a directory holding fjord-control-plane.txt," \
+        "fjord-node-agent.txt and fjord-lb.txt (each daemon's --help output)"
+fi
+
+echo
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "check-infra: FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "check-infra: all checks passed"
