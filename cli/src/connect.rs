@@ -22,7 +22,13 @@ pub fn default_dev_dir() -> PathBuf {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
     /// Control-plane addresses, comma-separated; the first that answers is used.
-    #[arg(long, global = true, env = "FJORD_ADDR", value_delimiter = ',', default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "FJORD_ADDR",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7400"
+    )]
     pub addr: Vec<String>,
     /// Admin token (default: FJORD_TOKEN_FILE, else the token `fjord dev` wrote).
     #[arg(long, global = true, env = "FJORD_TOKEN", hide_env_values = true)]
@@ -78,9 +84,15 @@ impl ConnectArgs {
         };
         let mut failures = Vec::new();
         for addr in &self.addr {
-            let uri = if addr.contains("://") { addr.clone() } else { format!("http://{addr}") };
+            let uri = if addr.contains("://") {
+                addr.clone()
+            } else {
+                format!("http://{addr}")
+            };
             let endpoint = match Endpoint::from_shared(uri) {
-                Ok(e) => e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30)),
+                Ok(e) => e
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(30)),
                 Err(e) => {
                     failures.push(format!("{addr}: not a valid address ({e})"));
                     continue;

@@ -69,7 +69,12 @@ fn check_port_free(port: u16, what: &str) -> anyhow::Result<SocketAddr> {
 fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut command = Command::new(exe);
-    command.args(args).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).kill_on_drop(true);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true);
     // SAFETY: the closure makes one async-signal-safe syscall (see fjord_core::sys).
     #[allow(unsafe_code)]
     unsafe {
@@ -90,7 +95,12 @@ where
         }
         for d in daemons.iter_mut() {
             if let Ok(Some(status)) = d.child.try_wait() {
-                anyhow::bail!("{} {} exited ({status}) while waiting for {what}; see {}", d.role, d.id, d.log.display());
+                anyhow::bail!(
+                    "{} {} exited ({status}) while waiting for {what}; see {}",
+                    d.role,
+                    d.id,
+                    d.log.display()
+                );
             }
         }
         if Instant::now() > until {
@@ -145,14 +155,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ];
         if id == 1 {
             flags.push("--bootstrap".into());
-            let others: Vec<String> = cp_addrs.iter().enumerate().skip(1).map(|(k, a)| format!("{}={a}", k + 1)).collect();
+            let others: Vec<String> = cp_addrs
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(k, a)| format!("{}={a}", k + 1))
+                .collect();
             if !others.is_empty() {
                 flags.push("--initial-members".into());
                 flags.push(others.join(","));
             }
         }
         let log = dir.join(format!("logs/control-plane-{id}.log"));
-        daemons.push(Daemon { role: "control-plane", id: id.to_string(), addr: *addr, child: spawn(&exe, &flags, &log)?, log });
+        daemons.push(Daemon {
+            role: "control-plane",
+            id: id.to_string(),
+            addr: *addr,
+            child: spawn(&exe, &flags, &log)?,
+            log,
+        });
     }
     for (j, addr) in agent_addrs.iter().enumerate() {
         let id = format!("agent-{}", j + 1);
@@ -172,7 +193,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             args.agent_memory_mib.to_string(),
         ];
         let log = dir.join(format!("logs/{id}.log"));
-        daemons.push(Daemon { role: "node-agent", id, addr: *addr, child: spawn(&exe, &flags, &log)?, log });
+        daemons.push(Daemon {
+            role: "node-agent",
+            id,
+            addr: *addr,
+            child: spawn(&exe, &flags, &log)?,
+            log,
+        });
     }
     let lb_flags = vec![
         "lb".into(),
@@ -184,7 +211,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         token_file.clone(),
     ];
     let lb_log = dir.join("logs/lb.log");
-    daemons.push(Daemon { role: "lb", id: "lb".into(), addr: lb_addr, child: spawn(&exe, &lb_flags, &lb_log)?, log: lb_log });
+    daemons.push(Daemon {
+        role: "lb",
+        id: "lb".into(),
+        addr: lb_addr,
+        child: spawn(&exe, &lb_flags, &lb_log)?,
+        log: lb_log,
+    });
 
     let cluster = json!({
         "data_dir": dir,
@@ -197,20 +230,37 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     });
     let cluster_path = dir.join("cluster.json");
     std::fs::write(&cluster_path, serde_json::to_string_pretty(&cluster)?)?;
-    eprintln!("fjord dev: {} control-plane member(s), {} agent(s), lb on {lb_addr}", args.control_planes, args.agents);
+    eprintln!(
+        "fjord dev: {} control-plane member(s), {} agent(s), lb on {lb_addr}",
+        args.control_planes, args.agents
+    );
     eprintln!("fjord dev: state and logs in {}", dir.display());
 
-    let connect = ConnectArgs { addr: cp_urls.clone(), token: Some(token.as_str().to_string()), token_file: None };
+    let connect = ConnectArgs {
+        addr: cp_urls.clone(),
+        token: Some(token.as_str().to_string()),
+        token_file: None,
+    };
     let result = async {
-        wait_until("a control-plane leader and every agent", &mut daemons, Duration::from_secs(60), || async {
-            let Ok(mut admin) = connect.admin().await else { return false };
-            match admin.status(pb::StatusRequest {}).await {
-                Ok(s) => s.get_ref().leader_id.is_some() && s.get_ref().nodes_ready >= args.agents,
-                Err(_) => false,
-            }
+        wait_until(
+            "a control-plane leader and every agent",
+            &mut daemons,
+            Duration::from_secs(60),
+            || async {
+                let Ok(mut admin) = connect.admin().await else {
+                    return false;
+                };
+                match admin.status(pb::StatusRequest {}).await {
+                    Ok(s) => s.get_ref().leader_id.is_some() && s.get_ref().nodes_ready >= args.agents,
+                    Err(_) => false,
+                }
+            },
+        )
+        .await?;
+        wait_until("the lb", &mut daemons, Duration::from_secs(30), || async {
+            http_ok(lb_addr).await
         })
         .await?;
-        wait_until("the lb", &mut daemons, Duration::from_secs(30), || async { http_ok(lb_addr).await }).await?;
         if !args.no_examples {
             deploy_examples(&connect, &exe).await?;
         }
@@ -231,8 +281,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 async fn http_ok(addr: SocketAddr) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return false };
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.is_err() {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -245,7 +301,12 @@ async fn deploy_examples(connect: &ConnectArgs, exe: &Path) -> anyhow::Result<()
         let mut spec = FunctionSpec::from_yaml(yaml).map_err(|e| anyhow::anyhow!("example {name}: {e}"))?;
         // The examples are built into this binary: run them from here, whatever PATH holds.
         spec.command = vec![exe.display().to_string(), "example".into(), name.to_string()];
-        admin.deploy(pb::DeployRequest { spec: Some((&spec).into()) }).await.map_err(crate::connect::explain)?;
+        admin
+            .deploy(pb::DeployRequest {
+                spec: Some((&spec).into()),
+            })
+            .await
+            .map_err(crate::connect::explain)?;
     }
     Ok(())
 }
@@ -287,7 +348,10 @@ async fn stop_all(daemons: &mut [Daemon]) {
         }
     }
     for d in daemons.iter_mut().rev() {
-        if tokio::time::timeout(Duration::from_secs(15), d.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+            .await
+            .is_err()
+        {
             let _ = d.child.kill().await;
         }
     }

@@ -46,7 +46,10 @@ fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
 }
 
 pub fn read_spec(path: &Path) -> anyhow::Result<FunctionSpec> {
@@ -61,7 +64,13 @@ pub fn read_spec(path: &Path) -> anyhow::Result<FunctionSpec> {
 pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::Result<()> {
     let spec = read_spec(file)?;
     let mut admin = connect.admin().await?;
-    let status = admin.deploy(pb::DeployRequest { spec: Some((&spec).into()) }).await.map_err(explain)?.into_inner();
+    let status = admin
+        .deploy(pb::DeployRequest {
+            spec: Some((&spec).into()),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
     if json {
         print_json(&status_json(&status));
     } else {
@@ -72,12 +81,20 @@ pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::R
 }
 
 fn instance_counts(status: &pb::FunctionStatus) -> (u32, u32, u32) {
-    status.instances.iter().fold((0, 0, 0), |(r, b, s), i| (r + i.ready, b + i.busy, s + i.starting))
+    status
+        .instances
+        .iter()
+        .fold((0, 0, 0), |(r, b, s), i| (r + i.ready, b + i.busy, s + i.starting))
 }
 
 pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let functions = admin.list_functions(pb::ListFunctionsRequest {}).await.map_err(explain)?.into_inner().functions;
+    let functions = admin
+        .list_functions(pb::ListFunctionsRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .functions;
     if json {
         print_json(&serde_json::Value::Array(functions.iter().map(status_json).collect()));
         return Ok(());
@@ -86,7 +103,10 @@ pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         println!("no functions deployed; deploy one with `fjord deploy -f fjord.yaml`");
         return Ok(());
     }
-    println!("{:<24} {:>8} {:>7} {:>6} {:>9} {:>8} {:>11} {:>9}", "NAME", "REVISION", "READY", "BUSY", "MEMORY", "TIMEOUT", "CONCURRENCY", "MIN/MAX");
+    println!(
+        "{:<24} {:>8} {:>7} {:>6} {:>9} {:>8} {:>11} {:>9}",
+        "NAME", "REVISION", "READY", "BUSY", "MEMORY", "TIMEOUT", "CONCURRENCY", "MIN/MAX"
+    );
     for f in &functions {
         let record = f.record.clone().unwrap_or_default();
         let spec = record.spec.unwrap_or_default();
@@ -108,7 +128,11 @@ pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
 
 pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let status = admin.get_function(pb::GetFunctionRequest { name: name.into() }).await.map_err(explain)?.into_inner();
+    let status = admin
+        .get_function(pb::GetFunctionRequest { name: name.into() })
+        .await
+        .map_err(explain)?
+        .into_inner();
     let value = status_json(&status);
     if json {
         print_json(&value);
@@ -126,7 +150,10 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
     } else {
         println!("instances:");
         for i in &status.instances {
-            println!("  node {:<20} ready {:>3}  busy {:>3}  starting {:>3}", i.node_id, i.ready, i.busy, i.starting);
+            println!(
+                "  node {:<20} ready {:>3}  busy {:>3}  starting {:>3}",
+                i.node_id, i.ready, i.busy, i.starting
+            );
         }
     }
     Ok(())
@@ -134,7 +161,10 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
 
 pub async fn remove(connect: &ConnectArgs, name: &str) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    admin.remove_function(pb::RemoveFunctionRequest { name: name.into() }).await.map_err(explain)?;
+    admin
+        .remove_function(pb::RemoveFunctionRequest { name: name.into() })
+        .await
+        .map_err(explain)?;
     println!("removed {name}");
     Ok(())
 }
@@ -142,7 +172,11 @@ pub async fn remove(connect: &ConnectArgs, name: &str) -> anyhow::Result<()> {
 pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Option<u32>) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
     let status = admin
-        .scale(pb::ScaleRequest { name: name.into(), min_instances: min, max_instances: max })
+        .scale(pb::ScaleRequest {
+            name: name.into(),
+            min_instances: min,
+            max_instances: max,
+        })
         .await
         .map_err(explain)?
         .into_inner();
@@ -153,7 +187,12 @@ pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Opt
 
 pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let nodes = admin.list_nodes(pb::ListNodesRequest {}).await.map_err(explain)?.into_inner().nodes;
+    let nodes = admin
+        .list_nodes(pb::ListNodesRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .nodes;
     if json {
         let value: Vec<_> = nodes
             .iter()
@@ -178,7 +217,10 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         println!("no nodes registered; start a node agent (fjord dev starts one)");
         return Ok(());
     }
-    println!("{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}", "NODE", "STATE", "ADDRESS", "RUNTIME", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES");
+    println!(
+        "{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}",
+        "NODE", "STATE", "ADDRESS", "RUNTIME", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES"
+    );
     for n in &nodes {
         let info = n.info.clone().unwrap_or_default();
         let instances: u32 = n.functions.iter().map(|f| f.ready + f.starting).sum();
@@ -209,8 +251,17 @@ pub async fn status(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    println!("control plane: member {} answering, leader {}, term {}", s.this_member, opt(s.leader_id), s.term);
-    println!("log:           commit index {}, applied index {}", opt(s.commit_index), opt(s.applied_index));
+    println!(
+        "control plane: member {} answering, leader {}, term {}",
+        s.this_member,
+        opt(s.leader_id),
+        s.term
+    );
+    println!(
+        "log:           commit index {}, applied index {}",
+        opt(s.commit_index),
+        opt(s.applied_index)
+    );
     println!("members:");
     for m in &s.members {
         println!("  {:>3}  {:<10} {}", m.id, m.role, m.addr);
@@ -222,7 +273,14 @@ pub async fn status(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
 
 pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let reply = admin.logs(pb::LogsRequest { name: name.into(), tail }).await.map_err(explain)?.into_inner();
+    let reply = admin
+        .logs(pb::LogsRequest {
+            name: name.into(),
+            tail,
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
     if json {
         print_json(&json!({
             "lines": reply.lines.iter().map(|l| json!({
@@ -234,7 +292,13 @@ pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> a
         return Ok(());
     }
     for l in &reply.lines {
-        println!("{} {} {:<8} {}", format_timestamp(l.timestamp_ms), l.instance_id, l.stream, l.line);
+        println!(
+            "{} {} {:<8} {}",
+            format_timestamp(l.timestamp_ms),
+            l.instance_id,
+            l.stream,
+            l.line
+        );
     }
     for e in &reply.errors {
         eprintln!("warning: {e}");
@@ -248,5 +312,11 @@ pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> a
 /// `HH:MM:SS.mmm` UTC: enough to order lines by eye.
 fn format_timestamp(ms: u64) -> String {
     let secs = ms / 1000;
-    format!("{:02}:{:02}:{:02}.{:03}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        ms % 1000
+    )
 }

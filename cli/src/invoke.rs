@@ -28,7 +28,11 @@ pub async fn invoke(args: InvokeArgs<'_>) -> anyhow::Result<()> {
         (None, Some(_)) => "POST".into(),
         (None, None) => "GET".into(),
     };
-    let path = if args.path.starts_with('/') { args.path.to_string() } else { format!("/{}", args.path) };
+    let path = if args.path.starts_with('/') {
+        args.path.to_string()
+    } else {
+        format!("/{}", args.path)
+    };
     let lb = args.lb.trim_end_matches('/');
     let uri = format!("{lb}/function/{}{}", args.name, if path == "/" { "" } else { &path });
     let mut request = hyper::Request::builder().method(method.as_str()).uri(&uri);
@@ -43,7 +47,9 @@ pub async fn invoke(args: InvokeArgs<'_>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("building the request to {uri}: {e}"))?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let response = client.request(request).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the lb at {lb}: {e}.\nIs it running? `fjord dev` starts one; elsewhere set FJORD_LB.")
+        anyhow::anyhow!(
+            "cannot reach the lb at {lb}: {e}.\nIs it running? `fjord dev` starts one; elsewhere set FJORD_LB."
+        )
     })?;
     let status = response.status();
     let (parts, mut body) = response.into_parts();

@@ -138,7 +138,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Deploy { file, json } => functions::deploy(c, &file, json).await,
         Commands::List { json } => functions::list(c, json).await,
         Commands::Describe { name, json } => functions::describe(c, &name, json).await,
-        Commands::Invoke { name, data, path, method, headers, include, lb } => {
+        Commands::Invoke {
+            name,
+            data,
+            path,
+            method,
+            headers,
+            include,
+            lb,
+        } => {
             invoke::invoke(invoke::InvokeArgs {
                 lb: &lb,
                 name: &name,

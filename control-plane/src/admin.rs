@@ -29,11 +29,22 @@ impl AdminService {
             .into_iter()
             .filter_map(|node_id| {
                 let (load, _) = self.member.liveness.last_report(&node_id)?;
-                let f = load.functions.get(&record.spec.name).filter(|f| f.ready + f.starting > 0)?;
-                Some(pb::NodeInstances { node_id, ready: f.ready, busy: f.busy, starting: f.starting })
+                let f = load
+                    .functions
+                    .get(&record.spec.name)
+                    .filter(|f| f.ready + f.starting > 0)?;
+                Some(pb::NodeInstances {
+                    node_id,
+                    ready: f.ready,
+                    busy: f.busy,
+                    starting: f.starting,
+                })
             })
             .collect();
-        pb::FunctionStatus { record: Some(record_pb), instances }
+        pb::FunctionStatus {
+            record: Some(record_pb),
+            instances,
+        }
     }
 
     fn get_record(&self, name: &str) -> Result<FunctionRecord, ControlPlaneError> {
@@ -64,12 +75,21 @@ impl pb::admin_server::Admin for AdminService {
             fjord_core::SpecError::Field { field, reason } => ControlPlaneError::InvalidSpec { field, reason },
             fjord_core::SpecError::Parse(reason) => ControlPlaneError::InvalidRequest(reason),
         })?;
-        let result = self.member.write(Command::Deploy { spec, now_ms: now_millis() }).await?;
+        let result = self
+            .member
+            .write(Command::Deploy {
+                spec,
+                now_ms: now_millis(),
+            })
+            .await?;
         let record = result_to_record(result)?;
         Ok(Response::new(self.function_status(&record)))
     }
 
-    async fn get_function(&self, request: Request<pb::GetFunctionRequest>) -> Result<Response<pb::FunctionStatus>, Status> {
+    async fn get_function(
+        &self,
+        request: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionStatus>, Status> {
         let record = self.get_record(&request.into_inner().name)?;
         Ok(Response::new(self.function_status(&record)))
     }
@@ -78,7 +98,10 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _request: Request<pb::ListFunctionsRequest>,
     ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
-        let records: Vec<FunctionRecord> = self.member.state.read(|a| a.cluster.functions.values().cloned().collect());
+        let records: Vec<FunctionRecord> = self
+            .member
+            .state
+            .read(|a| a.cluster.functions.values().cloned().collect());
         let functions = records.iter().map(|r| self.function_status(r)).collect();
         Ok(Response::new(pb::ListFunctionsResponse { functions }))
     }
@@ -100,13 +123,20 @@ impl pb::admin_server::Admin for AdminService {
         if req.min_instances.is_none() && req.max_instances.is_none() {
             return Err(ControlPlaneError::InvalidRequest("give --min, --max or both".into()).into());
         }
-        let command =
-            Command::Scale { name: req.name, min: req.min_instances, max: req.max_instances, now_ms: now_millis() };
+        let command = Command::Scale {
+            name: req.name,
+            min: req.min_instances,
+            max: req.max_instances,
+            now_ms: now_millis(),
+        };
         let record = result_to_record(self.member.write(command).await?)?;
         Ok(Response::new(self.function_status(&record)))
     }
 
-    async fn list_nodes(&self, _request: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        _request: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
         let nodes: Vec<_> = self.member.state.read(|a| a.cluster.nodes.values().cloned().collect());
         let nodes = nodes
             .into_iter()
@@ -155,13 +185,19 @@ impl pb::admin_server::Admin for AdminService {
                 } else {
                     "learner"
                 };
-                pb::Member { id: *id, addr: node.addr.clone(), role: role.into() }
+                pb::Member {
+                    id: *id,
+                    addr: node.addr.clone(),
+                    role: role.into(),
+                }
             })
             .collect();
-        let (functions, node_ids): (u32, Vec<String>) = self
-            .member
-            .state
-            .read(|a| (a.cluster.functions.len() as u32, a.cluster.nodes.keys().cloned().collect()));
+        let (functions, node_ids): (u32, Vec<String>) = self.member.state.read(|a| {
+            (
+                a.cluster.functions.len() as u32,
+                a.cluster.nodes.keys().cloned().collect(),
+            )
+        });
         let ready = node_ids.iter().filter(|id| self.member.liveness.is_alive(id)).count() as u32;
         Ok(Response::new(pb::ClusterStatus {
             this_member: self.member.id,
@@ -179,10 +215,13 @@ impl pb::admin_server::Admin for AdminService {
     async fn logs(&self, request: Request<pb::LogsRequest>) -> Result<Response<pb::LogsResponse>, Status> {
         let req = request.into_inner();
         self.get_record(&req.name)?;
-        let nodes: Vec<(String, String)> = self
-            .member
-            .state
-            .read(|a| a.cluster.nodes.values().map(|n| (n.info.id.clone(), n.info.invoke_addr.clone())).collect());
+        let nodes: Vec<(String, String)> = self.member.state.read(|a| {
+            a.cluster
+                .nodes
+                .values()
+                .map(|n| (n.info.id.clone(), n.info.invoke_addr.clone()))
+                .collect()
+        });
         let tail = if req.tail == 0 { 100 } else { req.tail.min(10_000) };
         Ok(Response::new(self.logs.collect(&req.name, tail, nodes).await))
     }

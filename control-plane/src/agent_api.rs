@@ -27,8 +27,7 @@ impl pb::agent_server::Agent for AgentService {
             .node
             .ok_or_else(|| Status::invalid_argument("the register request has no node"))?
             .into();
-        fjord_core::name::check_dns_label(&info.id)
-            .map_err(|r| Status::invalid_argument(format!("node id {r}")))?;
+        fjord_core::name::check_dns_label(&info.id).map_err(|r| Status::invalid_argument(format!("node id {r}")))?;
         if info.invoke_addr.parse::<std::net::SocketAddr>().is_err() && !info.invoke_addr.contains(':') {
             return Err(Status::invalid_argument(format!(
                 "node {}: invoke address {:?} is not host:port",
@@ -36,14 +35,22 @@ impl pb::agent_server::Agent for AgentService {
             )));
         }
         let id = info.id.clone();
-        self.member.write(Command::RegisterNode { info, now_ms: now_millis() }).await?;
+        self.member
+            .write(Command::RegisterNode {
+                info,
+                now_ms: now_millis(),
+            })
+            .await?;
         self.member.liveness.heartbeat(&id, NodeLoad::default());
         Ok(Response::new(pb::RegisterResponse {
             heartbeat_interval_ms: self.member.heartbeat_interval.as_millis() as u64,
         }))
     }
 
-    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let hb = request.into_inner();
         let known = self.member.state.read(|a| a.cluster.nodes.contains_key(&hb.node_id));
         if known {
@@ -83,7 +90,10 @@ impl pb::agent_server::Agent for AgentService {
             let mut sent_version = None;
             loop {
                 let (version, functions) = state.read(|a| {
-                    (a.cluster.functions_version, a.cluster.functions.values().map(pb::FunctionRecord::from).collect())
+                    (
+                        a.cluster.functions_version,
+                        a.cluster.functions.values().map(pb::FunctionRecord::from).collect(),
+                    )
                 });
                 if sent_version != Some(version) {
                     if tx.send(Ok(pb::Assignments { version, functions })).await.is_err() {

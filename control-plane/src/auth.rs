@@ -45,7 +45,12 @@ impl Token {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         file.write_all(self.0.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()
@@ -119,7 +124,10 @@ mod tests {
         let mut wrong = Request::new(());
         Token::generate().attach(&mut wrong);
         assert_eq!(token.check(&wrong).unwrap_err().code(), tonic::Code::Unauthenticated);
-        assert_eq!(token.check(&Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            token.check(&Request::new(())).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
     }
 
     #[test]
@@ -128,7 +136,10 @@ mod tests {
         let join = Token::generate();
         let mut with_join = Request::new(());
         join.attach(&mut with_join);
-        assert!(admin.interceptor()(with_join).is_err(), "the join token must not open Admin");
+        assert!(
+            admin.interceptor()(with_join).is_err(),
+            "the join token must not open Admin"
+        );
         let mut with_join = Request::new(());
         join.attach(&mut with_join);
         assert!(admin.interceptor_or(Some(join.clone()))(with_join).is_ok());

@@ -28,7 +28,9 @@ use crate::member::Member;
 use crate::raft_types::{MemberId, Raft};
 use clap::Parser;
 use fjord_core::daemon::LogFormat;
-use fjord_proto::v1::{admin_server::AdminServer, agent_server::AgentServer, raft_server::RaftServer, routes_server::RoutesServer};
+use fjord_proto::v1::{
+    admin_server::AdminServer, agent_server::AgentServer, raft_server::RaftServer, routes_server::RoutesServer,
+};
 use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -96,7 +98,7 @@ pub enum StartError {
     #[error("data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("opening the Raft log in {path}: {source}")]
-    Log { path: PathBuf, source: redb::Error },
+    Log { path: PathBuf, source: Box<redb::Error> },
     #[error("starting Raft: {0}")]
     Raft(String),
     #[error("binding {addr}: {source}")]
@@ -107,14 +109,30 @@ pub enum StartError {
 
 fn parse_members(args: &Args, advertise: &str) -> Result<BTreeMap<MemberId, BasicNode>, StartError> {
     let mut members = BTreeMap::new();
-    members.insert(args.id, BasicNode { addr: advertise.to_string() });
+    members.insert(
+        args.id,
+        BasicNode {
+            addr: advertise.to_string(),
+        },
+    );
     for pair in &args.initial_members {
         let (id, addr) = pair
             .split_once('=')
             .ok_or_else(|| StartError::Config(format!("--initial-members entry {pair:?} is not id=host:port")))?;
-        let id: MemberId =
-            id.trim().parse().map_err(|_| StartError::Config(format!("--initial-members: {id:?} is not a member id")))?;
-        if members.insert(id, BasicNode { addr: addr.trim().to_string() }).is_some() && id != args.id {
+        let id: MemberId = id
+            .trim()
+            .parse()
+            .map_err(|_| StartError::Config(format!("--initial-members: {id:?} is not a member id")))?;
+        if members
+            .insert(
+                id,
+                BasicNode {
+                    addr: addr.trim().to_string(),
+                },
+            )
+            .is_some()
+            && id != args.id
+        {
             return Err(StartError::Config(format!("--initial-members names member {id} twice")));
         }
     }
@@ -134,22 +152,41 @@ pub fn load_token(args: &Args) -> Result<Token, StartError> {
         return Token::read_file(&path).map_err(StartError::Config);
     }
     let token = Token::generate();
-    token.write_file(&path).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+    token.write_file(&path).map_err(|source| StartError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
     tracing::info!(path = %path.display(), "generated a new admin token");
     Ok(token)
 }
 
 /// Starts a member on an already-bound listener and serves until `shutdown` resolves.
-pub async fn run(args: Args, token: Token, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    args: Args,
+    token: Token,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let advertise = match &args.advertise {
         Some(a) => a.clone(),
-        None => listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?.to_string(),
+        None => listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: args.listen.clone(),
+                source,
+            })?
+            .to_string(),
     };
-    std::fs::create_dir_all(&args.data_dir).map_err(|source| StartError::DataDir { path: args.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| StartError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
     let log_path = args.data_dir.join("raft-log.redb");
     let log = log_store::LogStore::open(&log_path).map_err(|source| StartError::Log { path: log_path, source })?;
-    let state = state_machine::StateMachineStore::open(&args.data_dir)
-        .map_err(|source| StartError::DataDir { path: args.data_dir.clone(), source })?;
+    let state = state_machine::StateMachineStore::open(&args.data_dir).map_err(|source| StartError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
 
     let config = openraft::Config {
         cluster_name: "fjord".into(),
@@ -168,11 +205,16 @@ pub async fn run(args: Args, token: Token, listener: TcpListener, shutdown: impl
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
     if args.bootstrap {
-        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
         if !initialized {
             let members = parse_members(&args, &advertise)?;
             tracing::info!(?members, "bootstrapping a new cluster");
-            raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
+            raft.initialize(members)
+                .await
+                .map_err(|e| StartError::Raft(e.to_string()))?;
         }
     }
 
@@ -201,18 +243,25 @@ pub async fn run(args: Args, token: Token, listener: TcpListener, shutdown: impl
     };
     let interceptor = token.interceptor();
     let node_interceptor = token.interceptor_or(join);
-    let admin = admin::AdminService { member: member.clone(), logs: logs::LogCollector::default() };
+    let admin = admin::AdminService {
+        member: member.clone(),
+        logs: logs::LogCollector::default(),
+    };
     tracing::info!(id = args.id, listen = %advertise, data_dir = %args.data_dir.display(), "control plane serving");
     let served = tonic::transport::Server::builder()
         .add_service(AdminServer::with_interceptor(admin, interceptor.clone()))
-        .add_service(AgentServer::with_interceptor(agent_api::AgentService { member: member.clone() }, node_interceptor.clone()))
-        .add_service(RoutesServer::with_interceptor(agent_api::RoutesService { member: member.clone() }, node_interceptor))
-        .add_service(
-            tonic::service::interceptor::InterceptedService::new(
-                RaftServer::new(network::RaftRpc { raft: raft.clone() }).max_decoding_message_size(256 * 1024 * 1024),
-                interceptor,
-            ),
-        )
+        .add_service(AgentServer::with_interceptor(
+            agent_api::AgentService { member: member.clone() },
+            node_interceptor.clone(),
+        ))
+        .add_service(RoutesServer::with_interceptor(
+            agent_api::RoutesService { member: member.clone() },
+            node_interceptor,
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            RaftServer::new(network::RaftRpc { raft: raft.clone() }).max_decoding_message_size(256 * 1024 * 1024),
+            interceptor,
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     publisher.abort();
@@ -228,6 +277,9 @@ pub async fn main_with(args: Args) -> Result<(), StartError> {
     let token = load_token(&args)?;
     let listener = TcpListener::bind(&args.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
     run(args, token, listener, fjord_core::daemon::shutdown_signal()).await
 }

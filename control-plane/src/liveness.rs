@@ -22,7 +22,12 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn new(timeout: Duration) -> Self {
-        Liveness { started: Instant::now(), timeout, seen: Mutex::new(HashMap::new()), changed: watch::channel(0).0 }
+        Liveness {
+            started: Instant::now(),
+            timeout,
+            seen: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -36,7 +41,13 @@ impl Liveness {
             Some(prev) => prev.at.elapsed() >= self.timeout || warm_set(&prev.load) != warm_set(&load),
             None => true,
         };
-        seen.insert(node_id.to_string(), Seen { at: Instant::now(), load });
+        seen.insert(
+            node_id.to_string(),
+            Seen {
+                at: Instant::now(),
+                load,
+            },
+        );
         drop(seen);
         if routing_changed {
             self.changed.send_modify(|v| *v += 1);
@@ -90,7 +101,14 @@ mod tests {
         liveness.heartbeat("n1", NodeLoad::default());
         assert_eq!(*rx.borrow(), first, "an identical heartbeat does not disturb routing");
         let mut load = NodeLoad::default();
-        load.functions.insert("echo".into(), FunctionLoad { revision: 1, ready: 1, ..Default::default() });
+        load.functions.insert(
+            "echo".into(),
+            FunctionLoad {
+                revision: 1,
+                ready: 1,
+                ..Default::default()
+            },
+        );
         liveness.heartbeat("n1", load);
         assert!(*rx.borrow() > first);
     }

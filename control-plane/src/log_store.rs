@@ -26,13 +26,16 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    pub fn open(path: &Path) -> Result<Self, redb::Error> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(LOGS)?;
-        txn.open_table(META)?;
-        txn.commit()?;
-        Ok(LogStore { db: Arc::new(db), committed_index: Arc::new(AtomicU64::new(u64::MAX)) })
+    pub fn open(path: &Path) -> Result<Self, Box<redb::Error>> {
+        let db = Database::create(path).map_err(|e| Box::new(e.into()))?;
+        let txn = db.begin_write().map_err(|e| Box::new(e.into()))?;
+        txn.open_table(LOGS).map_err(|e| Box::new(e.into()))?;
+        txn.open_table(META).map_err(|e| Box::new(e.into()))?;
+        txn.commit().map_err(|e| Box::new(e.into()))?;
+        Ok(LogStore {
+            db: Arc::new(db),
+            committed_index: Arc::new(AtomicU64::new(u64::MAX)),
+        })
     }
 
     /// The committed index last saved, if any.
@@ -48,7 +51,9 @@ impl LogStore {
         let table = txn.open_table(META).map_err(|e| AnyError::new(&e))?;
         let value = table.get(key).map_err(|e| AnyError::new(&e))?;
         match value {
-            Some(bytes) => serde_json::from_slice(bytes.value()).map(Some).map_err(|e| AnyError::new(&e)),
+            Some(bytes) => serde_json::from_slice(bytes.value())
+                .map(Some)
+                .map_err(|e| AnyError::new(&e)),
             None => Ok(None),
         }
     }
@@ -118,7 +123,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 }
                 None => last_purged,
             };
-            Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+            Ok(LogState {
+                last_purged_log_id: last_purged,
+                last_log_id: last,
+            })
         };
         state().map_err(|e| StorageIOError::read_logs(e).into())
     }
@@ -128,23 +136,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<MemberId>) -> Result<(), StorageError> {
-        self.write_meta(KEY_VOTE, vote).await.map_err(|e| StorageIOError::write_vote(e).into())
+        self.write_meta(KEY_VOTE, vote)
+            .await
+            .map_err(|e| StorageIOError::write_vote(e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<MemberId>>, StorageError> {
-        self.read_meta(KEY_VOTE).map_err(|e| StorageIOError::read_vote(e).into())
+        self.read_meta(KEY_VOTE)
+            .map_err(|e| StorageIOError::read_vote(e).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.committed_index.store(committed.map_or(u64::MAX, |c| c.index), Ordering::Relaxed);
-        self.write_meta(KEY_COMMITTED, &committed).await.map_err(|e| StorageIOError::write_logs(e).into())
+        self.committed_index
+            .store(committed.map_or(u64::MAX, |c| c.index), Ordering::Relaxed);
+        self.write_meta(KEY_COMMITTED, &committed)
+            .await
+            .map_err(|e| StorageIOError::write_logs(e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let committed: Option<Option<LogId>> =
-            self.read_meta(KEY_COMMITTED).map_err(|e| StorageIOError::read_logs(e))?;
+        let committed: Option<Option<LogId>> = self.read_meta(KEY_COMMITTED).map_err(StorageIOError::read_logs)?;
         let committed = committed.flatten();
-        self.committed_index.store(committed.map_or(u64::MAX, |c| c.index), Ordering::Relaxed);
+        self.committed_index
+            .store(committed.map_or(u64::MAX, |c| c.index), Ordering::Relaxed);
         Ok(committed)
     }
 
@@ -182,7 +196,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.write(move |txn| {
             let mut table = txn.open_table(LOGS).map_err(|e| AnyError::new(&e))?;
-            table.retain_in(log_id.index.., |_, _| false).map_err(|e| AnyError::new(&e))?;
+            table
+                .retain_in(log_id.index.., |_, _| false)
+                .map_err(|e| AnyError::new(&e))?;
             Ok(())
         })
         .await
@@ -193,9 +209,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = serde_json::to_vec(&log_id).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
         self.write(move |txn| {
             let mut meta = txn.open_table(META).map_err(|e| AnyError::new(&e))?;
-            meta.insert(KEY_PURGED, bytes.as_slice()).map_err(|e| AnyError::new(&e))?;
+            meta.insert(KEY_PURGED, bytes.as_slice())
+                .map_err(|e| AnyError::new(&e))?;
             let mut table = txn.open_table(LOGS).map_err(|e| AnyError::new(&e))?;
-            table.retain_in(..=log_id.index, |_, _| false).map_err(|e| AnyError::new(&e))?;
+            table
+                .retain_in(..=log_id.index, |_, _| false)
+                .map_err(|e| AnyError::new(&e))?;
             Ok(())
         })
         .await

@@ -25,7 +25,9 @@ pub struct LogCollector {
 
 impl Default for LogCollector {
     fn default() -> Self {
-        LogCollector { client: Client::builder(TokioExecutor::new()).build_http() }
+        LogCollector {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 }
 
@@ -52,14 +54,26 @@ impl LogCollector {
         }
         lines.sort_by_key(|l| l.timestamp_ms);
         let skip = lines.len().saturating_sub(tail as usize);
-        pb::LogsResponse { lines: lines.split_off(skip), errors }
+        pb::LogsResponse {
+            lines: lines.split_off(skip),
+            errors,
+        }
     }
 
     async fn fetch(&self, addr: &str, function: &str, tail: u32) -> Result<Vec<AgentLogLine>, String> {
         let uri = format!("http://{addr}/v1/logs/{function}?tail={tail}");
-        let response = self.client.get(uri.parse().map_err(|e| format!("{e}"))?).await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .get(uri.parse().map_err(|e| format!("{e}"))?)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         if !status.is_success() {
             return Err(format!("agent answered {status}"));
         }

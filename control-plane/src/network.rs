@@ -56,7 +56,12 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: MemberId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, channel: member_channel(&node.addr).ok(), addr: node.addr.clone(), token: self.token.clone() }
+        PeerClient {
+            target,
+            channel: member_channel(&node.addr).ok(),
+            addr: node.addr.clone(),
+            token: self.token.clone(),
+        }
     }
 }
 
@@ -86,7 +91,10 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let channel = self.channel.clone().ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!("bad member address {:?}", self.addr))))
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
+                "bad member address {:?}",
+                self.addr
+            ))))
         })?;
         let payload = encode(req).map_err(|s| RPCError::Network(NetworkError::new(&s)))?;
         let mut request = Request::new(payload);
@@ -123,8 +131,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<MemberId>, RPCError<MemberId, BasicNode, RaftError<MemberId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<MemberId>,
+        RPCError<MemberId, BasicNode, RaftError<MemberId, InstallSnapshotError>>,
+    > {
         self.call(Rpc::Snapshot, &req, option.hard_ttl()).await
     }
 
@@ -138,7 +148,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 }
 
 /// Sends a write to the leader at `addr` on a client's behalf.
-pub async fn forward_write(addr: &str, token: &Token, command: &Command) -> Result<Result<CommandResult, String>, Status> {
+pub async fn forward_write(
+    addr: &str,
+    token: &Token,
+    command: &Command,
+) -> Result<Result<CommandResult, String>, Status> {
     let channel = member_channel(addr).map_err(|e| Status::unavailable(format!("leader address {addr:?}: {e}")))?;
     let mut request = Request::new(encode(command)?);
     request.set_timeout(Duration::from_secs(10));
@@ -171,8 +185,12 @@ impl pb::raft_server::Raft for RaftRpc {
 
     async fn forward_write(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let command: Command = decode(request.get_ref())?;
-        let result: Result<CommandResult, String> =
-            self.raft.client_write(command).await.map(|r| r.data).map_err(|e| e.to_string());
+        let result: Result<CommandResult, String> = self
+            .raft
+            .client_write(command)
+            .await
+            .map(|r| r.data)
+            .map_err(|e| e.to_string());
         Ok(Response::new(encode(&result)?))
     }
 }

@@ -27,22 +27,47 @@ pub type LogId = openraft::LogId<MemberId>;
 /// the member that proposes it, so applying is deterministic on every member.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    Deploy { spec: FunctionSpec, now_ms: u64 },
-    Remove { name: String },
-    Scale { name: String, min: Option<u32>, max: Option<u32>, now_ms: u64 },
-    RegisterNode { info: NodeInfo, now_ms: u64 },
+    Deploy {
+        spec: FunctionSpec,
+        now_ms: u64,
+    },
+    Remove {
+        name: String,
+    },
+    Scale {
+        name: String,
+        min: Option<u32>,
+        max: Option<u32>,
+        now_ms: u64,
+    },
+    RegisterNode {
+        info: NodeInfo,
+        now_ms: u64,
+    },
 }
 
 /// What applying a [`Command`] produced. Refusals are results, not errors: the entry is
 /// committed and applied identically everywhere, and the state is left unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
-    Deployed { record: FunctionRecord, changed: bool },
-    Removed { revision: u64 },
-    Scaled { record: FunctionRecord },
+    Deployed {
+        record: FunctionRecord,
+        changed: bool,
+    },
+    Removed {
+        revision: u64,
+    },
+    Scaled {
+        record: FunctionRecord,
+    },
     NodeRegistered,
-    NotFound { name: String },
-    Invalid { field: String, reason: String },
+    NotFound {
+        name: String,
+    },
+    Invalid {
+        field: String,
+        reason: String,
+    },
     /// For entries that carry no command (blank and membership entries).
     Noop,
 }

@@ -24,7 +24,10 @@ pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> Rout
                 in_flight: 0,
             })
             .collect();
-        let reports: Vec<_> = nodes.iter().map(|n| (n.id.clone(), liveness.last_report(&n.id))).collect();
+        let reports: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.id.clone(), liveness.last_report(&n.id)))
+            .collect();
         let functions = cluster
             .functions
             .values()
@@ -50,7 +53,11 @@ pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> Rout
                 (record.spec.name.clone(), routed)
             })
             .collect();
-        RouteTable { version: 0, nodes, functions }
+        RouteTable {
+            version: 0,
+            nodes,
+            functions,
+        }
     })
 }
 

@@ -35,12 +35,14 @@ impl ClusterState {
                 }
                 if let Some(existing) = self.functions.get(&spec.name) {
                     if existing.spec == spec {
-                        return CommandResult::Deployed { record: existing.clone(), changed: false };
+                        return CommandResult::Deployed {
+                            record: existing.clone(),
+                            changed: false,
+                        };
                     }
                 }
                 self.last_revision += 1;
-                let created_at_ms =
-                    self.functions.get(&spec.name).map_or(now_ms, |r| r.created_at_ms);
+                let created_at_ms = self.functions.get(&spec.name).map_or(now_ms, |r| r.created_at_ms);
                 let record = FunctionRecord {
                     revision: self.last_revision,
                     created_at_ms,
@@ -54,7 +56,9 @@ impl ClusterState {
             Command::Remove { name } => match self.functions.remove(&name) {
                 Some(record) => {
                     self.functions_version += 1;
-                    CommandResult::Removed { revision: record.revision }
+                    CommandResult::Removed {
+                        revision: record.revision,
+                    }
                 }
                 None => CommandResult::NotFound { name },
             },
@@ -69,7 +73,11 @@ impl ClusterState {
                     return invalid(e);
                 }
                 // Scaling changes how many instances run, not what they run: same revision.
-                let record = FunctionRecord { spec, updated_at_ms: now_ms, ..record.clone() };
+                let record = FunctionRecord {
+                    spec,
+                    updated_at_ms: now_ms,
+                    ..record.clone()
+                };
                 self.functions.insert(name, record.clone());
                 self.functions_version += 1;
                 CommandResult::Scaled { record }
@@ -77,9 +85,9 @@ impl ClusterState {
             Command::RegisterNode { info, now_ms } => {
                 let unchanged = self.nodes.get(&info.id).is_some_and(|n| n.info == info);
                 if !unchanged {
-                    let registered_at_ms =
-                        self.nodes.get(&info.id).map_or(now_ms, |n| n.registered_at_ms);
-                    self.nodes.insert(info.id.clone(), RegisteredNode { info, registered_at_ms });
+                    let registered_at_ms = self.nodes.get(&info.id).map_or(now_ms, |n| n.registered_at_ms);
+                    self.nodes
+                        .insert(info.id.clone(), RegisteredNode { info, registered_at_ms });
                     self.nodes_version += 1;
                 }
                 CommandResult::NodeRegistered
@@ -91,7 +99,10 @@ impl ClusterState {
 fn invalid(e: SpecError) -> CommandResult {
     match e {
         SpecError::Field { field, reason } => CommandResult::Invalid { field, reason },
-        SpecError::Parse(reason) => CommandResult::Invalid { field: "spec".into(), reason },
+        SpecError::Parse(reason) => CommandResult::Invalid {
+            field: "spec".into(),
+            reason,
+        },
     }
 }
 
@@ -107,12 +118,35 @@ mod tests {
     #[test]
     fn deploy_assigns_increasing_revisions_and_is_idempotent() {
         let mut s = ClusterState::default();
-        let CommandResult::Deployed { record: a, changed: true } = s.apply(Command::Deploy { spec: spec("a"), now_ms: 1 }) else { panic!() };
-        let CommandResult::Deployed { record: again, changed: false } = s.apply(Command::Deploy { spec: spec("a"), now_ms: 2 }) else { panic!() };
+        let CommandResult::Deployed {
+            record: a,
+            changed: true,
+        } = s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 1,
+        })
+        else {
+            panic!()
+        };
+        let CommandResult::Deployed {
+            record: again,
+            changed: false,
+        } = s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 2,
+        })
+        else {
+            panic!()
+        };
         assert_eq!(a, again);
         let mut changed = spec("a");
         changed.memory_mib = 256;
-        let CommandResult::Deployed { record: b, .. } = s.apply(Command::Deploy { spec: changed, now_ms: 3 }) else { panic!() };
+        let CommandResult::Deployed { record: b, .. } = s.apply(Command::Deploy {
+            spec: changed,
+            now_ms: 3,
+        }) else {
+            panic!()
+        };
         assert!(b.revision > a.revision);
         assert_eq!(b.created_at_ms, 1);
         assert_eq!(b.updated_at_ms, 3);
@@ -121,30 +155,67 @@ mod tests {
     #[test]
     fn invalid_deploy_and_scale_leave_state_unchanged() {
         let mut s = ClusterState::default();
-        s.apply(Command::Deploy { spec: spec("a"), now_ms: 1 });
+        s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 1,
+        });
         let before = s.clone();
         let mut bad = spec("a");
         bad.memory_mib = 1;
-        assert!(matches!(s.apply(Command::Deploy { spec: bad, now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "memory_mib"));
-        assert!(matches!(s.apply(Command::Scale { name: "a".into(), min: Some(9), max: Some(2), now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "min"));
+        assert!(
+            matches!(s.apply(Command::Deploy { spec: bad, now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "memory_mib")
+        );
+        assert!(
+            matches!(s.apply(Command::Scale { name: "a".into(), min: Some(9), max: Some(2), now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "min")
+        );
         assert_eq!(s, before);
     }
 
     #[test]
     fn remove_then_redeploy_never_reuses_a_revision() {
         let mut s = ClusterState::default();
-        let CommandResult::Deployed { record: first, .. } = s.apply(Command::Deploy { spec: spec("a"), now_ms: 1 }) else { panic!() };
-        assert_eq!(s.apply(Command::Remove { name: "a".into() }), CommandResult::Removed { revision: first.revision });
-        assert_eq!(s.apply(Command::Remove { name: "a".into() }), CommandResult::NotFound { name: "a".into() });
-        let CommandResult::Deployed { record: second, .. } = s.apply(Command::Deploy { spec: spec("a"), now_ms: 2 }) else { panic!() };
+        let CommandResult::Deployed { record: first, .. } = s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 1,
+        }) else {
+            panic!()
+        };
+        assert_eq!(
+            s.apply(Command::Remove { name: "a".into() }),
+            CommandResult::Removed {
+                revision: first.revision
+            }
+        );
+        assert_eq!(
+            s.apply(Command::Remove { name: "a".into() }),
+            CommandResult::NotFound { name: "a".into() }
+        );
+        let CommandResult::Deployed { record: second, .. } = s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 2,
+        }) else {
+            panic!()
+        };
         assert!(second.revision > first.revision);
     }
 
     #[test]
     fn scale_keeps_the_revision() {
         let mut s = ClusterState::default();
-        let CommandResult::Deployed { record, .. } = s.apply(Command::Deploy { spec: spec("a"), now_ms: 1 }) else { panic!() };
-        let CommandResult::Scaled { record: scaled } = s.apply(Command::Scale { name: "a".into(), min: Some(2), max: None, now_ms: 5 }) else { panic!() };
+        let CommandResult::Deployed { record, .. } = s.apply(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 1,
+        }) else {
+            panic!()
+        };
+        let CommandResult::Scaled { record: scaled } = s.apply(Command::Scale {
+            name: "a".into(),
+            min: Some(2),
+            max: None,
+            now_ms: 5,
+        }) else {
+            panic!()
+        };
         assert_eq!(scaled.revision, record.revision);
         assert_eq!(scaled.spec.min, 2);
         assert_eq!(scaled.spec.max, record.spec.max);

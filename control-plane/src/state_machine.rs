@@ -101,16 +101,23 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (data, last_applied, last_membership) = {
             let applied = self.applied.read().expect("state lock poisoned");
-            let data = serde_json::to_vec(&*applied)
-                .map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)))?;
+            let data =
+                serde_json::to_vec(&*applied).map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)))?;
             (data, applied.last_applied, applied.last_membership.clone())
         };
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, now_millis()),
             None => format!("empty-{}", now_millis()),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
         let store = self.clone();
         let to_persist = stored.clone();
         tokio::task::spawn_blocking(move || store.persist_snapshot(&to_persist))
@@ -118,7 +125,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
         *self.snapshot.lock().expect("snapshot lock poisoned") = Some(stored);
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -171,7 +181,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let state: AppliedState = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e)))?;
-        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
         let store = self.clone();
         let to_persist = stored.clone();
         tokio::task::spawn_blocking(move || store.persist_snapshot(&to_persist))
@@ -187,7 +200,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let current = self.snapshot.lock().expect("snapshot lock poisoned").clone();
-        Ok(current.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        Ok(current.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
     }
 }
 
@@ -197,4 +213,3 @@ pub fn now_millis() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
-

@@ -13,12 +13,15 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
         let log = LogStore::open(&dir.path().join("raft-log.redb"))
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        let sm = StateMachineStore::open(dir.path()).map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
+        let sm =
+            StateMachineStore::open(dir.path()).map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
         Ok((dir, log, sm))
     }
 }
 
 #[test]
-fn openraft_storage_suite_passes() -> Result<(), StorageError> {
-    Suite::test_all(RedbStoreBuilder)
+fn openraft_storage_suite_passes() {
+    if let Err(e) = Suite::test_all(RedbStoreBuilder) {
+        panic!("openraft's storage suite failed: {e}");
+    }
 }

@@ -26,7 +26,9 @@ impl std::str::FromStr for LogFormat {
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -34,14 +36,12 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
     }
 }
 
@@ -52,7 +52,9 @@ pub type HttpBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>
 /// A complete body from bytes.
 pub fn full_body(bytes: impl Into<bytes::Bytes>) -> HttpBody {
     use http_body_util::BodyExt;
-    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Serves HTTP/1.1 on `listener`, with the service `make_service` builds for each connection's
@@ -131,8 +133,26 @@ pub fn error_response(status: hyper::StatusCode, message: &str, function: Option
     let body = serde_json::json!({ "error": message, "function": function });
     let mut response = hyper::Response::new(full_body(body.to_string()));
     *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    response
+}
+
+/// The token a node agent or lb presents: from `token_file`, else the `FJORD_TOKEN` variable.
+pub fn load_client_token(token_file: Option<&std::path::Path>) -> Result<String, String> {
+    let token = match token_file {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("reading token file {}: {e}", path.display()))?
+        }
+        None => {
+            std::env::var("FJORD_TOKEN").map_err(|_| "no token: pass --token-file or set FJORD_TOKEN".to_string())?
+        }
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err("the token is empty".into());
+    }
+    Ok(token)
 }

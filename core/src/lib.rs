@@ -7,14 +7,14 @@
 
 #[cfg(feature = "daemon")]
 pub mod daemon;
-#[cfg(feature = "daemon")]
-pub mod sys;
 pub mod duration;
 pub mod hashing;
 pub mod name;
 pub mod node;
 pub mod route;
 pub mod spec;
+#[cfg(feature = "daemon")]
+pub mod sys;
 
 pub use hashing::{preference_order, HashNode};
 pub use node::{NodeInfo, NodeLoad};

@@ -11,7 +11,10 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!("is {} characters long; the limit is {MAX_NAME_LEN}", name.len()));
+        return Err(format!(
+            "is {} characters long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
     }
     let first = name.as_bytes()[0];
     if !first.is_ascii_lowercase() {
@@ -44,7 +47,16 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_dns_label() {
-        for bad in ["", "Echo", "2fast", "trailing-", "under_score", "dot.ted", "sp ace", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Echo",
+            "2fast",
+            "trailing-",
+            "under_score",
+            "dot.ted",
+            "sp ace",
+            &"a".repeat(64),
+        ] {
             assert!(check_dns_label(bad).is_err(), "{bad}");
         }
     }

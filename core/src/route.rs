@@ -58,7 +58,12 @@ mod tests {
 
     fn table(warm: &[&str]) -> (RouteTable, RoutedFunction) {
         let nodes = (0..4)
-            .map(|i| RouteNode { id: format!("n{i}"), invoke_addr: format!("127.0.0.1:{}", 7500 + i), weight: 1, in_flight: 0 })
+            .map(|i| RouteNode {
+                id: format!("n{i}"),
+                invoke_addr: format!("127.0.0.1:{}", 7500 + i),
+                weight: 1,
+                in_flight: 0,
+            })
             .collect();
         let f = RoutedFunction {
             name: "echo".into(),
@@ -67,24 +72,40 @@ mod tests {
             concurrency: 1,
             warm_nodes: warm.iter().map(|s| s.to_string()).collect(),
         };
-        (RouteTable { version: 1, nodes, functions: HashMap::new() }, f)
+        (
+            RouteTable {
+                version: 1,
+                nodes,
+                functions: HashMap::new(),
+            },
+            f,
+        )
     }
 
     #[test]
     fn candidates_follow_hashing_order_when_nothing_is_warm() {
         let (t, f) = table(&[]);
         let ids: Vec<&str> = t.candidates(&f).iter().map(|n| n.id.as_str()).collect();
-        let expected: Vec<&str> = preference_order("echo", &t.nodes).into_iter().map(|i| t.nodes[i].id.as_str()).collect();
+        let expected: Vec<&str> = preference_order("echo", &t.nodes)
+            .into_iter()
+            .map(|i| t.nodes[i].id.as_str())
+            .collect();
         assert_eq!(ids, expected);
     }
 
     #[test]
     fn warm_nodes_come_first_in_hashing_order() {
         let (t, _) = table(&[]);
-        let order: Vec<String> = preference_order("echo", &t.nodes).into_iter().map(|i| t.nodes[i].id.clone()).collect();
+        let order: Vec<String> = preference_order("echo", &t.nodes)
+            .into_iter()
+            .map(|i| t.nodes[i].id.clone())
+            .collect();
         // Mark the last two in hashing order warm: they must now lead, in the same relative order.
         let (t, f) = table(&[&order[3], &order[2]]);
         let ids: Vec<String> = t.candidates(&f).iter().map(|n| n.id.clone()).collect();
-        assert_eq!(ids, vec![order[2].clone(), order[3].clone(), order[0].clone(), order[1].clone()]);
+        assert_eq!(
+            ids,
+            vec![order[2].clone(), order[3].clone(), order[0].clone(), order[1].clone()]
+        );
     }
 }

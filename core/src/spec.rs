@@ -116,7 +116,10 @@ pub enum SpecError {
 
 impl SpecError {
     fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        SpecError::Field { field: field.into(), reason: reason.into() }
+        SpecError::Field {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The field at fault, when one is known.
@@ -158,8 +161,7 @@ impl FunctionSpec {
                 text.len()
             )));
         }
-        let spec: FunctionSpec =
-            serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+        let spec: FunctionSpec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -179,7 +181,10 @@ impl FunctionSpec {
         }
         check_value_size("image", &self.image)?;
         if self.command.first().is_some_and(|program| program.trim().is_empty()) {
-            return Err(SpecError::field("command", "must start with a program, not an empty string"));
+            return Err(SpecError::field(
+                "command",
+                "must start with a program, not an empty string",
+            ));
         }
         for (i, arg) in self.command.iter().enumerate() {
             check_value_size(&format!("command[{i}]"), arg)?;
@@ -211,11 +216,17 @@ impl FunctionSpec {
         }
         check_duration("scale_to_zero_after", self.scale_to_zero_after, SCALE_TO_ZERO_RANGE)?;
         if self.labels.len() > MAX_ENV_ENTRIES {
-            return Err(SpecError::field("labels", format!("has more than {MAX_ENV_ENTRIES} entries")));
+            return Err(SpecError::field(
+                "labels",
+                format!("has more than {MAX_ENV_ENTRIES} entries"),
+            ));
         }
         for (key, value) in &self.labels {
             if key.is_empty() || key.len() > 63 {
-                return Err(SpecError::field(format!("labels.{key}"), "key must be 1 to 63 characters"));
+                return Err(SpecError::field(
+                    format!("labels.{key}"),
+                    "key must be 1 to 63 characters",
+                ));
             }
             check_value_size(&format!("labels.{key}"), value)?;
         }
@@ -246,14 +257,20 @@ fn check_duration(field: &str, value: Duration, (low, high): (Duration, Duration
 
 fn check_value_size(field: &str, value: &str) -> Result<(), SpecError> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(SpecError::field(field, format!("is longer than {MAX_VALUE_BYTES} bytes")));
+        return Err(SpecError::field(
+            field,
+            format!("is longer than {MAX_VALUE_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
 
 fn check_env(field: &str, vars: &BTreeMap<String, String>) -> Result<(), SpecError> {
     if vars.len() > MAX_ENV_ENTRIES {
-        return Err(SpecError::field(field, format!("has more than {MAX_ENV_ENTRIES} entries")));
+        return Err(SpecError::field(
+            field,
+            format!("has more than {MAX_ENV_ENTRIES} entries"),
+        ));
     }
     for (key, value) in vars {
         let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -334,8 +351,14 @@ mod tests {
         assert_eq!(field_of(&format!("name: a\n{base}max: 0\n")), "max");
         assert_eq!(field_of(&format!("name: a\n{base}env: {{PORT: '1'}}\n")), "env.PORT");
         assert_eq!(field_of(&format!("name: a\n{base}env: {{1X: '1'}}\n")), "env.1X");
-        assert_eq!(field_of(&format!("name: a\n{base}target_utilization: 2\n")), "target_utilization");
-        assert_eq!(field_of(&format!("name: a\n{base}scale_to_zero_after: 0s\n")), "scale_to_zero_after");
+        assert_eq!(
+            field_of(&format!("name: a\n{base}target_utilization: 2\n")),
+            "target_utilization"
+        );
+        assert_eq!(
+            field_of(&format!("name: a\n{base}scale_to_zero_after: 0s\n")),
+            "scale_to_zero_after"
+        );
         assert_eq!(field_of("name: a\ncommand: ['']\n"), "command");
     }
 

@@ -3,8 +3,8 @@
 
 pub fn run() {
     crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
-        let names = crate::query_param(&request, "names")
-            .unwrap_or_else(|| "GREETING,FJORD_FUNCTION,FJORD_INSTANCE_ID".into());
+        let names =
+            crate::query_param(&request, "names").unwrap_or_else(|| "GREETING,FJORD_FUNCTION,FJORD_INSTANCE_ID".into());
         let body: String = names
             .split(',')
             .filter(|n| !n.is_empty())

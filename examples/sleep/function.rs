@@ -10,7 +10,10 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 pub fn run() {
     crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
         let in_flight = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
-        let ms: u64 = crate::query_param(&request, "ms").and_then(|v| v.parse().ok()).unwrap_or(100).min(60_000);
+        let ms: u64 = crate::query_param(&request, "ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100)
+            .min(60_000);
         let fail = crate::query_param(&request, "fail").is_some_and(|v| v == "1");
         tokio::time::sleep(Duration::from_millis(ms)).await;
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);

@@ -24,13 +24,21 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
 /// Flags of `fjord-lb` (and of `fjord lb`).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "fjord-lb", about = "Run Fjord's HTTP front door: routes /function/{name} to the node agents.")]
+#[command(
+    name = "fjord-lb",
+    about = "Run Fjord's HTTP front door: routes /function/{name} to the node agents."
+)]
 pub struct Args {
     /// Address to serve HTTP on.
     #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Control-plane members to watch routes from, comma-separated.
-    #[arg(long, env = "FJORD_CONTROL_PLANE", value_delimiter = ',', default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        env = "FJORD_CONTROL_PLANE",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7400"
+    )]
     pub control_plane: Vec<String>,
     /// File holding the cluster's bearer token (default: the FJORD_TOKEN variable).
     #[arg(long, env = "FJORD_TOKEN_FILE")]
@@ -52,13 +60,12 @@ pub enum StartError {
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, then drains for up to 10 s.
-pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-    let token = match &args.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| StartError::Config(format!("reading token file {}: {e}", path.display())))?,
-        None => std::env::var("FJORD_TOKEN")
-            .map_err(|_| StartError::Config("no token: pass --token-file or set FJORD_TOKEN".into()))?,
-    };
+pub async fn run(
+    args: Args,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let token = fjord_core::daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
@@ -66,10 +73,17 @@ pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output
         return Err(StartError::Config("--body-limit-bytes must be above 0".into()));
     }
     let (table_tx, table_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
-    let watcher = route_watch::RouteWatch { endpoints: args.control_plane.clone(), token: token.trim().to_string(), table: table_tx };
+    let watcher = route_watch::RouteWatch {
+        endpoints: args.control_plane.clone(),
+        token,
+        table: table_tx,
+    };
     let watcher = tokio::spawn(watcher.run());
     let proxy = proxy::Proxy::new(table_rx, args.body_limit_bytes);
-    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
     tracing::info!(listen = %local, "lb serving");
     let make_service = move |peer| {
         let proxy = proxy.clone();
@@ -84,6 +98,9 @@ pub async fn main_with(args: Args) -> Result<(), StartError> {
     fjord_core::daemon::init_logging(args.log_format);
     let listener = TcpListener::bind(&args.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
     run(args, listener, fjord_core::daemon::shutdown_signal()).await
 }

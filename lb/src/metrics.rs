@@ -17,7 +17,12 @@ impl Metrics {
     /// random names cannot grow the table.
     pub fn record(&self, function: Option<&str>, status: u16) {
         let label = function.unwrap_or("_unknown").to_string();
-        *self.requests.lock().expect("metrics lock poisoned").entry((label, status)).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock poisoned")
+            .entry((label, status))
+            .or_default() += 1;
     }
 
     pub fn render(&self) -> String {
@@ -25,7 +30,10 @@ impl Metrics {
         out.push_str("# HELP fjord_lb_requests_total Requests answered, by function and status.\n");
         out.push_str("# TYPE fjord_lb_requests_total counter\n");
         for ((function, status), count) in self.requests.lock().expect("metrics lock poisoned").iter() {
-            let _ = writeln!(out, "fjord_lb_requests_total{{function=\"{function}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "fjord_lb_requests_total{{function=\"{function}\",status=\"{status}\"}} {count}"
+            );
         }
         out.push_str("# HELP fjord_lb_in_flight Requests being served now.\n# TYPE fjord_lb_in_flight gauge\n");
         let _ = writeln!(out, "fjord_lb_in_flight {}", self.in_flight.load(Ordering::Relaxed));

@@ -63,7 +63,11 @@ impl Proxy {
         })
     }
 
-    pub async fn handle(self: Arc<Self>, peer: SocketAddr, request: Request<Incoming>) -> Result<Response<HttpBody>, std::convert::Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<Response<HttpBody>, std::convert::Infallible> {
         let path = request.uri().path();
         if let Some(rest) = path.strip_prefix("/function/") {
             let (name, tail) = match rest.find('/') {
@@ -73,16 +77,18 @@ impl Proxy {
             self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             let (response, known) = self.invoke(peer, &name, &tail, request).await;
             self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.metrics.record(known.then_some(name.as_str()), response.status().as_u16());
+            self.metrics
+                .record(known.then_some(name.as_str()), response.status().as_u16());
             return Ok(response);
         }
         let response = match path {
             "/healthz" => Response::new(full_body("ok\n")),
             "/metrics" => {
                 let mut response = Response::new(full_body(self.metrics.render()));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
                 response
             }
             _ => error_response(
@@ -101,7 +107,10 @@ impl Proxy {
             return Some(hit);
         }
         let deadline = tokio::time::Instant::now() + UNKNOWN_FUNCTION_GRACE;
-        while tokio::time::timeout_at(deadline, routes.changed()).await.is_ok_and(|r| r.is_ok()) {
+        while tokio::time::timeout_at(deadline, routes.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
             if let Some(hit) = found(&routes.borrow_and_update()) {
                 return Some(hit);
             }
@@ -110,7 +119,13 @@ impl Proxy {
     }
 
     /// Returns the response and whether the function was known (for metric labels).
-    async fn invoke(&self, peer: SocketAddr, name: &str, tail: &str, request: Request<Incoming>) -> (Response<HttpBody>, bool) {
+    async fn invoke(
+        &self,
+        peer: SocketAddr,
+        name: &str,
+        tail: &str,
+        request: Request<Incoming>,
+    ) -> (Response<HttpBody>, bool) {
         if fjord_core::name::check_dns_label(name).is_err() {
             let message = format!("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')");
             return (error_response(StatusCode::NOT_FOUND, &message, None), false);
@@ -119,7 +134,12 @@ impl Proxy {
             let message = format!("function {name:?} is not deployed");
             return (error_response(StatusCode::NOT_FOUND, &message, Some(name)), false);
         };
-        let response = match tokio::time::timeout(function.timeout + TIMEOUT_MARGIN, self.forward(peer, &table, &function, tail, request)).await {
+        let response = match tokio::time::timeout(
+            function.timeout + TIMEOUT_MARGIN,
+            self.forward(peer, &table, &function, tail, request),
+        )
+        .await
+        {
             Ok(response) => response,
             Err(_) => error_response(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -133,17 +153,31 @@ impl Proxy {
         (response, true)
     }
 
-    async fn forward(&self, peer: SocketAddr, table: &RouteTable, function: &RoutedFunction, tail: &str, request: Request<Incoming>) -> Response<HttpBody> {
+    async fn forward(
+        &self,
+        peer: SocketAddr,
+        table: &RouteTable,
+        function: &RoutedFunction,
+        tail: &str,
+        request: Request<Incoming>,
+    ) -> Response<HttpBody> {
         let name = function.name.as_str();
         let (mut parts, body) = request.into_parts();
         let too_large = || {
             error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the request body is larger than the limit of {} bytes", self.body_limit_bytes),
+                &format!(
+                    "the request body is larger than the limit of {} bytes",
+                    self.body_limit_bytes
+                ),
                 Some(name),
             )
         };
-        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.body_limit_bytes as u64) {
             return too_large();
         }
@@ -151,7 +185,11 @@ impl Proxy {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
             Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, &format!("reading the request body failed: {e}"), Some(name))
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("reading the request body failed: {e}"),
+                    Some(name),
+                )
             }
         };
 
@@ -160,7 +198,8 @@ impl Proxy {
             Some(id) => id,
             None => {
                 let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-                let id = HeaderValue::from_str(&format!("{:08x}{n:012x}", self.id_prefix)).expect("hex is a valid header");
+                let id =
+                    HeaderValue::from_str(&format!("{:08x}{n:012x}", self.id_prefix)).expect("hex is a valid header");
                 parts.headers.insert("x-request-id", id.clone());
                 id
             }
@@ -232,6 +271,8 @@ impl Proxy {
 }
 
 fn with_retry_after(mut response: Response<HttpBody>) -> Response<HttpBody> {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }

@@ -23,7 +23,9 @@ impl RouteWatch {
         for endpoint in self.endpoints.iter().cycle() {
             match self.stream_from(endpoint).await {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!(control_plane = %endpoint, error = %e, "route stream ended; keeping the last table"),
+                Err(e) => {
+                    tracing::warn!(control_plane = %endpoint, error = %e, "route stream ended; keeping the last table")
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -39,12 +41,20 @@ impl RouteWatch {
             .connect()
             .await?;
         let mut request = tonic::Request::new(pb::WatchRoutesRequest {});
-        request.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {}", self.token))?);
+        request.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {}", self.token))?,
+        );
         let mut stream = RoutesClient::new(channel).watch_routes(request).await?.into_inner();
         tracing::info!(control_plane = %endpoint, "watching routes");
         while let Some(table) = stream.message().await? {
             let table = RouteTable::from(table);
-            tracing::debug!(version = table.version, nodes = table.nodes.len(), functions = table.functions.len(), "routes");
+            tracing::debug!(
+                version = table.version,
+                nodes = table.nodes.len(),
+                functions = table.functions.len(),
+                "routes"
+            );
             self.table.send_replace(Arc::new(table));
         }
         Ok(())

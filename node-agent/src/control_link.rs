@@ -62,13 +62,17 @@ impl ControlLink {
             .await?;
         let mut client = AgentClient::new(channel);
         let registered = client
-            .register(self.request(pb::RegisterRequest { node: Some((&self.node).into()) }))
+            .register(self.request(pb::RegisterRequest {
+                node: Some((&self.node).into()),
+            }))
             .await?
             .into_inner();
         let interval = Duration::from_millis(registered.heartbeat_interval_ms.clamp(50, 10_000));
         tracing::info!(control_plane = %endpoint, node = %self.node.id, "registered");
         let mut stream = client
-            .watch_assignments(self.request(pb::WatchAssignmentsRequest { node_id: self.node.id.clone() }))
+            .watch_assignments(self.request(pb::WatchAssignmentsRequest {
+                node_id: self.node.id.clone(),
+            }))
             .await?
             .into_inner();
         let mut ticker = tokio::time::interval(interval);

@@ -65,7 +65,10 @@ impl Body for LeasedBody {
 }
 
 impl InvokeService {
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<HttpBody>, std::convert::Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<HttpBody>, std::convert::Infallible> {
         let path = request.uri().path().to_string();
         let response = if let Some(rest) = path.strip_prefix("/invoke/") {
             let (function, tail) = match rest.find('/') {
@@ -84,12 +87,18 @@ impl InvokeService {
                 .unwrap_or(100);
             let lines = self.pool.logs.tail(function, tail);
             let mut response = Response::new(full_body(serde_json::to_vec(&lines).unwrap_or_default()));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         } else if path == "/healthz" {
             Response::new(full_body("ok\n"))
         } else {
-            error_response(StatusCode::NOT_FOUND, &format!("no such endpoint {path:?} on the node agent"), None)
+            error_response(
+                StatusCode::NOT_FOUND,
+                &format!("no such endpoint {path:?} on the node agent"),
+                None,
+            )
         };
         Ok(response)
     }
@@ -97,9 +106,12 @@ impl InvokeService {
     async fn invoke(&self, function: &str, tail: &str, request: Request<Incoming>) -> Response<HttpBody> {
         let Some(record) = self.pool.record(function) else {
             // Perhaps deployed a moment ago: acquire waits briefly for the assignment.
-            return self.invoke_after_acquire(function, tail, request, Duration::from_secs(60)).await;
+            return self
+                .invoke_after_acquire(function, tail, request, Duration::from_secs(60))
+                .await;
         };
-        self.invoke_after_acquire(function, tail, request, record.spec.timeout).await
+        self.invoke_after_acquire(function, tail, request, record.spec.timeout)
+            .await
     }
 
     async fn invoke_after_acquire(
@@ -123,17 +135,33 @@ impl InvokeService {
         };
         parts.uri = match target.parse() {
             Ok(uri) => uri,
-            Err(_) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid path {tail:?}"), Some(function)),
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid path {tail:?}"),
+                    Some(function),
+                )
+            }
         };
         strip_hop_by_hop(&mut parts.headers);
         let upstream = Request::from_parts(parts, body);
-        let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
         let result = tokio::time::timeout(remaining, self.client.request(upstream)).await;
         let mut response = match result {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, LeasedBody { inner: body, _lease: lease }.map_err(Into::into).boxed())
+                Response::from_parts(
+                    parts,
+                    LeasedBody {
+                        inner: body,
+                        _lease: lease,
+                    }
+                    .map_err(Into::into)
+                    .boxed(),
+                )
             }
             Ok(Err(e)) => {
                 // The instance may have died mid-request: give its exit a moment to be reaped.
@@ -142,13 +170,20 @@ impl InvokeService {
                     Err(_) => format!("the connection to instance {} failed: {e}", instance.id()),
                 };
                 drop(lease);
-                return error_response(StatusCode::BAD_GATEWAY, &format!("function {function:?} failed: {reason}"), Some(function));
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("function {function:?} failed: {reason}"),
+                    Some(function),
+                );
             }
             Err(_) => {
                 drop(lease);
                 return error_response(
                     StatusCode::GATEWAY_TIMEOUT,
-                    &format!("function {function:?} did not answer within its timeout of {}", fjord_core::duration::format_duration(timeout)),
+                    &format!(
+                        "function {function:?} did not answer within its timeout of {}",
+                        fjord_core::duration::format_duration(timeout)
+                    ),
                     Some(function),
                 );
             }
@@ -169,7 +204,9 @@ impl InvokeService {
             AcquireError::UnknownFunction(_) => error_response(StatusCode::NOT_FOUND, &message, Some(function)),
             AcquireError::Busy(_) => {
                 let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &message, Some(function));
-                response.headers_mut().insert("x-fjord-busy", HeaderValue::from_static("1"));
+                response
+                    .headers_mut()
+                    .insert("x-fjord-busy", HeaderValue::from_static("1"));
                 response
             }
             AcquireError::Timeout { .. } => error_response(StatusCode::GATEWAY_TIMEOUT, &message, Some(function)),

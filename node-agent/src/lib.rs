@@ -40,7 +40,12 @@ pub struct Args {
     #[arg(long, env = "FJORD_NODE_ID")]
     pub node_id: Option<String>,
     /// Control-plane members to talk to, comma-separated; the agent moves to the next when one fails.
-    #[arg(long, env = "FJORD_CONTROL_PLANE", value_delimiter = ',', default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        env = "FJORD_CONTROL_PLANE",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7400"
+    )]
     pub control_plane: Vec<String>,
     /// File holding the cluster's bearer token (default: the FJORD_TOKEN variable).
     #[arg(long, env = "FJORD_TOKEN_FILE")]
@@ -94,19 +99,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "node".into())
 }
 
-fn load_token(args: &Args) -> Result<String, StartError> {
-    let token = match &args.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| StartError::Config(format!("reading token file {}: {e}", path.display())))?,
-        None => std::env::var("FJORD_TOKEN")
-            .map_err(|_| StartError::Config("no token: pass --token-file or set FJORD_TOKEN".into()))?,
-    };
-    Ok(token.trim().to_string())
-}
-
 /// Starts the agent on an already-bound listener and runs until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish (up to 10 s) and stops every instance.
-pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn run(
+    args: Args,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let ec2 = match args.ec2_metadata {
         true => Some(ec2_metadata::fetch_identity(&args.ec2_metadata_endpoint).await?),
         false => None,
@@ -121,7 +120,7 @@ pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output
         _ => args.zone.clone(),
     };
     fjord_core::name::check_dns_label(&node_id).map_err(|r| StartError::Config(format!("--node-id {r}")))?;
-    let token = load_token(&args)?;
+    let token = fjord_core::daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
@@ -133,7 +132,10 @@ pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output
             ))
         }
     };
-    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
     let pool = pool::InstancePool::new(runtime, &node_id, args.memory_mib);
     let node = NodeInfo {
@@ -145,7 +147,12 @@ pub async fn run(args: Args, listener: TcpListener, shutdown: impl Future<Output
         runtime: pool.runtime_name().into(),
         instance_id: ec2.map(|identity| identity.instance_id).unwrap_or_default(),
     };
-    let link = control_link::ControlLink { endpoints: args.control_plane.clone(), token, node, pool: pool.clone() };
+    let link = control_link::ControlLink {
+        endpoints: args.control_plane.clone(),
+        token,
+        node,
+        pool: pool.clone(),
+    };
     let link = tokio::spawn(link.run());
     tracing::info!(node = %node_id, listen = %local, advertise = %advertise, "node agent serving");
     let service = invoke::InvokeService::new(pool.clone(), node_id);
@@ -163,6 +170,9 @@ pub async fn main_with(args: Args) -> Result<(), StartError> {
     fjord_core::daemon::init_logging(args.log_format);
     let listener = TcpListener::bind(&args.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: args.listen.clone(), source })?;
+        .map_err(|source| StartError::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
     run(args, listener, fjord_core::daemon::shutdown_signal()).await
 }

@@ -80,11 +80,14 @@ mod tests {
             logs.push("f", "i1", "stdout", &format!("line {i}\n"));
         }
         let tail = logs.tail("f", 3);
-        assert_eq!(tail.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), vec![
-            format!("line {}", LINES_PER_FUNCTION + 7),
-            format!("line {}", LINES_PER_FUNCTION + 8),
-            format!("line {}", LINES_PER_FUNCTION + 9)
-        ]);
+        assert_eq!(
+            tail.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+            vec![
+                format!("line {}", LINES_PER_FUNCTION + 7),
+                format!("line {}", LINES_PER_FUNCTION + 8),
+                format!("line {}", LINES_PER_FUNCTION + 9)
+            ]
+        );
         assert_eq!(logs.tail("f", usize::MAX).len(), LINES_PER_FUNCTION);
         logs.push("g", "i2", "stderr", &"é".repeat(MAX_LINE_BYTES));
         assert!(logs.tail("g", 1)[0].line.ends_with("[line truncated]"));

@@ -86,7 +86,8 @@ impl Drop for Lease {
                 state.record.as_ref().is_none_or(|r| r.revision != self.slot.revision)
             };
             if outdated {
-                self.pool.retire(&self.function, &self.slot, "its function was redeployed or removed");
+                self.pool
+                    .retire(&self.function, &self.slot, "its function was redeployed or removed");
             }
         }
         self.function.changed.notify_waiters();
@@ -105,7 +106,7 @@ pub struct InstancePool {
 }
 
 enum Next {
-    Start(FunctionRecord),
+    Start(Box<FunctionRecord>),
     Wait,
 }
 
@@ -125,6 +126,15 @@ impl InstancePool {
 
     pub fn runtime_name(&self) -> &'static str {
         self.runtime.name()
+    }
+
+    fn all_functions(&self) -> Vec<Arc<FunctionPool>> {
+        self.functions
+            .read()
+            .expect("pool lock poisoned")
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn function(&self, name: &str) -> Option<Arc<FunctionPool>> {
@@ -147,7 +157,12 @@ impl InstancePool {
 
     /// The current record of `name`, if this node knows the function.
     pub fn record(&self, name: &str) -> Option<FunctionRecord> {
-        self.function(name)?.state.lock().expect("function lock poisoned").record.clone()
+        self.function(name)?
+            .state
+            .lock()
+            .expect("function lock poisoned")
+            .record
+            .clone()
     }
 
     /// Replaces the set of functions this node may run. Instances of removed functions and of
@@ -160,7 +175,11 @@ impl InstancePool {
             let pool = functions
                 .entry(record.spec.name.clone())
                 .or_insert_with(|| {
-                    Arc::new(FunctionPool { name: record.spec.name.clone(), state: Default::default(), changed: Notify::new() })
+                    Arc::new(FunctionPool {
+                        name: record.spec.name.clone(),
+                        state: Default::default(),
+                        changed: Notify::new(),
+                    })
                 })
                 .clone();
             pool.state.lock().expect("function lock poisoned").record = Some(record);
@@ -204,7 +223,12 @@ impl InstancePool {
             state.instances.retain(|s| !Arc::ptr_eq(s, slot));
         }
         self.release_memory(slot.memory_mib);
-        self.logs.push(&function.name, slot.instance.id(), "platform", &format!("instance stopping: {why}"));
+        self.logs.push(
+            &function.name,
+            slot.instance.id(),
+            "platform",
+            &format!("instance stopping: {why}"),
+        );
         let slot = slot.clone();
         tokio::spawn(async move { slot.instance.stop(STOP_GRACE).await });
     }
@@ -242,16 +266,22 @@ impl InstancePool {
                         state.waiting -= 1;
                     }
                     drop(state);
-                    return Ok(Lease { slot, function: function.clone(), pool: self.clone(), record });
+                    return Ok(Lease {
+                        slot,
+                        function: function.clone(),
+                        pool: self.clone(),
+                        record,
+                    });
                 }
-                let live = state.instances.iter().filter(|s| s.revision == record.revision).count() as u32 + state.starting;
+                let live =
+                    state.instances.iter().filter(|s| s.revision == record.revision).count() as u32 + state.starting;
                 if live < record.spec.max && self.reserve_memory(record.spec.memory_mib) {
                     state.starting += 1;
                     if counted_waiting {
                         state.waiting -= 1;
                         counted_waiting = false;
                     }
-                    Next::Start(record)
+                    Next::Start(Box::new(record))
                 } else if live == 0 {
                     if counted_waiting {
                         state.waiting -= 1;
@@ -263,7 +293,10 @@ impl InstancePool {
                 } else {
                     if !counted_waiting {
                         if state.waiting >= MAX_WAITING_PER_FUNCTION {
-                            return Err(AcquireError::Busy(format!("{} requests already wait for {name:?}", state.waiting)));
+                            return Err(AcquireError::Busy(format!(
+                                "{} requests already wait for {name:?}",
+                                state.waiting
+                            )));
                         }
                         state.waiting += 1;
                         counted_waiting = true;
@@ -272,7 +305,7 @@ impl InstancePool {
                 }
             };
             match next {
-                Next::Start(record) => return self.start_instance(&function, record).await,
+                Next::Start(record) => return self.start_instance(&function, *record).await,
                 Next::Wait => {
                     if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
                         let mut state = function.state.lock().expect("function lock poisoned");
@@ -294,16 +327,28 @@ impl InstancePool {
             if let Some(f) = self.function(name) {
                 return Ok(f);
             }
-            if tokio::time::timeout_at(until.into(), assignments.changed()).await.is_err() {
+            if tokio::time::timeout_at(until.into(), assignments.changed())
+                .await
+                .is_err()
+            {
                 return Err(AcquireError::UnknownFunction(name.to_string()));
             }
         }
     }
 
-    async fn start_instance(self: &Arc<Self>, function: &Arc<FunctionPool>, record: FunctionRecord) -> Result<Lease, AcquireError> {
+    async fn start_instance(
+        self: &Arc<Self>,
+        function: &Arc<FunctionPool>,
+        record: FunctionRecord,
+    ) -> Result<Lease, AcquireError> {
         let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
         let instance_id = format!("{}-{}-{n}", record.spec.name, self.node_id);
-        self.logs.push(&record.spec.name, &instance_id, "platform", &format!("starting instance (revision {})", record.revision));
+        self.logs.push(
+            &record.spec.name,
+            &instance_id,
+            "platform",
+            &format!("starting instance (revision {})", record.revision),
+        );
         let started = Instant::now();
         let result = self
             .runtime
@@ -336,12 +381,22 @@ impl InstancePool {
                 );
                 self.watch_exit(function.clone(), slot.clone());
                 function.changed.notify_waiters();
-                Ok(Lease { slot, function: function.clone(), pool: self.clone(), record })
+                Ok(Lease {
+                    slot,
+                    function: function.clone(),
+                    pool: self.clone(),
+                    record,
+                })
             }
             Err(e) => {
                 drop(state);
                 self.release_memory(record.spec.memory_mib);
-                self.logs.push(&record.spec.name, &instance_id, "platform", &format!("instance failed to start: {e}"));
+                self.logs.push(
+                    &record.spec.name,
+                    &instance_id,
+                    "platform",
+                    &format!("instance failed to start: {e}"),
+                );
                 function.changed.notify_waiters();
                 Err(e.into())
             }
@@ -355,9 +410,19 @@ impl InstancePool {
             let reason = slot.instance.wait_exit().await;
             let Some(pool) = pool.upgrade() else { return };
             if reason != ExitReason::Stopped {
-                pool.logs.push(&function.name, slot.instance.id(), "platform", &format!("instance {reason}"));
+                pool.logs.push(
+                    &function.name,
+                    slot.instance.id(),
+                    "platform",
+                    &format!("instance {reason}"),
+                );
                 if !slot.retired.swap(true, Ordering::AcqRel) {
-                    function.state.lock().expect("function lock poisoned").instances.retain(|s| !Arc::ptr_eq(s, &slot));
+                    function
+                        .state
+                        .lock()
+                        .expect("function lock poisoned")
+                        .instances
+                        .retain(|s| !Arc::ptr_eq(s, &slot));
                     pool.release_memory(slot.memory_mib);
                 }
                 function.changed.notify_waiters();
@@ -368,17 +433,22 @@ impl InstancePool {
     /// Stops instances idle past their function's `scale_to_zero_after`, keeping `min`, and
     /// starts instances up to `min` (prewarm).
     pub fn reap_and_prewarm(self: &Arc<Self>) {
-        let functions: Vec<Arc<FunctionPool>> = self.functions.read().expect("pool lock poisoned").values().cloned().collect();
+        let functions = self.all_functions();
         for function in functions {
             let (idle, missing) = {
                 let state = function.state.lock().expect("function lock poisoned");
                 let Some(record) = state.record.as_ref() else { continue };
-                let current: Vec<&Arc<Slot>> = state.instances.iter().filter(|s| s.revision == record.revision).collect();
+                let current: Vec<&Arc<Slot>> = state
+                    .instances
+                    .iter()
+                    .filter(|s| s.revision == record.revision)
+                    .collect();
                 let mut idle: Vec<Arc<Slot>> = current
                     .iter()
                     .filter(|s| {
                         s.in_flight.load(Ordering::Acquire) == 0
-                            && s.last_used.lock().expect("slot lock poisoned").elapsed() >= record.spec.scale_to_zero_after
+                            && s.last_used.lock().expect("slot lock poisoned").elapsed()
+                                >= record.spec.scale_to_zero_after
                     })
                     .map(|s| (*s).clone())
                     .collect();
@@ -413,7 +483,7 @@ impl InstancePool {
 
     /// What this node reports in its heartbeat.
     pub fn load(&self) -> NodeLoad {
-        let functions: Vec<Arc<FunctionPool>> = self.functions.read().expect("pool lock poisoned").values().cloned().collect();
+        let functions = self.all_functions();
         let mut load = NodeLoad {
             reserved_memory_mib: *self.memory_reserved_mib.lock().expect("memory lock poisoned"),
             ..Default::default()
@@ -421,7 +491,11 @@ impl InstancePool {
         for function in functions {
             let state = function.state.lock().expect("function lock poisoned");
             let Some(record) = state.record.as_ref() else { continue };
-            let mut f = FunctionLoad { revision: record.revision, starting: state.starting, ..Default::default() };
+            let mut f = FunctionLoad {
+                revision: record.revision,
+                starting: state.starting,
+                ..Default::default()
+            };
             for slot in state.instances.iter().filter(|s| s.revision == record.revision) {
                 let in_flight = slot.in_flight.load(Ordering::Acquire);
                 f.ready += 1;
@@ -438,10 +512,11 @@ impl InstancePool {
 
     /// Stops every instance (agent shutdown).
     pub async fn stop_all(&self) {
-        let functions: Vec<Arc<FunctionPool>> = self.functions.read().expect("pool lock poisoned").values().cloned().collect();
+        let functions = self.all_functions();
         let mut stops = Vec::new();
         for function in functions {
-            let slots: Vec<Arc<Slot>> = std::mem::take(&mut function.state.lock().expect("function lock poisoned").instances);
+            let slots: Vec<Arc<Slot>> =
+                std::mem::take(&mut function.state.lock().expect("function lock poisoned").instances);
             for slot in slots {
                 slot.retired.store(true, Ordering::Release);
                 stops.push(async move { slot.instance.stop(STOP_GRACE).await });

@@ -72,7 +72,12 @@ impl TryFrom<pb::FunctionRecord> for FunctionRecord {
             .spec
             .ok_or_else(|| SpecError::Parse("function record without a spec".into()))?
             .try_into()?;
-        Ok(FunctionRecord { spec, revision: p.revision, created_at_ms: p.created_at_ms, updated_at_ms: p.updated_at_ms })
+        Ok(FunctionRecord {
+            spec,
+            revision: p.revision,
+            created_at_ms: p.created_at_ms,
+            updated_at_ms: p.updated_at_ms,
+        })
     }
 }
 
@@ -142,7 +147,12 @@ impl From<pb::RouteTable> for RouteTable {
             nodes: p
                 .nodes
                 .into_iter()
-                .map(|n| RouteNode { id: n.id, invoke_addr: n.invoke_addr, weight: n.weight.max(1), in_flight: n.in_flight })
+                .map(|n| RouteNode {
+                    id: n.id,
+                    invoke_addr: n.invoke_addr,
+                    weight: n.weight.max(1),
+                    in_flight: n.in_flight,
+                })
                 .collect(),
             functions: p
                 .functions
@@ -173,6 +183,9 @@ mod tests {
         let wire: pb::FunctionSpec = (&spec).into();
         assert_eq!(FunctionSpec::try_from(wire.clone()).unwrap(), spec);
         let bad = pb::FunctionSpec { memory_mib: 1, ..wire };
-        assert_eq!(FunctionSpec::try_from(bad).unwrap_err().field_name(), Some("memory_mib"));
+        assert_eq!(
+            FunctionSpec::try_from(bad).unwrap_err().field_name(),
+            Some("memory_mib")
+        );
     }
 }

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -43,7 +46,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -66,7 +72,11 @@ impl Daemon {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        Daemon { name: name.into(), child, log }
+        Daemon {
+            name: name.into(),
+            child,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -86,7 +96,11 @@ impl Daemon {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not stop within {within:?} of SIGTERM", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within {within:?} of SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -106,7 +120,7 @@ impl Drop for Daemon {
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|state| state == "Z"),
+        Ok(stat) => stat.split_whitespace().nth(2).is_none_or(|state| state != "Z"),
         Err(_) => false,
     }
 }
@@ -138,14 +152,21 @@ pub async fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| e.to_string())?;
+    let request = request
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(Duration::from_secs(90), client.request(request))
         .await
         .map_err(|_| format!("no answer from {url} within 90s"))?
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok(Answer { status, headers, body })
 }
 
@@ -180,12 +201,28 @@ impl Platform {
         let mut agent_ports = Vec::new();
         for i in 0..agents {
             let port = free_port();
-            agent_daemons.push(start_agent(dir.path(), &token_file, control_plane_port, port, &format!("node-{i}"), agent_memory_mib));
+            agent_daemons.push(start_agent(
+                dir.path(),
+                &token_file,
+                control_plane_port,
+                port,
+                &format!("node-{i}"),
+                agent_memory_mib,
+            ));
             agent_ports.push(port);
         }
         let lb_port = free_port();
         let lb = start_lb(dir.path(), &token_file, control_plane_port, lb_port);
-        let platform = Platform { dir, token_file, control_plane, control_plane_port, agents: agent_daemons, agent_ports, lb, lb_port };
+        let platform = Platform {
+            dir,
+            token_file,
+            control_plane,
+            control_plane_port,
+            agents: agent_daemons,
+            agent_ports,
+            lb,
+            lb_port,
+        };
         platform.wait_ready(agents).await;
         platform
     }
@@ -202,7 +239,11 @@ impl Platform {
         })
         .await;
         eventually("the lb to answer /healthz", Duration::from_secs(30), || async {
-            http("GET", &self.lb_url("/healthz"), b"", &[]).await.ok().filter(|a| a.status == 200).map(|_| ())
+            http("GET", &self.lb_url("/healthz"), b"", &[])
+                .await
+                .ok()
+                .filter(|a| a.status == 200)
+                .map(|_| ())
         })
         .await;
     }
@@ -230,7 +271,10 @@ impl Platform {
 
     /// Writes a spec file for an example function and deploys it with the CLI.
     pub fn deploy_example(&self, name: &str, example: &str, extra_yaml: &str) -> Output {
-        let yaml = format!("name: {name}\ncommand: [{:?}]\n{extra_yaml}", bin(&format!("fjord-{example}")).display().to_string());
+        let yaml = format!(
+            "name: {name}\ncommand: [{:?}]\n{extra_yaml}",
+            bin(&format!("fjord-{example}")).display().to_string()
+        );
         let path = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).unwrap();
         self.fjord(&["deploy", "-f", path.to_str().unwrap()])
@@ -239,9 +283,11 @@ impl Platform {
     /// Invokes through the lb until the function is routable (a deploy propagates in moments).
     pub async fn invoke_when_routable(&self, name: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
         let url = self.lb_url(&format!("/function/{name}{path}"));
-        eventually(&format!("function {name} to be routable"), Duration::from_secs(20), || async {
-            http("POST", &url, body, headers).await.ok().filter(|a| a.status != 404)
-        })
+        eventually(
+            &format!("function {name} to be routable"),
+            Duration::from_secs(20),
+            || async { http("POST", &url, body, headers).await.ok().filter(|a| a.status != 404) },
+        )
         .await
     }
 
@@ -276,7 +322,14 @@ pub fn start_control_plane_with(dir: &Path, token_file: &Path, port: u16, bootst
     Daemon::start("control-plane", &bin("fjord-control-plane"), &args, log)
 }
 
-pub fn start_agent(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16, node_id: &str, memory_mib: u32) -> Daemon {
+pub fn start_agent(
+    dir: &Path,
+    token_file: &Path,
+    control_plane_port: u16,
+    port: u16,
+    node_id: &str,
+    memory_mib: u32,
+) -> Daemon {
     let args = vec![
         "--node-id".to_string(),
         node_id.into(),
@@ -291,7 +344,12 @@ pub fn start_agent(dir: &Path, token_file: &Path, control_plane_port: u16, port:
         "--memory-mib".into(),
         memory_mib.to_string(),
     ];
-    Daemon::start(node_id, &bin("fjord-node-agent"), &args, dir.join(format!("{node_id}.log")))
+    Daemon::start(
+        node_id,
+        &bin("fjord-node-agent"),
+        &args,
+        dir.join(format!("{node_id}.log")),
+    )
 }
 
 pub fn start_lb(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16) -> Daemon {

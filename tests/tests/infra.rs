@@ -20,7 +20,11 @@ fn terraform_and_deploy_files_pass_their_checks_against_the_real_flags() {
         .current_dir(repo)
         .output()
         .unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "scripts/check-infra.sh failed:\n{report}");
     assert!(report.contains("flags"), "the flags check did not run:\n{report}");
 }

@@ -17,7 +17,12 @@ fn function_names(platform: &Platform) -> Vec<String> {
     let out = platform.fjord(&["list", "--json"]);
     assert!(out.status.success(), "fjord list failed: {}", stderr(&out));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut names: Vec<String> = list.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -33,7 +38,9 @@ async fn deploy_invoke_remove_and_survive_a_control_plane_restart() {
     assert!(out.status.success(), "deploy sleep: {}", stderr(&out));
 
     // Invoke through the lb: body, status and headers pass through both ways.
-    let answer = platform.invoke_when_routable("echo", "/any/path?x=1", b"hello", &[("x-echo-trace", "abc-123")]).await;
+    let answer = platform
+        .invoke_when_routable("echo", "/any/path?x=1", b"hello", &[("x-echo-trace", "abc-123")])
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.text(), "hello");
     assert_eq!(answer.header("x-echo-trace"), Some("abc-123"));
@@ -55,7 +62,10 @@ async fn deploy_invoke_remove_and_survive_a_control_plane_restart() {
     let out = platform.fjord(&["remove", "echo"]);
     assert!(out.status.success(), "remove: {}", stderr(&out));
     let gone = eventually("echo to be unroutable", Duration::from_secs(10), || async {
-        http("POST", &platform.lb_url("/function/echo"), b"x", &[]).await.ok().filter(|a| a.status == 404)
+        http("POST", &platform.lb_url("/function/echo"), b"x", &[])
+            .await
+            .ok()
+            .filter(|a| a.status == 404)
     })
     .await;
     assert_eq!(gone.json()["function"], "echo");
@@ -66,10 +76,14 @@ async fn deploy_invoke_remove_and_survive_a_control_plane_restart() {
 
     // A control-plane crash loses nothing that was acknowledged.
     platform.restart_control_plane();
-    let names = eventually("the restarted control plane to answer", Duration::from_secs(30), || async {
-        let out = platform.fjord(&["list", "--json"]);
-        out.status.success().then(|| function_names(&platform))
-    })
+    let names = eventually(
+        "the restarted control plane to answer",
+        Duration::from_secs(30),
+        || async {
+            let out = platform.fjord(&["list", "--json"]);
+            out.status.success().then(|| function_names(&platform))
+        },
+    )
     .await;
     assert_eq!(names, vec!["sleep"]);
     let answer = platform.invoke_when_routable("sleep", "?ms=1", b"", &[]).await;
@@ -79,7 +93,10 @@ async fn deploy_invoke_remove_and_survive_a_control_plane_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_specs_are_refused_naming_the_field_and_nothing_changes() {
     let platform = Platform::start(1).await;
-    assert!(platform.deploy_example("keep", "echo", "memory_mib: 128\n").status.success());
+    assert!(platform
+        .deploy_example("keep", "echo", "memory_mib: 128\n")
+        .status
+        .success());
     let stored = || {
         let out = platform.fjord(&["describe", "keep", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -88,10 +105,18 @@ async fn invalid_specs_are_refused_naming_the_field_and_nothing_changes() {
     };
     let before = stored();
 
-    for (extra, field) in [("memory_mib: 1\n", "memory_mib"), ("timeout: 99h\n", "timeout"), ("min: 5\nmax: 2\n", "min")] {
+    for (extra, field) in [
+        ("memory_mib: 1\n", "memory_mib"),
+        ("timeout: 99h\n", "timeout"),
+        ("min: 5\nmax: 2\n", "min"),
+    ] {
         let out = platform.deploy_example("keep", "echo", extra);
         assert!(!out.status.success(), "a spec with {extra:?} was accepted");
-        assert!(stderr(&out).contains(field), "error for {extra:?} does not name {field}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(field),
+            "error for {extra:?} does not name {field}: {}",
+            stderr(&out)
+        );
     }
     let path = platform.dir.path().join("bad-name.yaml");
     std::fs::write(&path, "name: Bad_Name\ncommand: [x]\n").unwrap();
@@ -121,7 +146,11 @@ async fn admin_calls_without_the_token_are_refused() {
         .output()
         .unwrap();
     assert!(!no_token.status.success());
-    assert!(stderr(&no_token).contains("missing bearer token"), "{}", stderr(&no_token));
+    assert!(
+        stderr(&no_token).contains("missing bearer token"),
+        "{}",
+        stderr(&no_token)
+    );
 
     let wrong = std::process::Command::new(bin("fjord"))
         .args(["list", "--token", "not-the-token-at-all-0000"])
@@ -166,18 +195,28 @@ async fn killing_the_agent_leaves_no_orphan_instances() {
     let pid = answer.json()["pid"].as_u64().unwrap() as u32;
     assert!(process_alive(pid));
     platform.agents[0].kill9();
-    eventually("the instance to die with its agent", Duration::from_secs(10), || async { (!process_alive(pid)).then_some(()) }).await;
+    eventually(
+        "the instance to die with its agent",
+        Duration::from_secs(10),
+        || async { (!process_alive(pid)).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invocations_continue_while_the_control_plane_is_down() {
     let mut platform = Platform::start(1).await;
     assert!(platform.deploy_example("echo", "echo", "").status.success());
-    assert_eq!(platform.invoke_when_routable("echo", "", b"before", &[]).await.text(), "before");
+    assert_eq!(
+        platform.invoke_when_routable("echo", "", b"before", &[]).await.text(),
+        "before"
+    );
     platform.control_plane.kill9();
     for i in 0..20 {
         let body = format!("during {i}");
-        let answer = http("POST", &platform.lb_url("/function/echo"), body.as_bytes(), &[]).await.unwrap();
+        let answer = http("POST", &platform.lb_url("/function/echo"), body.as_bytes(), &[])
+            .await
+            .unwrap();
         assert_eq!((answer.status, answer.text()), (200, body));
     }
 }
@@ -195,9 +234,18 @@ async fn failing_calls_show_up_in_fjord_logs_and_a_graceful_stop_is_clean() {
     assert!(logs.contains("stderr"), "{logs}");
     assert!(logs.contains("instance ready"), "{logs}");
 
-    let pid = http("GET", &platform.lb_url("/function/flaky?ms=1"), b"", &[]).await.unwrap().json()["pid"].as_u64().unwrap() as u32;
+    let pid = http("GET", &platform.lb_url("/function/flaky?ms=1"), b"", &[])
+        .await
+        .unwrap()
+        .json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
     let status = platform.agents[0].terminate(Duration::from_secs(20));
-    assert!(status.success(), "agent exited with {status}: {}", platform.agents[0].log_text());
+    assert!(
+        status.success(),
+        "agent exited with {status}: {}",
+        platform.agents[0].log_text()
+    );
     assert!(!process_alive(pid), "the instance outlived a graceful agent stop");
 }
 
@@ -224,22 +272,39 @@ async fn agents_and_lbs_join_with_the_join_token_which_cannot_administer() {
             .output()
             .unwrap()
     };
-    eventually("the agent to join with the join token", Duration::from_secs(30), || async {
-        let out = cli(&admin_token, &["nodes", "--json"]);
-        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        (nodes.as_array()?.iter().any(|n| n["id"] == "joined" && n["state"] == "ready")).then_some(())
-    })
+    eventually(
+        "the agent to join with the join token",
+        Duration::from_secs(30),
+        || async {
+            let out = cli(&admin_token, &["nodes", "--json"]);
+            let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (nodes
+                .as_array()?
+                .iter()
+                .any(|n| n["id"] == "joined" && n["state"] == "ready"))
+            .then_some(())
+        },
+    )
     .await;
     let refused = cli(&join_token, &["list"]);
     assert!(!refused.status.success(), "the join token opened the Admin API");
     assert!(stderr(&refused).contains("invalid token"), "{}", stderr(&refused));
 
     let spec = dir.path().join("echo.yaml");
-    std::fs::write(&spec, format!("name: echo\ncommand: [{:?}]\n", bin("fjord-echo").display().to_string())).unwrap();
-    assert!(cli(&admin_token, &["deploy", "-f", spec.to_str().unwrap()]).status.success());
+    std::fs::write(
+        &spec,
+        format!("name: echo\ncommand: [{:?}]\n", bin("fjord-echo").display().to_string()),
+    )
+    .unwrap();
+    assert!(cli(&admin_token, &["deploy", "-f", spec.to_str().unwrap()])
+        .status
+        .success());
     let url = format!("http://127.0.0.1:{lb_port}/function/echo");
     let answer = eventually("the lb (join token) to route echo", Duration::from_secs(20), || async {
-        http("POST", &url, b"joined", &[]).await.ok().filter(|a| a.status == 200)
+        http("POST", &url, b"joined", &[])
+            .await
+            .ok()
+            .filter(|a| a.status == 200)
     })
     .await;
     assert_eq!(answer.text(), "joined");

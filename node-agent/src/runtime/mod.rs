@@ -35,9 +35,17 @@ impl std::fmt::Display for ExitReason {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("function {function}: cannot start {program:?}: {source}")]
-    Spawn { function: String, program: String, source: std::io::Error },
+    Spawn {
+        function: String,
+        program: String,
+        source: std::io::Error,
+    },
     #[error("function {function}: the {runtime} runtime needs {needs} in the spec")]
-    SpecUnfit { function: String, runtime: &'static str, needs: &'static str },
+    SpecUnfit {
+        function: String,
+        runtime: &'static str,
+        needs: &'static str,
+    },
     #[error("function {function}: instance {reason} before it became ready")]
     DiedStarting { function: String, reason: ExitReason },
     #[error("function {function}: instance not ready after {waited:?} (no answer on its port)")]

@@ -35,7 +35,13 @@ fn free_port() -> std::io::Result<u16> {
     Ok(StdListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-fn capture<R: AsyncRead + Unpin + Send + 'static>(reader: R, logs: Arc<LogStore>, function: String, instance: String, stream: &'static str) {
+fn capture<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    logs: Arc<LogStore>,
+    function: String,
+    instance: String,
+    stream: &'static str,
+) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -53,15 +59,26 @@ impl Runtime for ProcessRuntime {
         async move {
             let spec = request.spec;
             let Some((program, args)) = spec.command.split_first() else {
-                return Err(RuntimeError::SpecUnfit { function: spec.name.clone(), runtime: "process", needs: "a command" });
+                return Err(RuntimeError::SpecUnfit {
+                    function: spec.name.clone(),
+                    runtime: "process",
+                    needs: "a command",
+                });
             };
-            let spawn_err = |source| RuntimeError::Spawn { function: spec.name.clone(), program: program.clone(), source };
+            let spawn_err = |source| RuntimeError::Spawn {
+                function: spec.name.clone(),
+                program: program.clone(),
+                source,
+            };
             let port = free_port().map_err(spawn_err)?;
             let mut command = Command::new(program);
             command
                 .args(args)
                 .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()))
+                .env(
+                    "PATH",
+                    std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+                )
                 .env("PORT", port.to_string())
                 .env("FJORD_FUNCTION", &spec.name)
                 .env("FJORD_INSTANCE_ID", &request.instance_id)
@@ -81,10 +98,22 @@ impl Runtime for ProcessRuntime {
             let pid = child.id().unwrap_or(0);
             let logs = request.logs.clone();
             if let Some(out) = child.stdout.take() {
-                capture(out, logs.clone(), spec.name.clone(), request.instance_id.clone(), "stdout");
+                capture(
+                    out,
+                    logs.clone(),
+                    spec.name.clone(),
+                    request.instance_id.clone(),
+                    "stdout",
+                );
             }
             if let Some(err) = child.stderr.take() {
-                capture(err, logs.clone(), spec.name.clone(), request.instance_id.clone(), "stderr");
+                capture(
+                    err,
+                    logs.clone(),
+                    spec.name.clone(),
+                    request.instance_id.clone(),
+                    "stderr",
+                );
             }
             let (exit_tx, exit_rx) = watch::channel(None);
             tokio::spawn(async move {
@@ -122,15 +151,23 @@ pub async fn wait_ready(instance: &dyn Instance, function: &str, within: Duratio
     let mut step = Duration::from_millis(1);
     loop {
         if let Some(reason) = instance.exit_reason() {
-            return Err(RuntimeError::DiedStarting { function: function.to_string(), reason });
+            return Err(RuntimeError::DiedStarting {
+                function: function.to_string(),
+                reason,
+            });
         }
-        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(instance.addr())).await {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(instance.addr())).await
+        {
             if probe_health(stream).await {
                 return Ok(());
             }
         }
         if started.elapsed() > within {
-            return Err(RuntimeError::NotReady { function: function.to_string(), waited: within });
+            return Err(RuntimeError::NotReady {
+                function: function.to_string(),
+                waited: within,
+            });
         }
         tokio::time::sleep(step).await;
         step = (step * 2).min(Duration::from_millis(20));
@@ -146,7 +183,10 @@ async fn probe_health(mut stream: TcpStream) -> bool {
     }
     let mut head = [0u8; 12];
     match tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut head)).await {
-        Ok(Ok(_)) => match std::str::from_utf8(&head[9..12]).ok().and_then(|s| s.parse::<u16>().ok()) {
+        Ok(Ok(_)) => match std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok())
+        {
             Some(status) => status < 500,
             None => true,
         },
@@ -189,7 +229,10 @@ impl Instance for ProcessInstance {
             }
             fjord_core::sys::signal_group(self.pid, libc::SIGTERM);
             let mut exit = self.exit.clone();
-            if tokio::time::timeout(grace, exit.wait_for(|r| r.is_some())).await.is_err() {
+            if tokio::time::timeout(grace, exit.wait_for(|r| r.is_some()))
+                .await
+                .is_err()
+            {
                 fjord_core::sys::signal_group(self.pid, libc::SIGKILL);
                 let _ = exit.wait_for(|r| r.is_some()).await;
             }
