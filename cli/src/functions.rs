@@ -245,6 +245,7 @@ pub async fn status(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         print_json(&json!({
             "this_member": s.this_member, "leader_id": s.leader_id, "term": s.term,
             "commit_index": s.commit_index, "applied_index": s.applied_index,
+            "snapshot_index": s.snapshot_index, "purged_index": s.purged_index,
             "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "role": m.role})).collect::<Vec<_>>(),
             "functions": s.functions, "nodes_ready": s.nodes_ready, "nodes_total": s.nodes_total,
         }));
@@ -319,4 +320,24 @@ fn format_timestamp(ms: u64) -> String {
         secs % 60,
         ms % 1000
     )
+}
+
+pub async fn add_member(connect: &ConnectArgs, id: u64, addr: &str) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    admin
+        .add_member(pb::AddMemberRequest { id, addr: addr.into() })
+        .await
+        .map_err(explain)?;
+    println!("member {id} ({addr}) joined as a voter");
+    status(connect, false).await
+}
+
+pub async fn remove_member(connect: &ConnectArgs, id: u64) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    admin
+        .remove_member(pb::RemoveMemberRequest { id })
+        .await
+        .map_err(explain)?;
+    println!("member {id} removed; stop its process, and never reuse id {id}");
+    status(connect, false).await
 }

@@ -28,6 +28,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// Members with their roles, the leader, term, commit and applied index.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member: start it first (fjord-control-plane --id ID, without --bootstrap); it joins
+    /// as a learner, catches up, then votes. A removed member's id is never accepted again.
+    Add {
+        /// The new member's id (unique, never used before).
+        id: u64,
+        /// host:port where the new member serves gRPC.
+        #[arg(value_name = "MEMBER_ADDR")]
+        member_addr: String,
+    },
+    /// Remove a member. Refused when the remaining voters could not form a quorum.
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand)]
 enum Commands {
     /// Run the whole platform on this machine: control plane, node agent(s) and lb, with the example functions.
     Dev(dev::DevArgs),
@@ -102,6 +122,9 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Control-plane membership: status, add a member, remove a member.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Run a control-plane member (the fjord-control-plane daemon).
     #[command(hide = true)]
     ControlPlane(fjord_control_plane::Args),
@@ -116,7 +139,17 @@ enum Commands {
     Example { name: String },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_cli() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Commands::Example { name } = &cli.command {
         match name.as_str() {
@@ -162,7 +195,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Scale { name, min, max } => functions::scale(c, &name, min, max).await,
         Commands::Logs { name, tail, json } => functions::logs(c, &name, tail, json).await,
         Commands::Nodes { json } => functions::nodes(c, json).await,
-        Commands::Status { json } => functions::status(c, json).await,
+        Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {
+            functions::status(c, json).await
+        }
+        Commands::Cluster(ClusterCommand::Add { id, member_addr }) => functions::add_member(c, id, &member_addr).await,
+        Commands::Cluster(ClusterCommand::Remove { id }) => functions::remove_member(c, id).await,
         Commands::ControlPlane(args) => Ok(fjord_control_plane::main_with(args).await?),
         Commands::NodeAgent(args) => Ok(fjord_node_agent::main_with(args).await?),
         Commands::Lb(args) => Ok(fjord_lb::main_with(args).await?),

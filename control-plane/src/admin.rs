@@ -1,13 +1,22 @@
 //! The Admin gRPC service: what the CLI calls.
+//!
+//! Any member answers. A follower forwards every call but `Status` to the leader, so reads are
+//! served by the leader after it confirms it still leads (ReadIndex): a read never returns a
+//! state older than a write acknowledged before it began.
 
 use crate::error::ControlPlaneError;
 use crate::member::Member;
-use crate::raft_types::{Command, CommandResult};
+use crate::network::member_channel;
+use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
 use crate::state_machine::now_millis;
 use fjord_core::{FunctionRecord, FunctionSpec};
 use fjord_proto::v1 as pb;
-use openraft::ServerState;
+use fjord_proto::v1::admin_client::AdminClient;
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 pub struct AdminService {
@@ -15,7 +24,25 @@ pub struct AdminService {
     pub logs: crate::logs::LogCollector,
 }
 
+/// Forwards the call to the leader when this member is not it.
+macro_rules! forward_to_leader {
+    ($self:ident, $request:ident, $method:ident) => {
+        if let Some(mut leader) = $self.leader_admin()? {
+            let mut forwarded = Request::new($request.into_inner());
+            $self.member.token.attach(&mut forwarded);
+            return leader.$method(forwarded).await;
+        }
+    };
+}
+
 impl AdminService {
+    fn leader_admin(&self) -> Result<Option<AdminClient<Channel>>, ControlPlaneError> {
+        Ok(self
+            .member
+            .leader_channel()?
+            .map(|c| AdminClient::new(c).max_decoding_message_size(64 * 1024 * 1024)))
+    }
+
     fn function_status(&self, record: &FunctionRecord) -> pb::FunctionStatus {
         let mut record_pb: pb::FunctionRecord = record.into();
         if let Some(spec) = record_pb.spec.as_mut() {
@@ -53,6 +80,70 @@ impl AdminService {
             .read(|a| a.cluster.functions.get(name).cloned())
             .ok_or_else(|| ControlPlaneError::FunctionNotFound(name.to_string()))
     }
+
+    fn cluster_status(&self) -> pb::ClusterStatus {
+        let metrics = self.member.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader;
+        let members = metrics
+            .membership_config
+            .nodes()
+            .map(|(id, node)| {
+                let role = if Some(*id) == leader {
+                    "leader"
+                } else if *id == self.member.id && metrics.state == ServerState::Candidate {
+                    "candidate"
+                } else if metrics.membership_config.voter_ids().any(|v| v == *id) {
+                    "follower"
+                } else {
+                    "learner"
+                };
+                pb::Member {
+                    id: *id,
+                    addr: node.addr.clone(),
+                    role: role.into(),
+                }
+            })
+            .collect();
+        let (functions, nodes): (u32, Vec<(String, NodeState)>) = self.member.state.read(|a| {
+            (
+                a.cluster.functions.len() as u32,
+                a.cluster.nodes.values().map(|n| (n.info.id.clone(), n.state)).collect(),
+            )
+        });
+        let ready = nodes.iter().filter(|(_, state)| *state == NodeState::Ready).count() as u32;
+        pb::ClusterStatus {
+            this_member: self.member.id,
+            leader_id: leader,
+            term: metrics.current_term,
+            commit_index: self.member.log.committed_index(),
+            applied_index: metrics.last_applied.map(|l| l.index),
+            members,
+            functions,
+            nodes_ready: ready,
+            nodes_total: nodes.len() as u32,
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+        }
+    }
+
+    /// Whether the member at `addr` answers a status call within a second.
+    async fn answers(&self, id: MemberId, addr: &str) -> bool {
+        if id == self.member.id {
+            return true;
+        }
+        if self.member.faults.is_cut(self.member.id, id) {
+            return false;
+        }
+        let Ok(channel) = member_channel(addr) else {
+            return false;
+        };
+        let mut request = Request::new(pb::StatusRequest {});
+        request.set_timeout(Duration::from_secs(1));
+        self.member.token.attach(&mut request);
+        tokio::time::timeout(Duration::from_secs(1), AdminClient::new(channel).status(request))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
 }
 
 fn result_to_record(result: CommandResult) -> Result<FunctionRecord, ControlPlaneError> {
@@ -64,9 +155,14 @@ fn result_to_record(result: CommandResult) -> Result<FunctionRecord, ControlPlan
     }
 }
 
+fn membership_error(e: impl std::fmt::Display) -> ControlPlaneError {
+    ControlPlaneError::Membership(e.to_string())
+}
+
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Result<Response<pb::FunctionStatus>, Status> {
+        forward_to_leader!(self, request, deploy);
         let spec_pb = request
             .into_inner()
             .spec
@@ -90,14 +186,18 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::GetFunctionRequest>,
     ) -> Result<Response<pb::FunctionStatus>, Status> {
+        forward_to_leader!(self, request, get_function);
+        self.member.linearizable().await?;
         let record = self.get_record(&request.into_inner().name)?;
         Ok(Response::new(self.function_status(&record)))
     }
 
     async fn list_functions(
         &self,
-        _request: Request<pb::ListFunctionsRequest>,
+        request: Request<pb::ListFunctionsRequest>,
     ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
+        forward_to_leader!(self, request, list_functions);
+        self.member.linearizable().await?;
         let records: Vec<FunctionRecord> = self
             .member
             .state
@@ -110,6 +210,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RemoveFunctionRequest>,
     ) -> Result<Response<pb::RemoveFunctionResponse>, Status> {
+        forward_to_leader!(self, request, remove_function);
         let name = request.into_inner().name;
         match self.member.write(Command::Remove { name }).await? {
             CommandResult::Removed { revision } => Ok(Response::new(pb::RemoveFunctionResponse { revision })),
@@ -119,6 +220,7 @@ impl pb::admin_server::Admin for AdminService {
     }
 
     async fn scale(&self, request: Request<pb::ScaleRequest>) -> Result<Response<pb::FunctionStatus>, Status> {
+        forward_to_leader!(self, request, scale);
         let req = request.into_inner();
         if req.min_instances.is_none() && req.max_instances.is_none() {
             return Err(ControlPlaneError::InvalidRequest("give --min, --max or both".into()).into());
@@ -135,18 +237,17 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn list_nodes(
         &self,
-        _request: Request<pb::ListNodesRequest>,
+        request: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        forward_to_leader!(self, request, list_nodes);
         let nodes: Vec<_> = self.member.state.read(|a| a.cluster.nodes.values().cloned().collect());
         let nodes = nodes
             .into_iter()
             .map(|node| {
-                let report = self.member.liveness.last_report(&node.info.id);
-                let alive = self.member.liveness.is_alive(&node.info.id);
-                let (load, ago) = report.unwrap_or_default();
+                let (load, ago) = self.member.liveness.last_report(&node.info.id).unwrap_or_default();
                 pb::NodeStatus {
                     info: Some((&node.info).into()),
-                    state: if alive { "ready" } else { "down" }.into(),
+                    state: node.state.as_str().into(),
                     registered_at_ms: node.registered_at_ms,
                     last_heartbeat_ms_ago: ago.as_millis() as u64,
                     in_flight: load.in_flight,
@@ -170,46 +271,7 @@ impl pb::admin_server::Admin for AdminService {
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
-        let metrics = self.member.raft.metrics().borrow().clone();
-        let leader = metrics.current_leader;
-        let members = metrics
-            .membership_config
-            .nodes()
-            .map(|(id, node)| {
-                let role = if Some(*id) == leader {
-                    "leader"
-                } else if *id == self.member.id && metrics.state == ServerState::Candidate {
-                    "candidate"
-                } else if metrics.membership_config.voter_ids().any(|v| v == *id) {
-                    "follower"
-                } else {
-                    "learner"
-                };
-                pb::Member {
-                    id: *id,
-                    addr: node.addr.clone(),
-                    role: role.into(),
-                }
-            })
-            .collect();
-        let (functions, node_ids): (u32, Vec<String>) = self.member.state.read(|a| {
-            (
-                a.cluster.functions.len() as u32,
-                a.cluster.nodes.keys().cloned().collect(),
-            )
-        });
-        let ready = node_ids.iter().filter(|id| self.member.liveness.is_alive(id)).count() as u32;
-        Ok(Response::new(pb::ClusterStatus {
-            this_member: self.member.id,
-            leader_id: leader,
-            term: metrics.current_term,
-            commit_index: self.member.log.committed_index(),
-            applied_index: metrics.last_applied.map(|l| l.index),
-            members,
-            functions,
-            nodes_ready: ready,
-            nodes_total: node_ids.len() as u32,
-        }))
+        Ok(Response::new(self.cluster_status()))
     }
 
     async fn logs(&self, request: Request<pb::LogsRequest>) -> Result<Response<pb::LogsResponse>, Status> {
@@ -224,5 +286,104 @@ impl pb::admin_server::Admin for AdminService {
         });
         let tail = if req.tail == 0 { 100 } else { req.tail.min(10_000) };
         Ok(Response::new(self.logs.collect(&req.name, tail, nodes).await))
+    }
+
+    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+        forward_to_leader!(self, request, add_member);
+        let pb::AddMemberRequest { id, addr } = request.into_inner();
+        if id == 0 {
+            return Err(membership_error("member ids start at 1").into());
+        }
+        if self.member.state.read(|a| a.cluster.retired_members.contains(&id)) {
+            return Err(membership_error(format!(
+                "id {id} belonged to a removed member and is never reused; pick a new id"
+            ))
+            .into());
+        }
+        let membership = self.member.raft.metrics().borrow().membership_config.clone();
+        if membership.nodes().any(|(m, _)| *m == id) {
+            return Err(membership_error(format!("member {id} is already in the cluster")).into());
+        }
+        if !addr.contains(':') {
+            return Err(membership_error(format!("address {addr:?} is not host:port")).into());
+        }
+        if !self.answers(id, &addr).await {
+            return Err(membership_error(format!(
+                "member {id} at {addr} does not answer; start it first (fjord-control-plane --id {id}, without --bootstrap)"
+            ))
+            .into());
+        }
+        let _change = self
+            .member
+            .membership_change
+            .try_lock()
+            .map_err(|_| membership_error("another membership change is in progress; retry when it is done"))?;
+        let node = BasicNode { addr };
+        tokio::time::timeout(Duration::from_secs(60), self.member.raft.add_learner(id, node, true))
+            .await
+            .map_err(|_| membership_error(format!("member {id} did not catch up within 60s")))?
+            .map_err(membership_error)?;
+        self.member
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(Response::new(self.cluster_status()))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        forward_to_leader!(self, request, remove_member);
+        let id = request.into_inner().id;
+        let membership = self.member.raft.metrics().borrow().membership_config.clone();
+        let Some((_, node)) = membership.nodes().find(|(m, _)| **m == id) else {
+            let known: Vec<String> = membership.nodes().map(|(m, _)| m.to_string()).collect();
+            return Err(membership_error(format!("no member {id}; members are {}", known.join(", "))).into());
+        };
+        let _ = node;
+        let voters: BTreeSet<MemberId> = membership.voter_ids().collect();
+        let remaining: Vec<(MemberId, String)> = membership
+            .nodes()
+            .filter(|(m, _)| voters.contains(m) && **m != id)
+            .map(|(m, n)| (*m, n.addr.clone()))
+            .collect();
+        if voters.contains(&id) {
+            if remaining.is_empty() {
+                return Err(membership_error("cannot remove the last voter").into());
+            }
+            let mut reachable = 0;
+            for (m, addr) in &remaining {
+                if self.answers(*m, addr).await {
+                    reachable += 1;
+                }
+            }
+            let majority = remaining.len() / 2 + 1;
+            if reachable < majority {
+                return Err(membership_error(format!(
+                    "removing member {id} would leave {reachable} reachable of {} voters, fewer than the {majority} a quorum needs",
+                    remaining.len()
+                ))
+                .into());
+            }
+        }
+        let _change = self
+            .member
+            .membership_change
+            .try_lock()
+            .map_err(|_| membership_error("another membership change is in progress; retry when it is done"))?;
+        self.member.write(Command::RetireMember { id }).await?;
+        let change = if voters.contains(&id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.member
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(Response::new(self.cluster_status()))
     }
 }

@@ -51,6 +51,13 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        // Soft state lives on the leader: a follower passes heartbeats on.
+        if let Ok(Some(channel)) = self.member.leader_channel() {
+            let mut forwarded = Request::new(request.into_inner());
+            self.member.token.attach(&mut forwarded);
+            forwarded.set_timeout(std::time::Duration::from_secs(2));
+            return pb::agent_client::AgentClient::new(channel).heartbeat(forwarded).await;
+        }
         let hb = request.into_inner();
         let known = self.member.state.read(|a| a.cluster.nodes.contains_key(&hb.node_id));
         if known {

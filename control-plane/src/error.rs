@@ -14,6 +14,13 @@ pub enum ControlPlaneError {
     NoLeader,
     #[error("the control plane cannot commit writes right now: {0}")]
     Unavailable(String),
+    #[error(
+        "the write was not confirmed within {0:?}: no quorum of control-plane members answered. It may \
+         or may not take effect; retrying is safe (deploy, scale and remove are idempotent)"
+    )]
+    Unconfirmed(std::time::Duration),
+    #[error("membership change refused: {0}")]
+    Membership(String),
     #[error("internal control-plane error: {0}")]
     Internal(String),
 }
@@ -27,6 +34,8 @@ impl From<ControlPlaneError> for Status {
                 Status::invalid_argument(message)
             }
             ControlPlaneError::NoLeader | ControlPlaneError::Unavailable(_) => Status::unavailable(message),
+            ControlPlaneError::Unconfirmed(_) => Status::deadline_exceeded(message),
+            ControlPlaneError::Membership(_) => Status::failed_precondition(message),
             ControlPlaneError::Internal(_) => Status::internal(message),
         }
     }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod agent_api;
 pub mod auth;
 pub mod error;
+pub mod leadership;
 pub mod liveness;
 pub mod log_store;
 pub mod logs;
@@ -167,6 +168,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    run_with_faults(args, token, listener, shutdown, network::Faults::default()).await
+}
+
+/// [`run`], with links between members that a test can cut (see [`network::Faults`]).
+pub async fn run_with_faults(
+    args: Args,
+    token: Token,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    faults: network::Faults,
+) -> Result<(), StartError> {
     let advertise = match &args.advertise {
         Some(a) => a.clone(),
         None => listener
@@ -199,7 +211,11 @@ pub async fn run(
     }
     .validate()
     .map_err(|e| StartError::Config(e.to_string()))?;
-    let network = network::PeerNetwork { token: token.clone() };
+    let network = network::PeerNetwork {
+        id: args.id,
+        token: token.clone(),
+        faults: faults.clone(),
+    };
     let raft: Raft = openraft::Raft::new(args.id, Arc::new(config), network, log.clone(), state.clone())
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -220,22 +236,19 @@ pub async fn run(
 
     let liveness = Arc::new(Liveness::new(Duration::from_millis(args.heartbeat_timeout_ms)));
     let (routes_tx, routes_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
-    let publisher = tokio::spawn(routing::publish_routes(
-        state.clone(),
-        liveness.clone(),
-        routes_tx,
-        Duration::from_millis((args.heartbeat_timeout_ms / 4).clamp(50, 1000)),
-    ));
-    let member = Arc::new(Member {
-        id: args.id,
-        raft: raft.clone(),
+    let member = Arc::new(Member::new(
+        args.id,
+        raft.clone(),
         state,
         log,
         liveness,
-        routes: routes_rx,
-        token: token.clone(),
-        heartbeat_interval: Duration::from_millis((args.heartbeat_timeout_ms / 5).clamp(100, 2000)),
-    });
+        routes_rx,
+        token.clone(),
+        Duration::from_millis((args.heartbeat_timeout_ms / 5).clamp(100, 2000)),
+        faults,
+    ));
+    let tick = Duration::from_millis((args.heartbeat_timeout_ms / 4).clamp(50, 1000));
+    let publisher = tokio::spawn(leadership::run(member.clone(), routes_tx, tick));
 
     let join = match &args.join_token_file {
         Some(path) => Some(Token::read_file(path).map_err(StartError::Config)?),

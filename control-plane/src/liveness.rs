@@ -13,7 +13,7 @@ struct Seen {
 }
 
 pub struct Liveness {
-    started: Instant,
+    started: Mutex<Instant>,
     timeout: Duration,
     seen: Mutex<HashMap<String, Seen>>,
     /// Bumped when a heartbeat changes what routing depends on (warm sets, a node coming back).
@@ -23,7 +23,7 @@ pub struct Liveness {
 impl Liveness {
     pub fn new(timeout: Duration) -> Self {
         Liveness {
-            started: Instant::now(),
+            started: Mutex::new(Instant::now()),
             timeout,
             seen: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -32,6 +32,12 @@ impl Liveness {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Starts a new grace period: called when this member becomes leader, since heartbeats only
+    /// reach the leader and it has heard from nobody yet.
+    pub fn restart_grace(&self) {
+        *self.started.lock().expect("liveness lock poisoned") = Instant::now();
     }
 
     /// Records a heartbeat.
@@ -60,7 +66,7 @@ impl Liveness {
     pub fn is_alive(&self, node_id: &str) -> bool {
         match self.seen.lock().expect("liveness lock poisoned").get(node_id) {
             Some(seen) => seen.at.elapsed() < self.timeout,
-            None => self.started.elapsed() < self.timeout,
+            None => self.started.lock().expect("liveness lock poisoned").elapsed() < self.timeout,
         }
     }
 

@@ -17,6 +17,8 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
@@ -47,9 +49,38 @@ fn decode<T: DeserializeOwned>(payload: &pb::RaftPayload) -> Result<T, Status> {
     serde_json::from_slice(&payload.json).map_err(|e| Status::invalid_argument(format!("decoding a raft message: {e}")))
 }
 
+/// Cut links between members, for partition tests run in one process: a message from a member
+/// to a member it is cut from fails as if the peer were unreachable. Always empty in production.
+#[derive(Clone, Default)]
+pub struct Faults(Arc<RwLock<HashSet<(MemberId, MemberId)>>>);
+
+impl Faults {
+    /// Cuts every link between the members of `side` and the members of `other`, both ways.
+    pub fn partition(&self, side: &[MemberId], other: &[MemberId]) {
+        let mut cut = self.0.write().expect("faults lock poisoned");
+        for a in side {
+            for b in other {
+                cut.insert((*a, *b));
+                cut.insert((*b, *a));
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        self.0.write().expect("faults lock poisoned").clear();
+    }
+
+    pub fn is_cut(&self, from: MemberId, to: MemberId) -> bool {
+        let cut = self.0.read().expect("faults lock poisoned");
+        !cut.is_empty() && cut.contains(&(from, to))
+    }
+}
+
 /// Creates a [`PeerClient`] per peer for openraft.
 pub struct PeerNetwork {
+    pub id: MemberId,
     pub token: Token,
+    pub faults: Faults,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -57,16 +88,20 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 
     async fn new_client(&mut self, target: MemberId, node: &BasicNode) -> PeerClient {
         PeerClient {
+            from: self.id,
             target,
             channel: member_channel(&node.addr).ok(),
             addr: node.addr.clone(),
             token: self.token.clone(),
+            faults: self.faults.clone(),
         }
     }
 }
 
 pub struct PeerClient {
+    from: MemberId,
     target: MemberId,
+    faults: Faults,
     addr: String,
     channel: Option<Channel>,
     token: Token,
@@ -90,6 +125,10 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if self.faults.is_cut(self.from, self.target) {
+            let cut = std::io::Error::other(format!("link {} -> {} is cut", self.from, self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&cut)));
+        }
         let channel = self.channel.clone().ok_or_else(|| {
             RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
                 "bad member address {:?}",

@@ -44,6 +44,35 @@ pub enum Command {
         info: NodeInfo,
         now_ms: u64,
     },
+    /// A leader-only loop's decision that a node is down or back. `term` is the term of the
+    /// leader that decided it: applied only if the entry was proposed in that same term, so a
+    /// deposed leader's late decision is refused everywhere (fencing).
+    SetNodeState {
+        id: String,
+        state: NodeState,
+        term: u64,
+    },
+    /// Records a member id as used forever, before the member is removed.
+    RetireMember {
+        id: MemberId,
+    },
+}
+
+/// Whether the cluster agreed a node can take work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    #[default]
+    Ready,
+    Down,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Ready => "ready",
+            NodeState::Down => "down",
+        }
+    }
 }
 
 /// What applying a [`Command`] produced. Refusals are results, not errors: the entry is
@@ -70,4 +99,9 @@ pub enum CommandResult {
     },
     /// For entries that carry no command (blank and membership entries).
     Noop,
+    /// A fenced command proposed by a leader of an older term: refused, nothing changed.
+    Fenced {
+        proposed_in: u64,
+        decided_in: u64,
+    },
 }

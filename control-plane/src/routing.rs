@@ -2,11 +2,11 @@
 //! version only when something the lb routes on has changed.
 
 use crate::liveness::Liveness;
+use crate::raft_types::NodeState;
 use crate::state_machine::StateMachineStore;
 use fjord_core::{RouteNode, RouteTable, RoutedFunction};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// The table for the current state; `version` is left 0 for the publisher to set.
@@ -16,7 +16,7 @@ pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> Rout
         let nodes: Vec<RouteNode> = cluster
             .nodes
             .values()
-            .filter(|n| liveness.is_alive(&n.info.id))
+            .filter(|n| n.state == NodeState::Ready && liveness.is_alive(&n.info.id))
             .map(|n| RouteNode {
                 id: n.info.id.clone(),
                 invoke_addr: n.info.invoke_addr.clone(),
@@ -61,32 +61,14 @@ pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> Rout
     })
 }
 
-/// Keeps `tx` holding the current routing table: rebuilds on every applied entry, on every
-/// heartbeat that changes routing, and on a tick (so nodes that stop heartbeating drop out).
-pub async fn publish_routes(
-    state: StateMachineStore,
-    liveness: Arc<Liveness>,
-    tx: watch::Sender<Arc<RouteTable>>,
-    tick: Duration,
-) {
-    let mut applied = state.subscribe();
-    let mut heartbeats = liveness.subscribe();
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut version = 0u64;
-    loop {
-        let mut table = build_route_table(&state, &liveness);
-        let current = tx.borrow().clone();
-        table.version = current.version;
-        if *current != table || version == 0 {
-            version += 1;
-            table.version = version;
-            tx.send_replace(Arc::new(table));
-        }
-        tokio::select! {
-            r = applied.changed() => if r.is_err() { return },
-            r = heartbeats.changed() => if r.is_err() { return },
-            _ = interval.tick() => {},
-        }
+/// Publishes the table for the current state if it differs from the one in `tx`; versions keep
+/// increasing across leaders because each continues from the last table it held.
+pub fn publish_if_changed(state: &StateMachineStore, liveness: &Liveness, tx: &watch::Sender<Arc<RouteTable>>) {
+    let mut table = build_route_table(state, liveness);
+    let current = tx.borrow().clone();
+    table.version = current.version;
+    if *current != table || current.version == 0 {
+        table.version = current.version + 1;
+        tx.send_replace(Arc::new(table));
     }
 }

@@ -1,15 +1,17 @@
 //! The replicated state and the pure function that applies a command to it. No I/O here, so the
 //! rules are tested directly and every member applies them identically.
 
-use crate::raft_types::{Command, CommandResult};
+use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
 use fjord_core::{FunctionRecord, NodeInfo, SpecError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisteredNode {
     pub info: NodeInfo,
     pub registered_at_ms: u64,
+    #[serde(default)]
+    pub state: NodeState,
 }
 
 /// Everything the control plane stores durably (through Raft).
@@ -24,10 +26,14 @@ pub struct ClusterState {
     pub functions_version: u64,
     /// Bumped whenever `nodes` changes.
     pub nodes_version: u64,
+    /// Ids of members removed from the cluster: never given to a new member.
+    #[serde(default)]
+    pub retired_members: BTreeSet<MemberId>,
 }
 
 impl ClusterState {
-    pub fn apply(&mut self, command: Command) -> CommandResult {
+    /// Applies `command`, proposed in the Raft term `entry_term`.
+    pub fn apply(&mut self, command: Command, entry_term: u64) -> CommandResult {
         match command {
             Command::Deploy { spec, now_ms } => {
                 if let Err(e) = spec.validate() {
@@ -86,11 +92,39 @@ impl ClusterState {
                 let unchanged = self.nodes.get(&info.id).is_some_and(|n| n.info == info);
                 if !unchanged {
                     let registered_at_ms = self.nodes.get(&info.id).map_or(now_ms, |n| n.registered_at_ms);
-                    self.nodes
-                        .insert(info.id.clone(), RegisteredNode { info, registered_at_ms });
+                    let state = self.nodes.get(&info.id).map_or(NodeState::Ready, |n| n.state);
+                    self.nodes.insert(
+                        info.id.clone(),
+                        RegisteredNode {
+                            info,
+                            registered_at_ms,
+                            state,
+                        },
+                    );
                     self.nodes_version += 1;
                 }
                 CommandResult::NodeRegistered
+            }
+            Command::SetNodeState { id, state, term } => {
+                if term != entry_term {
+                    return CommandResult::Fenced {
+                        proposed_in: entry_term,
+                        decided_in: term,
+                    };
+                }
+                match self.nodes.get_mut(&id) {
+                    Some(node) if node.state != state => {
+                        node.state = state;
+                        self.nodes_version += 1;
+                        CommandResult::Noop
+                    }
+                    Some(_) => CommandResult::Noop,
+                    None => CommandResult::NotFound { name: id },
+                }
+            }
+            Command::RetireMember { id } => {
+                self.retired_members.insert(id);
+                CommandResult::Noop
             }
         }
     }
@@ -111,6 +145,49 @@ mod tests {
     use super::*;
     use fjord_core::FunctionSpec;
 
+    impl ClusterState {
+        fn apply_now(&mut self, command: Command) -> CommandResult {
+            self.apply(command, 1)
+        }
+    }
+
+    #[test]
+    fn node_state_changes_are_fenced_by_term() {
+        let mut s = ClusterState::default();
+        let info = fjord_core::NodeInfo {
+            id: "n1".into(),
+            invoke_addr: "127.0.0.1:1".into(),
+            memory_mib: 1024,
+            cpu_millis: 1000,
+            zone: String::new(),
+            runtime: "process".into(),
+            instance_id: String::new(),
+        };
+        s.apply(Command::RegisterNode { info, now_ms: 1 }, 3);
+        let down = Command::SetNodeState {
+            id: "n1".into(),
+            state: NodeState::Down,
+            term: 3,
+        };
+        // Decided in term 3 but proposed in term 4: a deposed leader's decision, refused.
+        assert_eq!(
+            s.apply(down.clone(), 4),
+            CommandResult::Fenced {
+                proposed_in: 4,
+                decided_in: 3
+            }
+        );
+        assert_eq!(s.nodes["n1"].state, NodeState::Ready);
+        assert_eq!(s.apply(down, 3), CommandResult::Noop);
+        assert_eq!(s.nodes["n1"].state, NodeState::Down);
+        let unknown = Command::SetNodeState {
+            id: "n9".into(),
+            state: NodeState::Down,
+            term: 3,
+        };
+        assert!(matches!(s.apply(unknown, 3), CommandResult::NotFound { .. }));
+    }
+
     fn spec(name: &str) -> FunctionSpec {
         FunctionSpec::with_command(name, vec!["x".into()])
     }
@@ -121,7 +198,7 @@ mod tests {
         let CommandResult::Deployed {
             record: a,
             changed: true,
-        } = s.apply(Command::Deploy {
+        } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
         })
@@ -131,7 +208,7 @@ mod tests {
         let CommandResult::Deployed {
             record: again,
             changed: false,
-        } = s.apply(Command::Deploy {
+        } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 2,
         })
@@ -141,7 +218,7 @@ mod tests {
         assert_eq!(a, again);
         let mut changed = spec("a");
         changed.memory_mib = 256;
-        let CommandResult::Deployed { record: b, .. } = s.apply(Command::Deploy {
+        let CommandResult::Deployed { record: b, .. } = s.apply_now(Command::Deploy {
             spec: changed,
             now_ms: 3,
         }) else {
@@ -155,7 +232,7 @@ mod tests {
     #[test]
     fn invalid_deploy_and_scale_leave_state_unchanged() {
         let mut s = ClusterState::default();
-        s.apply(Command::Deploy {
+        s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
         });
@@ -163,10 +240,10 @@ mod tests {
         let mut bad = spec("a");
         bad.memory_mib = 1;
         assert!(
-            matches!(s.apply(Command::Deploy { spec: bad, now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "memory_mib")
+            matches!(s.apply_now(Command::Deploy { spec: bad, now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "memory_mib")
         );
         assert!(
-            matches!(s.apply(Command::Scale { name: "a".into(), min: Some(9), max: Some(2), now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "min")
+            matches!(s.apply_now(Command::Scale { name: "a".into(), min: Some(9), max: Some(2), now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "min")
         );
         assert_eq!(s, before);
     }
@@ -174,23 +251,23 @@ mod tests {
     #[test]
     fn remove_then_redeploy_never_reuses_a_revision() {
         let mut s = ClusterState::default();
-        let CommandResult::Deployed { record: first, .. } = s.apply(Command::Deploy {
+        let CommandResult::Deployed { record: first, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
         }) else {
             panic!()
         };
         assert_eq!(
-            s.apply(Command::Remove { name: "a".into() }),
+            s.apply_now(Command::Remove { name: "a".into() }),
             CommandResult::Removed {
                 revision: first.revision
             }
         );
         assert_eq!(
-            s.apply(Command::Remove { name: "a".into() }),
+            s.apply_now(Command::Remove { name: "a".into() }),
             CommandResult::NotFound { name: "a".into() }
         );
-        let CommandResult::Deployed { record: second, .. } = s.apply(Command::Deploy {
+        let CommandResult::Deployed { record: second, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 2,
         }) else {
@@ -202,13 +279,13 @@ mod tests {
     #[test]
     fn scale_keeps_the_revision() {
         let mut s = ClusterState::default();
-        let CommandResult::Deployed { record, .. } = s.apply(Command::Deploy {
+        let CommandResult::Deployed { record, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
         }) else {
             panic!()
         };
-        let CommandResult::Scaled { record: scaled } = s.apply(Command::Scale {
+        let CommandResult::Scaled { record: scaled } = s.apply_now(Command::Scale {
             name: "a".into(),
             min: Some(2),
             max: None,

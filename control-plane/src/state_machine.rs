@@ -151,7 +151,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 applied.last_applied = Some(entry.log_id);
                 let result = match entry.payload {
                     EntryPayload::Blank => CommandResult::Noop,
-                    EntryPayload::Normal(command) => applied.cluster.apply(command),
+                    EntryPayload::Normal(command) => applied.cluster.apply(command, entry.log_id.leader_id.term),
                     EntryPayload::Membership(membership) => {
                         applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                         CommandResult::Noop

@@ -9,6 +9,7 @@
 pub mod daemon;
 pub mod duration;
 pub mod hashing;
+pub mod keepalive;
 pub mod name;
 pub mod node;
 pub mod route;
