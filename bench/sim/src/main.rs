@@ -74,6 +74,7 @@ struct RoutingArgs {
 enum PolicyArg {
     All,
     Fjord,
+    FjordWarm,
     RoundRobin,
     Random,
     LeastLoaded,
@@ -137,12 +138,14 @@ fn replay(args: RoutingArgs) -> Result<()> {
     let policies: Vec<RoutingPolicy> = match args.policy {
         PolicyArg::All => vec![
             RoutingPolicy::Fjord { c: args.c },
+            RoutingPolicy::FjordWarm { c: args.c },
             RoutingPolicy::RoundRobin,
             RoutingPolicy::Random,
             RoutingPolicy::LeastLoaded,
             RoutingPolicy::OpenWhisk,
         ],
         PolicyArg::Fjord => vec![RoutingPolicy::Fjord { c: args.c }],
+        PolicyArg::FjordWarm => vec![RoutingPolicy::FjordWarm { c: args.c }],
         PolicyArg::RoundRobin => vec![RoutingPolicy::RoundRobin],
         PolicyArg::Random => vec![RoutingPolicy::Random],
         PolicyArg::LeastLoaded => vec![RoutingPolicy::LeastLoaded],

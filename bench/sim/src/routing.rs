@@ -1,7 +1,7 @@
 //! Routing policies: for one call, the order in which to try the nodes. A node that cannot take
 //! the call (no memory even after evicting idle instances) passes it to the next in this order.
 
-use fjord_core::hashing::{bounded_load_order, stable_hash};
+use fjord_core::hashing::{bounded_load_order, load_bound, stable_hash};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -11,6 +11,11 @@ use rand::SeedableRng;
 pub enum RoutingPolicy {
     /// Fjord's: rendezvous hashing with bounded loads over calls in flight (`fjord_core::hashing`).
     Fjord { c: f64 },
+    /// Fjord's order with the nodes that have an idle instance of the function and room under
+    /// their bound moved first (each group keeps its order), as the lb prefers nodes reporting
+    /// warm instances. The simulator knows idle instances exactly: an upper bound on what
+    /// heartbeats tell an lb.
+    FjordWarm { c: f64 },
     /// The next node in turn for every call, whatever the function.
     RoundRobin,
     /// A random node (seeded), then the others in random order.
@@ -27,6 +32,7 @@ impl RoutingPolicy {
     pub fn name(&self) -> &'static str {
         match self {
             RoutingPolicy::Fjord { .. } => "fjord",
+            RoutingPolicy::FjordWarm { .. } => "fjord-warm",
             RoutingPolicy::RoundRobin => "round-robin",
             RoutingPolicy::Random => "random",
             RoutingPolicy::LeastLoaded => "least-loaded",
@@ -85,8 +91,16 @@ impl Router {
     }
 
     /// Writes into `order` the nodes to try for a call of `function` (whose [`function_hash`] is
-    /// `hash`), given the calls in flight on each node.
-    pub fn order(&mut self, function: &str, hash: u64, in_flight: &[u32], order: &mut Vec<usize>) {
+    /// `hash`), given the calls in flight on each node and which nodes hold an idle instance of
+    /// the function.
+    pub fn order(
+        &mut self,
+        function: &str,
+        hash: u64,
+        in_flight: &[u32],
+        has_idle: impl Fn(usize) -> bool,
+        order: &mut Vec<usize>,
+    ) {
         let n = self.node_ids.len();
         order.clear();
         if n == 0 {
@@ -95,6 +109,15 @@ impl Router {
         match self.policy {
             RoutingPolicy::Fjord { c } => {
                 order.extend(bounded_load_order(function, &self.node_ids, in_flight, c));
+            }
+            RoutingPolicy::FjordWarm { c } => {
+                let total_after = in_flight.iter().map(|&l| u64::from(l)).sum::<u64>() + 1;
+                let bound = load_bound(c, total_after, 1, n as u64);
+                let (warm, rest): (Vec<usize>, Vec<usize>) = bounded_load_order(function, &self.node_ids, in_flight, c)
+                    .into_iter()
+                    .partition(|&i| u64::from(in_flight[i]) < bound && has_idle(i));
+                order.extend(warm);
+                order.extend(rest);
             }
             RoutingPolicy::RoundRobin => {
                 let start = self.next_in_turn % n;
@@ -128,7 +151,7 @@ mod tests {
 
     fn order_of(router: &mut Router, f: &str, in_flight: &[u32]) -> Vec<usize> {
         let mut order = Vec::new();
-        router.order(f, function_hash(f), in_flight, &mut order);
+        router.order(f, function_hash(f), in_flight, |_| false, &mut order);
         order
     }
 
@@ -149,6 +172,7 @@ mod tests {
     fn every_policy_orders_every_node_once() {
         let policies = [
             RoutingPolicy::Fjord { c: 1.25 },
+            RoutingPolicy::FjordWarm { c: 1.25 },
             RoutingPolicy::RoundRobin,
             RoutingPolicy::Random,
             RoutingPolicy::LeastLoaded,
@@ -197,6 +221,24 @@ mod tests {
             order_of(&mut router, "echo", &loads),
             bounded_load_order("echo", &nodes, &loads, 1.25)
         );
+    }
+
+    #[test]
+    fn fjord_warm_moves_warm_nodes_with_room_ahead() {
+        let nodes = ids(5);
+        let mut router = Router::new(RoutingPolicy::FjordWarm { c: 1.25 }, nodes.clone(), 1);
+        let plain = bounded_load_order("echo", &nodes, &[0; 5], 1.25);
+        // Warm: the last two in hashing order. They lead, in hashing order.
+        let warm = [plain[3], plain[4]];
+        let mut order = Vec::new();
+        router.order("echo", 0, &[0; 5], |i| warm.contains(&i), &mut order);
+        assert_eq!(order, vec![plain[3], plain[4], plain[0], plain[1], plain[2]]);
+        // A warm node over its bound does not jump ahead: 6 in flight on plain[4], bound
+        // ceil(1.25 × 7 / 5) = 2.
+        let mut loads = [0u32; 5];
+        loads[plain[4]] = 6;
+        router.order("echo", 0, &loads, |i| warm.contains(&i), &mut order);
+        assert_eq!(order, vec![plain[3], plain[0], plain[1], plain[2], plain[4]]);
     }
 
     #[test]

@@ -269,10 +269,12 @@ impl Sim<'_> {
         self.function_memory[f as usize] = call.memory_mib;
         self.policies[f as usize].on_call_start(t);
         let mut order = std::mem::take(&mut self.order);
+        let (idle, functions) = (&self.idle, self.trace.functions.len());
         self.router.order(
             &self.trace.functions[f as usize],
             self.function_hashes[f as usize],
             &self.in_flight,
+            |node| !idle[node * functions + f as usize].is_empty(),
             &mut order,
         );
         let mut served = false;
@@ -512,19 +514,20 @@ mod tests {
 
     #[test]
     fn eviction_frees_memory_least_recently_used_first() {
-        // One node of 1 GiB: a and b go idle (a first); c needs room and evicts a, not b.
+        // One node of 1 GiB: a and b go idle (a first); c needs room and evicts a, not b, so b
+        // is still warm when it is called again.
         let trace = Trace::from_rows([
             (0, "a", 100, 512),
             (1_000, "b", 100, 512),
             (2_000, "c", 100, 512),
             (3_000, "b", 100, 512),
-            (4_000, "a", 100, 512),
         ]);
         let r = simulate(&trace, &config(1, 1024, FJORD));
-        // a, b, c cold; b warm; a cold again (evicting c, idle longest by then).
-        assert_eq!((r.cold_starts, r.warm_hits, r.dropped), (4, 1, 0));
-        assert_eq!(r.evictions, 2);
+        assert_eq!((r.cold_starts, r.warm_hits, r.dropped), (3, 1, 0));
+        assert_eq!(r.evictions, 1);
         assert_eq!(r.image_pulls, 3);
+        // a's instance lived 0 .. 2 s; b's from 1 s and c's from 2 s to the end at 3.1 s.
+        assert_eq!(r.reserved_mib_ms, 512 * (2_000 + 2_100 + 1_100));
         // A busy instance is never evicted: c cannot start while a and b both run.
         let busy = Trace::from_rows([(0, "a", 10_000, 512), (10, "b", 10_000, 512), (20, "c", 100, 512)]);
         let r = simulate(&busy, &config(1, 1024, FJORD));
@@ -573,6 +576,7 @@ mod tests {
         });
         for routing in [
             FJORD,
+            RoutingPolicy::FjordWarm { c: 1.25 },
             RoutingPolicy::RoundRobin,
             RoutingPolicy::Random,
             RoutingPolicy::LeastLoaded,
