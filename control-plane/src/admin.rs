@@ -131,9 +131,6 @@ impl AdminService {
         if id == self.member.id {
             return true;
         }
-        if self.member.faults.is_cut(self.member.id, id) {
-            return false;
-        }
         let Ok(channel) = member_channel(addr) else {
             return false;
         };

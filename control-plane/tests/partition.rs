@@ -55,12 +55,16 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults::default();
+/// Starts members `1..=n` in this process; the first `founders` form the cluster, the rest wait
+/// to be added. Returns their ports and the senders that stop them.
+async fn start_members(
+    dir: &std::path::Path,
+    n: u64,
+    founders: u64,
+    faults: &Faults,
+) -> (Vec<u16>, Vec<tokio::sync::oneshot::Sender<()>>) {
     let listeners: Vec<tokio::net::TcpListener> =
-        futures::future::join_all((0..3).map(|_| tokio::net::TcpListener::bind("127.0.0.1:0")))
+        futures::future::join_all((0..n).map(|_| tokio::net::TcpListener::bind("127.0.0.1:0")))
             .await
             .into_iter()
             .map(Result::unwrap)
@@ -76,12 +80,17 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
             "--listen".into(),
             format!("127.0.0.1:{}", ports[i]),
             "--data-dir".into(),
-            dir.path().join(format!("member-{id}")).display().to_string(),
+            dir.join(format!("member-{id}")).display().to_string(),
         ];
         if id == 1 {
             argv.push("--bootstrap".into());
-            argv.push("--initial-members".into());
-            argv.push(format!("2=127.0.0.1:{},3=127.0.0.1:{}", ports[1], ports[2]));
+            let others: Vec<String> = (2..=founders)
+                .map(|m| format!("{m}=127.0.0.1:{}", ports[m as usize - 1]))
+                .collect();
+            if !others.is_empty() {
+                argv.push("--initial-members".into());
+                argv.push(others.join(","));
+            }
         }
         let args = Args::parse_from(argv);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -96,6 +105,53 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
                 .unwrap();
         });
     }
+    (ports, stops)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_membership_change_is_refused_while_one_is_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let (ports, stops) = start_members(dir.path(), 5, 3, &faults).await;
+    let leader = eventually("a leader", || async { status(ports[0]).await?.leader_id }).await;
+    let leader_port = ports[leader as usize - 1];
+    // Members 4 and 5 answer calls but cannot receive Raft messages: a learner never catches up,
+    // so the first change stays in progress.
+    faults.partition(&[4, 5], &[1, 2, 3]);
+    let add = |id: u64| {
+        let addr = format!("127.0.0.1:{}", ports[id as usize - 1]);
+        tokio::spawn(async move {
+            client(leader_port)
+                .await
+                .add_member(authed(pb::AddMemberRequest { id, addr }))
+                .await
+        })
+    };
+    let mut first = add(4);
+    let mut second = add(5);
+    let (refused, pending) = tokio::select! {
+        r = &mut first => (r.unwrap(), second),
+        r = &mut second => (r.unwrap(), first),
+    };
+    let refused = refused.expect_err("two membership changes ran at once");
+    assert!(refused.message().contains("in progress"), "{refused:?}");
+    faults.heal();
+    pending
+        .await
+        .unwrap()
+        .expect("the first change completes once its learner is reachable");
+    let members = status(leader_port).await.unwrap().members;
+    assert_eq!(members.len(), 4, "{members:?}");
+    for stop in stops {
+        let _ = stop.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let (ports, stops) = start_members(dir.path(), 3, 3, &faults).await;
     let port_of = |id: u64| ports[id as usize - 1];
 
     let leader = eventually("a leader", || async { status(ports[0]).await?.leader_id }).await;

@@ -1,0 +1,93 @@
+//! `fjord dev`: the whole platform from one command, as a user runs it.
+
+use fjord_tests::*;
+use std::time::Duration;
+
+/// A base port with `count` free ports after it (best effort: ports are free when checked).
+fn free_range(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > 60_000 {
+            continue;
+        }
+        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fjord_dev_runs_three_members_two_agents_and_the_examples_then_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let (cp, agents, lb) = (free_range(3), free_range(2), free_port());
+    let args: Vec<String> = [
+        "dev",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--control-planes",
+        "3",
+        "--agents",
+        "2",
+        "--control-plane-port",
+        &cp.to_string(),
+        "--agent-port",
+        &agents.to_string(),
+        "--lb-port",
+        &lb.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.path().join("dev.out"));
+    eventually("fjord dev to say it is ready", Duration::from_secs(60), || async {
+        dev.log_text().contains("Press Ctrl-C").then_some(())
+    })
+    .await;
+    let out = dev.log_text();
+    assert!(
+        out.contains(&format!("curl -d hello http://127.0.0.1:{lb}/function/echo")),
+        "{out}"
+    );
+
+    let cluster: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("cluster.json")).unwrap()).unwrap();
+    let members = cluster["members"].as_array().unwrap();
+    let count = |role: &str| members.iter().filter(|m| m["role"] == role).count();
+    assert_eq!(
+        (count("control-plane"), count("node-agent"), count("lb")),
+        (3, 2, 1),
+        "{cluster}"
+    );
+    let pids: Vec<u32> = members.iter().map(|m| m["pid"].as_u64().unwrap() as u32).collect();
+    assert!(pids.iter().all(|p| process_alive(*p)));
+
+    let answer = http("POST", &format!("http://127.0.0.1:{lb}/function/echo"), b"hello", &[])
+        .await
+        .unwrap();
+    assert_eq!((answer.status, answer.text().as_str()), (200, "hello"));
+
+    // The CLI finds the dev token through XDG_DATA_HOME, as it does in ~/.local/share.
+    let status = std::process::Command::new(bin("fjord"))
+        .args(["status", "--json"])
+        .env("FJORD_ADDR", format!("http://127.0.0.1:{cp}"))
+        .env("XDG_DATA_HOME", dir.path().join("xdg"))
+        .env("FJORD_TOKEN_FILE", data.join("admin.token"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["nodes_ready"], 2, "{status}");
+
+    let exit = dev.terminate(Duration::from_secs(30));
+    assert!(exit.success(), "fjord dev exited with {exit}");
+    for pid in pids {
+        eventually(
+            "every member to stop with fjord dev",
+            Duration::from_secs(10),
+            || async { (!process_alive(pid)).then_some(()) },
+        )
+        .await;
+    }
+}
