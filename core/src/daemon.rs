@@ -59,12 +59,14 @@ pub fn full_body(bytes: impl Into<bytes::Bytes>) -> HttpBody {
 
 /// Serves HTTP/1.1 on `listener`, with the service `make_service` builds for each connection's
 /// peer address, until `shutdown` resolves, then stops accepting
-/// and gives open connections up to `drain` to finish their requests.
+/// and gives open connections up to `drain` to finish their requests. A client that has not sent
+/// a whole request head within `header_read_timeout` is disconnected (slowloris).
 pub async fn serve_http<M, S, F>(
     listener: tokio::net::TcpListener,
     make_service: M,
     shutdown: F,
     drain: std::time::Duration,
+    header_read_timeout: std::time::Duration,
 ) where
     M: Fn(std::net::SocketAddr) -> S,
     S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<HttpBody>>
@@ -77,7 +79,7 @@ pub async fn serve_http<M, S, F>(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30))
+        .header_read_timeout(header_read_timeout)
         .max_buf_size(256 * 1024);
     tokio::pin!(shutdown);
     loop {

@@ -1,26 +1,34 @@
 //! Fjord's load balancer: the HTTP front door. It routes `/function/{name}` to the node agents
-//! that can run the function, in the function's consistent-hashing order, so the same function
-//! lands on the same node and its instances stay warm ([`proxy`]). Its routing table comes from
-//! the control plane's Routes stream and survives the control plane's absence ([`route_watch`]).
+//! that can run the function, in the function's bounded-load hashing order, so the same function
+//! lands on the same nodes and its instances stay warm ([`proxy`]), behind a stack of
+//! front-door protections ([`layers`]). Its routing table comes from the control plane's Routes
+//! stream and survives the control plane's absence ([`route_watch`]).
 //!
-//! It must not keep per-function state that only it knows: several lbs route identically from
-//! the same table.
+//! It must not keep routing state that only it knows: several lbs route identically from the
+//! same table (only their own in-flight counts differ).
 
+pub mod layers;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 pub mod route_watch;
 
 use clap::Parser;
-use fjord_core::daemon::LogFormat;
+use fjord_core::daemon::{HttpBody, LogFormat};
+use layers::headers::ClientAddr;
+use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::{ServiceBuilder, ServiceExt};
 
 /// Default request body limit: 6 MiB, as AWS Lambda's synchronous invocations.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 6 * 1024 * 1024;
+/// Added to a function's own timeout for the lb's bound: room for a cold start and the hops.
+pub const TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 
 /// Flags of `fjord-lb` (and of `fjord lb`).
 #[derive(Debug, Clone, Parser)]
@@ -40,12 +48,28 @@ pub struct Args {
         default_value = "http://127.0.0.1:7400"
     )]
     pub control_plane: Vec<String>,
-    /// File holding the cluster's bearer token (default: the FJORD_TOKEN variable).
+    /// File holding the join token (or the admin token) (default: the FJORD_TOKEN variable).
     #[arg(long, env = "FJORD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "FJORD_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES)]
     pub body_limit_bytes: usize,
+    /// Requests in progress at most; more are shed with 503 and Retry-After.
+    #[arg(long, env = "FJORD_MAX_CONCURRENCY", default_value_t = 10_000)]
+    pub max_concurrency: usize,
+    /// Requests per function that may wait while every node is busy; more get 429.
+    #[arg(long, env = "FJORD_QUEUE_PER_FUNCTION", default_value_t = 1_000)]
+    pub queue_per_function: u32,
+    /// Load bound factor c: a node takes a function's request while its in-flight count stays
+    /// within c times its weighted share (consistent hashing with bounded loads).
+    #[arg(long, env = "FJORD_LOAD_BOUND_C", default_value_t = fjord_core::hashing::DEFAULT_LOAD_BOUND_C)]
+    pub load_bound_c: f64,
+    /// Optional per-function rate limits, name=requests_per_second, comma-separated.
+    #[arg(long, env = "FJORD_RATE_LIMIT", value_delimiter = ',')]
+    pub rate_limit: Vec<String>,
+    /// A client must send a whole request head within this time, in ms (slowloris).
+    #[arg(long, env = "FJORD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -69,9 +93,19 @@ pub async fn run(
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
-    if args.body_limit_bytes == 0 {
-        return Err(StartError::Config("--body-limit-bytes must be above 0".into()));
+    if args.body_limit_bytes == 0 || args.max_concurrency == 0 {
+        return Err(StartError::Config(
+            "--body-limit-bytes and --max-concurrency must be above 0".into(),
+        ));
     }
+    if !(args.load_bound_c >= 1.0 && args.load_bound_c.is_finite()) {
+        return Err(StartError::Config(format!(
+            "--load-bound-c must be at least 1 (got {})",
+            args.load_bound_c
+        )));
+    }
+    let rate_limits = layers::rate_limit::RateLimitLayer::parse(&args.rate_limit).map_err(StartError::Config)?;
+
     let (table_tx, table_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
     let watcher = route_watch::RouteWatch {
         endpoints: args.control_plane.clone(),
@@ -79,17 +113,55 @@ pub async fn run(
         table: table_tx,
     };
     let watcher = tokio::spawn(watcher.run());
-    let proxy = proxy::Proxy::new(table_rx, args.body_limit_bytes);
+    let proxy = proxy::Proxy::new(
+        table_rx,
+        proxy::ProxyConfig {
+            body_limit_bytes: args.body_limit_bytes,
+            load_bound_c: args.load_bound_c,
+            queue_per_function: args.queue_per_function,
+        },
+    );
+    let timeouts = proxy.clone();
+    let routing = tower::service_fn(move |request| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+    });
+    let stack = ServiceBuilder::new()
+        .layer(layers::headers::HeadersLayer::default())
+        .layer(layers::shed::ShedLayer::new(args.max_concurrency))
+        .layer(layers::body_limit::BodyLimitLayer::new(args.body_limit_bytes))
+        .layer(layers::rate_limit::RateLimitLayer::new(&rate_limits))
+        .layer(layers::timeout::TimeoutLayer::new(Arc::new(move |f: &str| {
+            timeouts.function_timeout(f).map(|t| t + TIMEOUT_MARGIN)
+        })))
+        .service(routing);
+    let stack = tower::util::BoxCloneService::<
+        http::Request<hyper::body::Incoming>,
+        http::Response<HttpBody>,
+        Infallible,
+    >::new(stack);
+
     let local = listener.local_addr().map_err(|source| StartError::Bind {
         addr: args.listen.clone(),
         source,
     })?;
     tracing::info!(listen = %local, "lb serving");
     let make_service = move |peer| {
-        let proxy = proxy.clone();
-        hyper::service::service_fn(move |request| proxy.clone().handle(peer, request))
+        let stack = stack.clone();
+        hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            stack.clone().oneshot(request)
+        })
     };
-    fjord_core::daemon::serve_http(listener, make_service, shutdown, Duration::from_secs(10)).await;
+    let header_timeout = Duration::from_millis(args.header_read_timeout_ms.max(1));
+    fjord_core::daemon::serve_http(
+        listener,
+        make_service,
+        shutdown,
+        Duration::from_secs(10),
+        header_timeout,
+    )
+    .await;
     watcher.abort();
     Ok(())
 }

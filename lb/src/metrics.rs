@@ -1,28 +1,61 @@
 //! The lb's counters, exposed at `/metrics` in the Prometheus text format.
+//!
+//! Per-function series are keyed by deployed function names only: requests for unknown names
+//! are counted under `_unknown`, so a scan of random names cannot grow the tables.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum_seconds: f64,
+    count: u64,
+}
 
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
     pub in_flight: AtomicU64,
     pub retries: AtomicU64,
+    pub spills: AtomicU64,
+    pub queue_waits: AtomicU64,
+    pub cold_starts: AtomicU64,
+    pub ejections: AtomicU64,
 }
 
 impl Metrics {
-    /// Counts a finished request. Unknown functions are counted under one label, so a scan of
-    /// random names cannot grow the table.
-    pub fn record(&self, function: Option<&str>, status: u16) {
+    /// Counts a finished request (status and time to the response head).
+    pub fn record(&self, function: Option<&str>, status: u16, elapsed: Duration) {
         let label = function.unwrap_or("_unknown").to_string();
         *self
             .requests
             .lock()
             .expect("metrics lock poisoned")
-            .entry((label, status))
+            .entry((label.clone(), status))
             .or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        let mut latency = self.latency.lock().expect("metrics lock poisoned");
+        let h = latency.entry(label).or_insert_with(|| Histogram {
+            counts: vec![0; BUCKETS.len()],
+            ..Default::default()
+        });
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum_seconds += seconds;
+        h.count += 1;
     }
 
     pub fn render(&self) -> String {
@@ -35,11 +68,110 @@ impl Metrics {
                 "fjord_lb_requests_total{{function=\"{function}\",status=\"{status}\"}} {count}"
             );
         }
-        out.push_str("# HELP fjord_lb_in_flight Requests being served now.\n# TYPE fjord_lb_in_flight gauge\n");
-        let _ = writeln!(out, "fjord_lb_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        out.push_str("# HELP fjord_lb_retries_total Requests sent to another node after a busy or unreachable one.\n");
-        out.push_str("# TYPE fjord_lb_retries_total counter\n");
-        let _ = writeln!(out, "fjord_lb_retries_total {}", self.retries.load(Ordering::Relaxed));
+        out.push_str("# HELP fjord_lb_request_seconds Time to the response head, by function.\n");
+        out.push_str("# TYPE fjord_lb_request_seconds histogram\n");
+        for (function, h) in self.latency.lock().expect("metrics lock poisoned").iter() {
+            for (bound, count) in BUCKETS.iter().zip(&h.counts) {
+                let _ = writeln!(
+                    out,
+                    "fjord_lb_request_seconds_bucket{{function=\"{function}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "fjord_lb_request_seconds_bucket{{function=\"{function}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "fjord_lb_request_seconds_sum{{function=\"{function}\"}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "fjord_lb_request_seconds_count{{function=\"{function}\"}} {}",
+                h.count
+            );
+        }
+        let gauges: [(&str, &str, &str, &AtomicU64); 6] = [
+            (
+                "fjord_lb_in_flight",
+                "gauge",
+                "Requests being served now.",
+                &self.in_flight,
+            ),
+            (
+                "fjord_lb_retries_total",
+                "counter",
+                "Attempts on another node after a busy or unreachable one.",
+                &self.retries,
+            ),
+            (
+                "fjord_lb_spills_total",
+                "counter",
+                "Requests served by a node other than the function's first choice.",
+                &self.spills,
+            ),
+            (
+                "fjord_lb_queue_waits_total",
+                "counter",
+                "Requests that waited in a function's queue because every node was busy.",
+                &self.queue_waits,
+            ),
+            (
+                "fjord_lb_cold_starts_total",
+                "counter",
+                "Responses that came from an instance started for them.",
+                &self.cold_starts,
+            ),
+            (
+                "fjord_lb_ejections_total",
+                "counter",
+                "Nodes taken out of rotation after failing connections.",
+                &self.ejections,
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.record(Some("echo"), 200, Duration::from_millis(3));
+        m.record(Some("echo"), 200, Duration::from_millis(300));
+        m.record(None, 404, Duration::from_micros(10));
+        let text = m.render();
+        assert!(
+            text.contains("fjord_lb_requests_total{function=\"echo\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fjord_lb_requests_total{function=\"_unknown\",status=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fjord_lb_request_seconds_bucket{function=\"echo\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fjord_lb_request_seconds_bucket{function=\"echo\",le=\"0.5\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fjord_lb_request_seconds_count{function=\"echo\"} 2"),
+            "{text}"
+        );
     }
 }

@@ -1,87 +1,159 @@
-//! The request path: `/function/{name}[/{rest}]` -> the function's nodes in hashing order ->
-//! the first agent that takes it -> the response, streamed back.
+//! The routing service: `/function/{name}[/{rest}]` -> the function's nodes in bounded-load
+//! hashing order (warm ones first) -> the first agent that takes it -> the response, streamed.
 //!
-//! The request body is read once, up to the body limit, so a request refused by a busy or
-//! unreachable node can go to the next one; a request that reached a function is never sent
-//! twice. The response is streamed, never buffered.
+//! - The request body is read once, up to the limit, so a request refused by a busy or
+//!   unreachable node can go to the next one. A request that reached a function is never sent
+//!   twice.
+//! - Loads are this lb's own count of requests in flight per node; the order comes from the
+//!   shared routing table, so every lb routes a function the same way when loads are alike.
+//! - A node whose connections fail three times in a row is ejected for 5 s (doubling per repeat,
+//!   at most 60 s), then tried again.
+//! - When every node is busy, the request waits in its function's bounded queue until a request
+//!   of that function finishes here or a short tick passes, then tries again; past the bound:
+//!   429 with `Retry-After`.
 
+use crate::layers::body_limit::too_large;
 use crate::metrics::Metrics;
+use crate::path::parse_function_path;
 use bytes::Bytes;
-use fjord_core::daemon::{error_response, full_body, strip_hop_by_hop, HttpBody};
+use fjord_core::daemon::{error_response, full_body, HttpBody};
 use fjord_core::{RouteTable, RoutedFunction};
 use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
 
-/// Added to a function's own timeout for the lb's bound: room for a cold start and the hops.
-const TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 /// How long a request for a function the lb does not know waits for a newer routing table
 /// (a deploy that has committed but not yet reached this lb).
 const UNKNOWN_FUNCTION_GRACE: Duration = Duration::from_millis(500);
+/// While queued, a request retries at least this often.
+const QUEUE_TICK: Duration = Duration::from_millis(50);
+const EJECT_AFTER_FAILURES: u32 = 3;
+const EJECT_BASE: Duration = Duration::from_secs(5);
+const EJECT_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub body_limit_bytes: usize,
+    pub load_bound_c: f64,
+    pub queue_per_function: u32,
+}
+
+#[derive(Default)]
+struct NodeHealth {
+    consecutive_failures: u32,
+    ejections: u32,
+    ejected_until: Option<Instant>,
+}
+
+#[derive(Default)]
+struct FunctionQueue {
+    waiting: AtomicU32,
+    freed: Notify,
+}
 
 pub struct Proxy {
     pub routes: watch::Receiver<Arc<RouteTable>>,
     pub metrics: Metrics,
-    pub body_limit_bytes: usize,
+    config: ProxyConfig,
     client: Client<HttpConnector, Full<Bytes>>,
-    request_ids: AtomicU64,
-    id_prefix: u32,
+    in_flight: RwLock<HashMap<String, Arc<AtomicU32>>>,
+    health: Mutex<HashMap<String, NodeHealth>>,
+    queues: RwLock<HashMap<String, Arc<FunctionQueue>>>,
 }
 
 /// What one attempt on one node came to.
 enum Attempt {
     Answered(Response<Incoming>),
-    /// The node refused before reading the request (busy), or could not be reached.
-    TryNext(String),
+    Busy,
+    Unreachable(String),
     /// The request may have reached the function; it must not be sent again.
     Failed(String),
 }
 
+/// Holds a node's in-flight count (and wakes the function's queue) until the response body ends.
+struct InFlight {
+    count: Arc<AtomicU32>,
+    queue: Arc<FunctionQueue>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.queue.freed.notify_waiters();
+    }
+}
+
+struct TrackedBody {
+    inner: Incoming,
+    _in_flight: InFlight,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl Proxy {
-    pub fn new(routes: watch::Receiver<Arc<RouteTable>>, body_limit_bytes: usize) -> Arc<Self> {
+    pub fn new(routes: watch::Receiver<Arc<RouteTable>>, config: ProxyConfig) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(1024)
             .build(connector);
         Arc::new(Proxy {
             routes,
             metrics: Metrics::default(),
-            body_limit_bytes,
+            config,
             client,
-            request_ids: AtomicU64::new(1),
-            id_prefix: rand::random(),
+            in_flight: RwLock::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
         })
     }
 
-    pub async fn handle(
-        self: Arc<Self>,
-        peer: SocketAddr,
-        request: Request<Incoming>,
-    ) -> Result<Response<HttpBody>, std::convert::Infallible> {
+    /// The function's timeout, for the timeout layer.
+    pub fn function_timeout(&self, name: &str) -> Option<Duration> {
+        self.routes.borrow().functions.get(name).map(|f| f.timeout)
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<HttpBody> {
         let path = request.uri().path();
-        if let Some(rest) = path.strip_prefix("/function/") {
-            let (name, tail) = match rest.find('/') {
-                Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
-                None => (rest.to_string(), "/".to_string()),
-            };
+        if let Some((name, tail)) = parse_function_path(path) {
+            let (name, tail) = (name.to_string(), tail.to_string());
+            let started = Instant::now();
             self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-            let (response, known) = self.invoke(peer, &name, &tail, request).await;
+            let (response, known) = self.invoke(&name, &tail, request).await;
             self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.metrics
-                .record(known.then_some(name.as_str()), response.status().as_u16());
-            return Ok(response);
+            self.metrics.record(
+                known.then_some(name.as_str()),
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+            return response;
         }
-        let response = match path {
+        match path {
             "/healthz" => Response::new(full_body("ok\n")),
             "/metrics" => {
                 let mut response = Response::new(full_body(self.metrics.render()));
@@ -96,8 +168,7 @@ impl Proxy {
                 &format!("no such path {path:?}: functions are called at /function/{{name}}"),
                 None,
             ),
-        };
-        Ok(response)
+        }
     }
 
     async fn lookup(&self, name: &str) -> Option<(Arc<RouteTable>, RoutedFunction)> {
@@ -118,156 +189,236 @@ impl Proxy {
         None
     }
 
+    fn node_count(&self, node: &str) -> Arc<AtomicU32> {
+        if let Some(count) = self.in_flight.read().expect("in-flight lock poisoned").get(node) {
+            return count.clone();
+        }
+        self.in_flight
+            .write()
+            .expect("in-flight lock poisoned")
+            .entry(node.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn queue(&self, function: &str) -> Arc<FunctionQueue> {
+        if let Some(queue) = self.queues.read().expect("queue lock poisoned").get(function) {
+            return queue.clone();
+        }
+        self.queues
+            .write()
+            .expect("queue lock poisoned")
+            .entry(function.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn ejected(&self, node: &str, now: Instant) -> bool {
+        let health = self.health.lock().expect("health lock poisoned");
+        health
+            .get(node)
+            .and_then(|h| h.ejected_until)
+            .is_some_and(|until| until > now)
+    }
+
+    fn record_connect_failure(&self, node: &str) {
+        let mut health = self.health.lock().expect("health lock poisoned");
+        let h = health.entry(node.to_string()).or_default();
+        h.consecutive_failures += 1;
+        if h.consecutive_failures >= EJECT_AFTER_FAILURES {
+            let period = EJECT_BASE.saturating_mul(1 << h.ejections.min(4)).min(EJECT_MAX);
+            h.ejected_until = Some(Instant::now() + period);
+            h.ejections += 1;
+            h.consecutive_failures = 0;
+            self.metrics.ejections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(node, eject_for = ?period, "node ejected after failing connections");
+        }
+    }
+
+    fn record_success(&self, node: &str) {
+        let mut health = self.health.lock().expect("health lock poisoned");
+        if let Some(h) = health.get_mut(node) {
+            if h.consecutive_failures > 0 || h.ejections > 0 {
+                *h = NodeHealth::default();
+            }
+        }
+    }
+
     /// Returns the response and whether the function was known (for metric labels).
-    async fn invoke(
-        &self,
-        peer: SocketAddr,
-        name: &str,
-        tail: &str,
-        request: Request<Incoming>,
-    ) -> (Response<HttpBody>, bool) {
+    async fn invoke(&self, name: &str, tail: &str, request: Request<Incoming>) -> (Response<HttpBody>, bool) {
         if fjord_core::name::check_dns_label(name).is_err() {
             let message = format!("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')");
             return (error_response(StatusCode::NOT_FOUND, &message, None), false);
         }
-        let Some((table, function)) = self.lookup(name).await else {
+        let Some((_, function)) = self.lookup(name).await else {
             let message = format!("function {name:?} is not deployed");
             return (error_response(StatusCode::NOT_FOUND, &message, Some(name)), false);
         };
-        let response = match tokio::time::timeout(
-            function.timeout + TIMEOUT_MARGIN,
-            self.forward(peer, &table, &function, tail, request),
-        )
-        .await
-        {
-            Ok(response) => response,
-            Err(_) => error_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!(
-                    "function {name:?} did not answer within {} (its timeout plus the platform's margin)",
-                    fjord_core::duration::format_duration(function.timeout + TIMEOUT_MARGIN)
-                ),
-                Some(name),
-            ),
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, self.config.body_limit_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return (too_large(self.config.body_limit_bytes, Some(name)), true)
+            }
+            Err(e) => {
+                let message = format!("reading the request body failed: {e}");
+                return (error_response(StatusCode::BAD_REQUEST, &message, Some(name)), true);
+            }
         };
+        let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let queue = self.queue(name);
+        let mut queued = false;
+        let response = loop {
+            // A fresh table and fresh loads on every round: nodes may have come or gone.
+            let table = self.routes.borrow().clone();
+            let function = table.functions.get(name).cloned().unwrap_or_else(|| function.clone());
+            match self
+                .try_nodes(&table, &function, &parts, &body, &tail_and_query(tail, &query), &queue)
+                .await
+            {
+                Ok(response) => break response,
+                Err(TryError::NoNodes) => {
+                    break with_retry_after(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("no node is ready to run function {name:?}"),
+                        Some(name),
+                    ))
+                }
+                Err(TryError::AllRefused(reasons)) => {
+                    if !queued {
+                        let waiting = queue.waiting.fetch_add(1, Ordering::AcqRel);
+                        if waiting >= self.config.queue_per_function {
+                            queue.waiting.fetch_sub(1, Ordering::AcqRel);
+                            break with_retry_after(error_response(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                &format!(
+                                    "function {name:?} is at capacity: every node is busy ({}) and {waiting} requests already wait",
+                                    reasons.join("; ")
+                                ),
+                                Some(name),
+                            ));
+                        }
+                        queued = true;
+                        self.metrics.queue_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tokio::time::timeout(QUEUE_TICK, queue.freed.notified()).await;
+                }
+            }
+        };
+        if queued {
+            queue.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
         (response, true)
     }
 
-    async fn forward(
+    async fn try_nodes(
         &self,
-        peer: SocketAddr,
         table: &RouteTable,
         function: &RoutedFunction,
+        parts: &http::request::Parts,
+        body: &Bytes,
         tail: &str,
-        request: Request<Incoming>,
-    ) -> Response<HttpBody> {
+        queue: &Arc<FunctionQueue>,
+    ) -> Result<Response<HttpBody>, TryError> {
         let name = function.name.as_str();
-        let (mut parts, body) = request.into_parts();
-        let too_large = || {
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the request body is larger than the limit of {} bytes",
-                    self.body_limit_bytes
-                ),
-                Some(name),
-            )
-        };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.body_limit_bytes as u64) {
-            return too_large();
+        if table.nodes.is_empty() {
+            return Err(TryError::NoNodes);
         }
-        let body = match Limited::new(body, self.body_limit_bytes).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
-            Err(e) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("reading the request body failed: {e}"),
-                    Some(name),
-                )
-            }
-        };
-
-        strip_hop_by_hop(&mut parts.headers);
-        let request_id = match parts.headers.get("x-request-id").cloned() {
-            Some(id) => id,
-            None => {
-                let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-                let id =
-                    HeaderValue::from_str(&format!("{:08x}{n:012x}", self.id_prefix)).expect("hex is a valid header");
-                parts.headers.insert("x-request-id", id.clone());
-                id
-            }
-        };
-        let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(earlier) => format!("{earlier}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-            parts.headers.insert("x-forwarded-for", v);
+        let counts: Vec<Arc<AtomicU32>> = table.nodes.iter().map(|n| self.node_count(&n.id)).collect();
+        let loads: Vec<u32> = counts.iter().map(|c| c.load(Ordering::Acquire)).collect();
+        let order = table.candidates(function, &loads, self.config.load_bound_c);
+        let now = Instant::now();
+        let mut live: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| !self.ejected(&table.nodes[i].id, now))
+            .collect();
+        if live.is_empty() {
+            // Every node is ejected: try them anyway rather than fail outright.
+            live = order.clone();
         }
-        let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-
-        let candidates = table.candidates(function);
-        if candidates.is_empty() {
-            return with_retry_after(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("no node is ready to run function {name:?}"),
-                Some(name),
-            ));
-        }
-        let mut refusals = Vec::new();
-        for (attempt, node) in candidates.iter().enumerate() {
+        let home = order.first().copied();
+        let mut reasons = Vec::new();
+        for (attempt, &i) in live.iter().enumerate() {
+            let node = &table.nodes[i];
             if attempt > 0 {
                 self.metrics.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let uri = format!("http://{}/invoke/{name}{tail}{query}", node.invoke_addr);
-            let mut upstream = Request::builder().method(parts.method.clone()).uri(uri);
+            let mut upstream = Request::builder()
+                .method(parts.method.clone())
+                .uri(format!("http://{}/invoke/{name}{tail}", node.invoke_addr));
             if let Some(headers) = upstream.headers_mut() {
                 *headers = parts.headers.clone();
             }
             let upstream = match upstream.body(Full::new(body.clone())) {
                 Ok(r) => r,
-                Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid request: {e}"), Some(name)),
+                Err(e) => {
+                    return Ok(error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid request: {e}"),
+                        Some(name),
+                    ))
+                }
+            };
+            counts[i].fetch_add(1, Ordering::AcqRel);
+            let in_flight = InFlight {
+                count: counts[i].clone(),
+                queue: queue.clone(),
             };
             match self.attempt(upstream).await {
                 Attempt::Answered(response) => {
-                    let (mut parts, body) = response.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    parts.headers.insert("x-request-id", request_id.clone());
-                    return Response::from_parts(parts, body.map_err(Into::into).boxed());
+                    self.record_success(&node.id);
+                    if Some(i) != home {
+                        self.metrics.spills.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if response.headers().contains_key("x-fjord-cold-start") {
+                        self.metrics.cold_starts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let (parts, body) = response.into_parts();
+                    let body = TrackedBody {
+                        inner: body,
+                        _in_flight: in_flight,
+                    };
+                    return Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()));
                 }
-                Attempt::TryNext(reason) => refusals.push(format!("{}: {reason}", node.id)),
+                Attempt::Busy => {
+                    self.record_success(&node.id);
+                    reasons.push(format!("{}: busy", node.id));
+                }
+                Attempt::Unreachable(reason) => {
+                    self.record_connect_failure(&node.id);
+                    reasons.push(format!("{}: unreachable ({reason})", node.id));
+                }
                 Attempt::Failed(reason) => {
-                    return error_response(
+                    return Ok(error_response(
                         StatusCode::BAD_GATEWAY,
                         &format!("node {} failed while serving function {name:?}: {reason}", node.id),
                         Some(name),
-                    )
+                    ))
                 }
             }
         }
-        with_retry_after(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("no node could take function {name:?} now ({})", refusals.join("; ")),
-            Some(name),
-        ))
+        Err(TryError::AllRefused(reasons))
     }
 
     async fn attempt(&self, request: Request<Full<Bytes>>) -> Attempt {
         match self.client.request(request).await {
-            Ok(response) if response.headers().contains_key("x-fjord-busy") => Attempt::TryNext("busy".into()),
+            Ok(response) if response.headers().contains_key("x-fjord-busy") => Attempt::Busy,
             Ok(response) => Attempt::Answered(response),
             // Only failures before the request was written are retried: a connect error.
-            Err(e) if e.is_connect() => Attempt::TryNext(format!("unreachable ({e})")),
+            Err(e) if e.is_connect() => Attempt::Unreachable(e.to_string()),
             Err(e) => Attempt::Failed(e.to_string()),
         }
     }
+}
+
+enum TryError {
+    NoNodes,
+    AllRefused(Vec<String>),
+}
+
+fn tail_and_query(tail: &str, query: &str) -> String {
+    format!("{tail}{query}")
 }
 
 fn with_retry_after(mut response: Response<HttpBody>) -> Response<HttpBody> {

@@ -127,6 +127,7 @@ impl InvokeService {
             Err(e) => return self.acquire_error(function, e),
         };
         let timeout = lease.record.spec.timeout;
+        let cold = lease.cold;
         let instance = lease.instance().clone();
         let (mut parts, body) = request.into_parts();
         let target = match parts.uri.query() {
@@ -194,6 +195,9 @@ impl InvokeService {
         }
         if let Ok(v) = HeaderValue::from_str(&self.node_id) {
             headers.insert("x-fjord-node", v);
+        }
+        if cold {
+            headers.insert("x-fjord-cold-start", HeaderValue::from_static("1"));
         }
         response
     }

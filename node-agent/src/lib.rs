@@ -160,7 +160,14 @@ pub async fn run(
         let service = service.clone();
         hyper::service::service_fn(move |request| service.clone().handle(request))
     };
-    fjord_core::daemon::serve_http(listener, make_service, shutdown, Duration::from_secs(10)).await;
+    fjord_core::daemon::serve_http(
+        listener,
+        make_service,
+        shutdown,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+    )
+    .await;
     link.abort();
     pool.stop_all().await;
     Ok(())

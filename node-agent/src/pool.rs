@@ -68,6 +68,8 @@ pub struct Lease {
     function: Arc<FunctionPool>,
     pool: Arc<InstancePool>,
     pub record: FunctionRecord,
+    /// Whether the instance was started for this request (a cold start).
+    pub cold: bool,
 }
 
 impl Lease {
@@ -271,6 +273,7 @@ impl InstancePool {
                         function: function.clone(),
                         pool: self.clone(),
                         record,
+                        cold: false,
                     });
                 }
                 let live =
@@ -386,6 +389,7 @@ impl InstancePool {
                     function: function.clone(),
                     pool: self.clone(),
                     record,
+                    cold: true,
                 })
             }
             Err(e) => {
