@@ -1,10 +1,19 @@
 //! `echo`: answers with the request body. Each request header named `x-echo-*` comes back as a
 //! response header of the same name, so callers can see headers pass through both ways.
+//! `GET /headers` answers with every request header the function received, one per line.
 
 use http_body_util::BodyExt;
 
 pub fn run() {
     crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
+        if request.uri().path() == "/headers" {
+            let lines: String = request
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}: {}\n", value.to_str().unwrap_or("<binary>")))
+                .collect();
+            return crate::reply(200, lines);
+        }
         let echoed: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)> = request
             .headers()
             .iter()

@@ -192,6 +192,11 @@ impl Platform {
     }
 
     pub async fn start_with(agents: usize, agent_memory_mib: u32) -> Platform {
+        Self::start_custom(agents, agent_memory_mib, &[]).await
+    }
+
+    /// Like [`Platform::start`], with agents offering `agent_memory_mib` and extra lb flags.
+    pub async fn start_custom(agents: usize, agent_memory_mib: u32, lb_flags: &[&str]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin.token");
         std::fs::write(&token_file, TEST_TOKEN).unwrap();
@@ -212,7 +217,7 @@ impl Platform {
             agent_ports.push(port);
         }
         let lb_port = free_port();
-        let lb = start_lb(dir.path(), &token_file, control_plane_port, lb_port);
+        let lb = start_lb_with(dir.path(), &token_file, control_plane_port, lb_port, lb_flags);
         let platform = Platform {
             dir,
             token_file,
@@ -353,7 +358,11 @@ pub fn start_agent(
 }
 
 pub fn start_lb(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16) -> Daemon {
-    let args = vec![
+    start_lb_with(dir, token_file, control_plane_port, port, &[])
+}
+
+pub fn start_lb_with(dir: &Path, token_file: &Path, control_plane_port: u16, port: u16, flags: &[&str]) -> Daemon {
+    let mut args = vec![
         "--listen".to_string(),
         format!("127.0.0.1:{port}"),
         "--control-plane".into(),
@@ -361,7 +370,8 @@ pub fn start_lb(dir: &Path, token_file: &Path, control_plane_port: u16, port: u1
         "--token-file".into(),
         token_file.display().to_string(),
     ];
-    Daemon::start("lb", &bin("fjord-lb"), &args, dir.join("lb.log"))
+    args.extend(flags.iter().map(|f| f.to_string()));
+    Daemon::start("lb", &bin("fjord-lb"), &args, dir.join(format!("lb-{port}.log")))
 }
 
 /// A control plane of several members, each its own process on loopback.
