@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Latency histogram bucket bounds, in seconds.
@@ -14,17 +14,29 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum_seconds: f64,
-    count: u64,
+/// One function's series: atomics only, so recording takes no lock.
+struct FunctionSeries {
+    /// Count per status code, indexed by `status - 100` (100..=599).
+    statuses: Vec<AtomicU64>,
+    buckets: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for FunctionSeries {
+    fn default() -> Self {
+        FunctionSeries {
+            statuses: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            buckets: BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    series: RwLock<BTreeMap<String, Arc<FunctionSeries>>>,
     pub in_flight: AtomicU64,
     pub retries: AtomicU64,
     pub spills: AtomicU64,
@@ -34,64 +46,76 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    fn series(&self, label: &str) -> Arc<FunctionSeries> {
+        if let Some(series) = self.series.read().expect("metrics lock poisoned").get(label) {
+            return series.clone();
+        }
+        self.series
+            .write()
+            .expect("metrics lock poisoned")
+            .entry(label.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Counts a finished request (status and time to the response head).
     pub fn record(&self, function: Option<&str>, status: u16, elapsed: Duration) {
-        let label = function.unwrap_or("_unknown").to_string();
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock poisoned")
-            .entry((label.clone(), status))
-            .or_default() += 1;
+        let series = self.series(function.unwrap_or("_unknown"));
+        let index = usize::from(status.clamp(100, 599) - 100);
+        series.statuses[index].fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
-        let mut latency = self.latency.lock().expect("metrics lock poisoned");
-        let h = latency.entry(label).or_insert_with(|| Histogram {
-            counts: vec![0; BUCKETS.len()],
-            ..Default::default()
-        });
-        for (i, bound) in BUCKETS.iter().enumerate() {
+        for (bucket, bound) in series.buckets.iter().zip(BUCKETS) {
             if seconds <= *bound {
-                h.counts[i] += 1;
+                bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
-        h.sum_seconds += seconds;
-        h.count += 1;
+        series
+            .sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        series.count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
+        let series: Vec<(String, Arc<FunctionSeries>)> = self
+            .series
+            .read()
+            .expect("metrics lock poisoned")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut out = String::new();
         out.push_str("# HELP fjord_lb_requests_total Requests answered, by function and status.\n");
         out.push_str("# TYPE fjord_lb_requests_total counter\n");
-        for ((function, status), count) in self.requests.lock().expect("metrics lock poisoned").iter() {
-            let _ = writeln!(
-                out,
-                "fjord_lb_requests_total{{function=\"{function}\",status=\"{status}\"}} {count}"
-            );
+        for (function, s) in &series {
+            for (i, count) in s.statuses.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "fjord_lb_requests_total{{function=\"{function}\",status=\"{}\"}} {count}",
+                        i + 100
+                    );
+                }
+            }
         }
         out.push_str("# HELP fjord_lb_request_seconds Time to the response head, by function.\n");
         out.push_str("# TYPE fjord_lb_request_seconds histogram\n");
-        for (function, h) in self.latency.lock().expect("metrics lock poisoned").iter() {
-            for (bound, count) in BUCKETS.iter().zip(&h.counts) {
+        for (function, s) in &series {
+            for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
+                let count = count.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
                     "fjord_lb_request_seconds_bucket{{function=\"{function}\",le=\"{bound}\"}} {count}"
                 );
             }
+            let count = s.count.load(Ordering::Relaxed);
+            let sum = s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(
                 out,
-                "fjord_lb_request_seconds_bucket{{function=\"{function}\",le=\"+Inf\"}} {}",
-                h.count
+                "fjord_lb_request_seconds_bucket{{function=\"{function}\",le=\"+Inf\"}} {count}"
             );
-            let _ = writeln!(
-                out,
-                "fjord_lb_request_seconds_sum{{function=\"{function}\"}} {}",
-                h.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "fjord_lb_request_seconds_count{{function=\"{function}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(out, "fjord_lb_request_seconds_sum{{function=\"{function}\"}} {sum}");
+            let _ = writeln!(out, "fjord_lb_request_seconds_count{{function=\"{function}\"}} {count}");
         }
         let gauges: [(&str, &str, &str, &AtomicU64); 6] = [
             (

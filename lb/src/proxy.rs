@@ -26,7 +26,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -68,6 +68,8 @@ pub struct Proxy {
     client: Client<HttpConnector, Full<Bytes>>,
     in_flight: RwLock<HashMap<String, Arc<AtomicU32>>>,
     health: Mutex<HashMap<String, NodeHealth>>,
+    /// Whether any node has failures or an ejection on record: lets the hot path skip the lock.
+    unhealthy: AtomicBool,
     queues: RwLock<HashMap<String, Arc<FunctionQueue>>>,
 }
 
@@ -129,6 +131,7 @@ impl Proxy {
             client,
             in_flight: RwLock::new(HashMap::new()),
             health: Mutex::new(HashMap::new()),
+            unhealthy: AtomicBool::new(false),
             queues: RwLock::new(HashMap::new()),
         })
     }
@@ -171,19 +174,21 @@ impl Proxy {
         }
     }
 
-    async fn lookup(&self, name: &str) -> Option<(Arc<RouteTable>, RoutedFunction)> {
+    /// The routing table holding `name`, waiting briefly for a newer table if this one lacks it.
+    async fn lookup(&self, name: &str) -> Option<Arc<RouteTable>> {
         let mut routes = self.routes.clone();
-        let found = |table: &Arc<RouteTable>| table.functions.get(name).cloned().map(|f| (table.clone(), f));
-        if let Some(hit) = found(&routes.borrow_and_update()) {
-            return Some(hit);
+        let table = routes.borrow_and_update().clone();
+        if table.functions.contains_key(name) {
+            return Some(table);
         }
         let deadline = tokio::time::Instant::now() + UNKNOWN_FUNCTION_GRACE;
         while tokio::time::timeout_at(deadline, routes.changed())
             .await
             .is_ok_and(|r| r.is_ok())
         {
-            if let Some(hit) = found(&routes.borrow_and_update()) {
-                return Some(hit);
+            let table = routes.borrow_and_update().clone();
+            if table.functions.contains_key(name) {
+                return Some(table);
             }
         }
         None
@@ -214,6 +219,9 @@ impl Proxy {
     }
 
     fn ejected(&self, node: &str, now: Instant) -> bool {
+        if !self.unhealthy.load(Ordering::Acquire) {
+            return false;
+        }
         let health = self.health.lock().expect("health lock poisoned");
         health
             .get(node)
@@ -223,6 +231,7 @@ impl Proxy {
 
     fn record_connect_failure(&self, node: &str) {
         let mut health = self.health.lock().expect("health lock poisoned");
+        self.unhealthy.store(true, Ordering::Release);
         let h = health.entry(node.to_string()).or_default();
         h.consecutive_failures += 1;
         if h.consecutive_failures >= EJECT_AFTER_FAILURES {
@@ -236,11 +245,20 @@ impl Proxy {
     }
 
     fn record_success(&self, node: &str) {
+        if !self.unhealthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut health = self.health.lock().expect("health lock poisoned");
         if let Some(h) = health.get_mut(node) {
             if h.consecutive_failures > 0 || h.ejections > 0 {
                 *h = NodeHealth::default();
             }
+        }
+        if health
+            .values()
+            .all(|h| h.consecutive_failures == 0 && h.ejected_until.is_none())
+        {
+            self.unhealthy.store(false, Ordering::Release);
         }
     }
 
@@ -250,7 +268,7 @@ impl Proxy {
             let message = format!("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')");
             return (error_response(StatusCode::NOT_FOUND, &message, None), false);
         }
-        let Some((_, function)) = self.lookup(name).await else {
+        let Some(mut table) = self.lookup(name).await else {
             let message = format!("function {name:?} is not deployed");
             return (error_response(StatusCode::NOT_FOUND, &message, Some(name)), false);
         };
@@ -269,11 +287,15 @@ impl Proxy {
         let queue = self.queue(name);
         let mut queued = false;
         let response = loop {
-            // A fresh table and fresh loads on every round: nodes may have come or gone.
-            let table = self.routes.borrow().clone();
-            let function = table.functions.get(name).cloned().unwrap_or_else(|| function.clone());
+            let Some(function) = table.functions.get(name) else {
+                break error_response(
+                    StatusCode::NOT_FOUND,
+                    &format!("function {name:?} was removed"),
+                    Some(name),
+                );
+            };
             match self
-                .try_nodes(&table, &function, &parts, &body, &tail_and_query(tail, &query), &queue)
+                .try_nodes(&table, function, &parts, &body, &tail_and_query(tail, &query), &queue)
                 .await
             {
                 Ok(response) => break response,
@@ -302,6 +324,8 @@ impl Proxy {
                         self.metrics.queue_waits.fetch_add(1, Ordering::Relaxed);
                     }
                     let _ = tokio::time::timeout(QUEUE_TICK, queue.freed.notified()).await;
+                    // A fresh table for the next round: nodes may have come or gone.
+                    table = self.routes.borrow().clone();
                 }
             }
         };

@@ -1,13 +1,19 @@
 //! Sticky routing across 4 agents: a function stays on its home node while under the load
-//! bound, overflows to its own next nodes when the home node is loaded past it, and moves to
-//! the next node, without a failed call, when the home node dies.
+//! bound, through any lb; overflows to its own next nodes when the home node is loaded past
+//! the bound; moves to the next node, without a failed call, when the home node dies; and the
+//! dead node is committed down and leaves the routing table.
 
 use fjord_core::hashing::preference_order;
 use fjord_tests::*;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 fn node_of(answer: &Answer) -> String {
     answer.header("x-fjord-node").unwrap_or_default().to_string()
+}
+
+async fn get(url: &str) -> Answer {
+    http("GET", url, b"", &[]).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,13 +31,29 @@ async fn a_function_sticks_to_its_home_overflows_in_its_own_order_and_survives_t
         .collect();
     platform.invoke_when_routable("sticky", "?ms=1", b"", &[]).await;
 
-    // One at a time: always home.
-    for _ in 0..20 {
-        let answer = http("GET", &platform.lb_url("/function/sticky?ms=1"), b"", &[])
+    // One at a time: always home, through either of two lbs (the order comes from shared state).
+    let second_port = free_port();
+    let _second_lb = start_lb(
+        platform.dir.path(),
+        &platform.token_file,
+        platform.control_plane_port,
+        second_port,
+    );
+    let second_url = format!("http://127.0.0.1:{second_port}/function/sticky?ms=1");
+    eventually("the second lb to route", Duration::from_secs(20), || async {
+        http("GET", &second_url, b"", &[])
             .await
-            .unwrap();
-        assert_eq!(answer.status, 200);
-        assert_eq!(node_of(&answer), order[0], "a lone call left its home node");
+            .ok()
+            .filter(|a| a.status == 200)
+            .map(|_| ())
+    })
+    .await;
+    for _ in 0..20 {
+        for url in [platform.lb_url("/function/sticky?ms=1"), second_url.clone()] {
+            let answer = get(&url).await;
+            assert_eq!(answer.status, 200);
+            assert_eq!(node_of(&answer), order[0], "a lone call left its home node");
+        }
     }
 
     // 16 slow calls at once: the home node takes its bounded share, the rest go to the next
@@ -39,11 +61,11 @@ async fn a_function_sticks_to_its_home_overflows_in_its_own_order_and_survives_t
     let url = platform.lb_url("/function/sticky?ms=1500");
     let calls = (0..16).map(|_| {
         let url = url.clone();
-        tokio::spawn(async move { http("GET", &url, b"", &[]).await })
+        tokio::spawn(async move { get(&url).await })
     });
     let mut served: HashMap<String, usize> = HashMap::new();
     for answer in futures::future::join_all(calls).await {
-        let answer = answer.unwrap().unwrap();
+        let answer = answer.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.text());
         *served.entry(node_of(&answer)).or_default() += 1;
     }
@@ -62,10 +84,9 @@ async fn a_function_sticks_to_its_home_overflows_in_its_own_order_and_survives_t
     // The home node dies: the next call goes to the next node in order, and none fail.
     let home = order[0].trim_start_matches("node-").parse::<usize>().unwrap();
     platform.agents[home].kill9();
+    let killed_at = Instant::now();
     for _ in 0..20 {
-        let answer = http("GET", &platform.lb_url("/function/sticky?ms=1"), b"", &[])
-            .await
-            .unwrap();
+        let answer = get(&platform.lb_url("/function/sticky?ms=1")).await;
         assert_eq!(
             answer.status,
             200,
@@ -74,9 +95,23 @@ async fn a_function_sticks_to_its_home_overflows_in_its_own_order_and_survives_t
         );
         assert_eq!(node_of(&answer), order[1]);
     }
-    let metrics = http("GET", &platform.lb_url("/metrics"), b"", &[])
-        .await
-        .unwrap()
-        .text();
+    let metrics = get(&platform.lb_url("/metrics")).await.text();
     assert!(metrics.contains("fjord_lb_ejections_total 1"), "{metrics}");
+
+    // The control plane commits the silent node down once its heartbeats stop (3 s here).
+    eventually("the dead node to be marked down", Duration::from_secs(20), || async {
+        let out = platform.fjord(&["nodes", "--json"]);
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        nodes
+            .as_array()?
+            .iter()
+            .any(|n| n["id"] == order[0] && n["state"] == "down")
+            .then_some(())
+    })
+    .await;
+    eprintln!("node marked down {:?} after the kill", killed_at.elapsed());
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(2),
+        "marked down before its heartbeat timeout"
+    );
 }
