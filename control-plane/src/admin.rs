@@ -12,6 +12,7 @@ use crate::state_machine::now_millis;
 use fjord_core::{FunctionRecord, FunctionSpec};
 use fjord_proto::v1 as pb;
 use fjord_proto::v1::admin_client::AdminClient;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -154,6 +155,19 @@ fn result_to_record(result: CommandResult) -> Result<FunctionRecord, ControlPlan
 
 fn membership_error(e: impl std::fmt::Display) -> ControlPlaneError {
     ControlPlaneError::Membership(e.to_string())
+}
+
+/// openraft's refusal of a change while another is uncommitted, in the same words as ours.
+fn change_error(e: RaftError<MemberId, ClientWriteError<MemberId, BasicNode>>) -> ControlPlaneError {
+    match e {
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            membership_error(format!(
+                "another membership change is in progress (log {:?} is not committed yet); retry when it is done",
+                p.membership_log_id.map(|l| l.index)
+            ))
+        }
+        other => membership_error(other),
+    }
 }
 
 #[tonic::async_trait]
@@ -319,12 +333,12 @@ impl pb::admin_server::Admin for AdminService {
         tokio::time::timeout(Duration::from_secs(60), self.member.raft.add_learner(id, node, true))
             .await
             .map_err(|_| membership_error(format!("member {id} did not catch up within 60s")))?
-            .map_err(membership_error)?;
+            .map_err(change_error)?;
         self.member
             .raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(membership_error)?;
+            .map_err(change_error)?;
         Ok(Response::new(self.cluster_status()))
     }
 
@@ -380,7 +394,7 @@ impl pb::admin_server::Admin for AdminService {
             .raft
             .change_membership(change, false)
             .await
-            .map_err(membership_error)?;
+            .map_err(change_error)?;
         Ok(Response::new(self.cluster_status()))
     }
 }

@@ -113,7 +113,12 @@ async fn a_second_membership_change_is_refused_while_one_is_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::default();
     let (ports, stops) = start_members(dir.path(), 5, 3, &faults).await;
-    let leader = eventually("a leader", || async { status(ports[0]).await?.leader_id }).await;
+    // Settled: a leader whose first entry, which commits the founding membership, is applied.
+    let leader = eventually("a settled leader", || async {
+        let s = status(ports[0]).await?;
+        (s.applied_index? >= 1).then_some(s.leader_id?)
+    })
+    .await;
     let leader_port = ports[leader as usize - 1];
     // Members 4 and 5 answer calls but cannot receive Raft messages: a learner never catches up,
     // so the first change stays in progress.

@@ -5,6 +5,7 @@
 //! This crate does no I/O: it is pure data and pure functions, so every daemon and the CLI agree
 //! on the same rules, and tests run without a network.
 
+pub mod autoscale;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod duration;
@@ -12,6 +13,7 @@ pub mod hashing;
 pub mod keepalive;
 pub mod name;
 pub mod node;
+pub mod placement;
 pub mod route;
 pub mod spec;
 #[cfg(feature = "daemon")]

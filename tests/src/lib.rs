@@ -494,7 +494,8 @@ impl Members {
                     .iter()
                     .filter(|m| m["role"] != "learner")
                     .count() as u64;
-                (status["leader_id"].is_u64() && voters == n).then_some(())
+                // applied_index >= 1: the leader's first entry, which commits the founding membership.
+                (status["leader_id"].is_u64() && voters == n && status["applied_index"].as_u64()? >= 1).then_some(())
             },
         )
         .await;

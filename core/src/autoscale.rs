@@ -1,0 +1,813 @@
+//! The function autoscaler's arithmetic: from a function's concurrency samples, how many
+//! instances it should have.
+//!
+//! Knative's model. The leader feeds one [`FunctionAutoscaler`] per function with the function's
+//! total requests in flight over all nodes, as heartbeats report them ([`FunctionAutoscaler::observe`]),
+//! and asks it at each evaluation for a [`ScaleDecision`] ([`FunctionAutoscaler::decide`]):
+//!
+//! - **Desired instances** = `ceil(concurrency / (spec.concurrency × spec.target_utilization))`,
+//!   computed over two windows of samples: the *stable* window (default 60 s) and the *panic*
+//!   window (default 6 s). A window's value is the mean of its samples, each 1-second bucket
+//!   weighing the same however many samples it holds.
+//! - **Panic mode** starts when the panic-window desire is at least `panic_threshold` (default 2)
+//!   times the ready instances (counting 0 ready as 1): the load has doubled past what the
+//!   instances are sized for. While panicking the autoscaler follows the larger of the two desires
+//!   and never goes below what it asked for earlier in the same panic. Panic ends once a whole
+//!   stable window has passed since the last trigger; by then the surge is in the stable value.
+//! - **Rate limits** per evaluation, relative to the ready instances `r`: up to
+//!   `max(r + 1, ceil(max(r, 1) × max_scale_up_rate))` (default ×10; from zero, 10 at once), down
+//!   to no fewer than `floor(r / max_scale_down_rate)` (default ÷2).
+//! - **Bounds**: the result is clamped to the spec's `[min, max]`, which win over the rate limits.
+//! - **Scale to zero**: with `min = 0`, once no sample has shown a request in flight for
+//!   `scale_to_zero_after`, the desire is 0 (this bypasses the scale-down rate, and ends a panic).
+//!   Until then a function with ready instances keeps at least one, even when the windows say
+//!   zero. The idle time is counted from the first sample showing nothing in flight, the latest
+//!   moment the last request can have been running, so the autoscaler never scales to zero early.
+//! - **No data**: with no sample in the stable window (a new leader that has heard no heartbeat
+//!   yet), the autoscaler holds the ready count instead of reading silence as "idle".
+//!
+//! Pure: no clock, no I/O. Times are milliseconds on any monotonic scale, passed in; a time
+//! earlier than one already seen counts as the latest seen. Memory is bounded: samples are merged
+//! into buckets of `bucket_ms`, and buckets older than the stable window are dropped, so one
+//! autoscaler holds at most `ceil(stable_window_ms / bucket_ms) + 1` buckets.
+
+use crate::spec::FunctionSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fmt;
+
+pub const DEFAULT_STABLE_WINDOW_MS: u64 = 60_000;
+pub const DEFAULT_PANIC_WINDOW_MS: u64 = 6_000;
+pub const DEFAULT_BUCKET_MS: u64 = 1_000;
+pub const DEFAULT_PANIC_THRESHOLD: f64 = 2.0;
+pub const DEFAULT_MAX_SCALE_UP_RATE: f64 = 10.0;
+pub const DEFAULT_MAX_SCALE_DOWN_RATE: f64 = 2.0;
+
+/// The autoscaler's settings, the same for every function.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoscalerConfig {
+    /// The window whose mean concurrency sets the desire outside panic mode.
+    pub stable_window_ms: u64,
+    /// The short window that detects surges.
+    pub panic_window_ms: u64,
+    /// Samples falling into the same bucket are merged; windows are whole buckets.
+    pub bucket_ms: u64,
+    /// Panic when the panic-window desire reaches this many times the ready instances.
+    pub panic_threshold: f64,
+    /// At most this many times the ready instances (at least one more) per evaluation.
+    pub max_scale_up_rate: f64,
+    /// At least the ready instances divided by this per evaluation.
+    pub max_scale_down_rate: f64,
+}
+
+impl Default for AutoscalerConfig {
+    fn default() -> Self {
+        AutoscalerConfig {
+            stable_window_ms: DEFAULT_STABLE_WINDOW_MS,
+            panic_window_ms: DEFAULT_PANIC_WINDOW_MS,
+            bucket_ms: DEFAULT_BUCKET_MS,
+            panic_threshold: DEFAULT_PANIC_THRESHOLD,
+            max_scale_up_rate: DEFAULT_MAX_SCALE_UP_RATE,
+            max_scale_down_rate: DEFAULT_MAX_SCALE_DOWN_RATE,
+        }
+    }
+}
+
+/// An autoscaler setting out of bounds, naming the field and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid autoscaler setting `{field}`: {reason}")]
+pub struct AutoscalerConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl AutoscalerConfig {
+    /// Checks every bound; the first field at fault is reported.
+    pub fn validate(&self) -> Result<(), AutoscalerConfigError> {
+        let fail = |field, reason: String| Err(AutoscalerConfigError { field, reason });
+        if self.bucket_ms == 0 {
+            return fail("bucket_ms", "must be at least 1".into());
+        }
+        if self.panic_window_ms < self.bucket_ms {
+            return fail(
+                "panic_window_ms",
+                format!(
+                    "is {} but must be at least bucket_ms ({})",
+                    self.panic_window_ms, self.bucket_ms
+                ),
+            );
+        }
+        if self.stable_window_ms < self.panic_window_ms {
+            return fail(
+                "stable_window_ms",
+                format!(
+                    "is {} but must be at least panic_window_ms ({})",
+                    self.stable_window_ms, self.panic_window_ms
+                ),
+            );
+        }
+        if !(self.panic_threshold.is_finite() && self.panic_threshold >= 1.0) {
+            return fail(
+                "panic_threshold",
+                format!("must be a number of at least 1 (got {})", self.panic_threshold),
+            );
+        }
+        if !(self.max_scale_up_rate.is_finite() && self.max_scale_up_rate > 1.0) {
+            return fail(
+                "max_scale_up_rate",
+                format!("must be a number above 1 (got {})", self.max_scale_up_rate),
+            );
+        }
+        if !(self.max_scale_down_rate.is_finite() && self.max_scale_down_rate > 1.0) {
+            return fail(
+                "max_scale_down_rate",
+                format!("must be a number above 1 (got {})", self.max_scale_down_rate),
+            );
+        }
+        Ok(())
+    }
+
+    /// How many buckets a window of `window_ms` spans (at least one).
+    fn buckets_in(&self, window_ms: u64) -> u64 {
+        window_ms.div_ceil(self.bucket_ms.max(1)).max(1)
+    }
+}
+
+/// Why a [`ScaleDecision`] asks for the count it does: the rule that set it last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleReason {
+    /// The stable-window desire.
+    Stable,
+    /// Panic mode: the larger of the panic- and stable-window desires.
+    Panic,
+    /// Panic mode: holding the highest count of this panic rather than scaling down.
+    PanicHold,
+    /// The desire was higher; capped by the scale-up rate.
+    RateLimitedUp,
+    /// The desire was lower; held up by the scale-down rate.
+    RateLimitedDown,
+    /// Raised to the spec's `min`.
+    Min,
+    /// Lowered to the spec's `max`.
+    Max,
+    /// No request in flight for `scale_to_zero_after`, and `min` is 0.
+    ScaledToZero,
+    /// No load, but not idle for `scale_to_zero_after` yet: one instance stays.
+    IdleKeptWarm,
+    /// No sample in the stable window: holding the ready count.
+    NoData,
+}
+
+impl fmt::Display for ScaleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScaleReason::Stable => "following the mean concurrency of the stable window",
+            ScaleReason::Panic => "panic mode: concurrency in the panic window doubled past the target",
+            ScaleReason::PanicHold => "panic mode: holding the instances rather than scaling down",
+            ScaleReason::RateLimitedUp => "scaling up as fast as the maximum scale-up rate allows",
+            ScaleReason::RateLimitedDown => "scaling down as fast as the maximum scale-down rate allows",
+            ScaleReason::Min => "held at the function's min",
+            ScaleReason::Max => "capped at the function's max",
+            ScaleReason::ScaledToZero => "scaled to zero: no request in flight for scale_to_zero_after",
+            ScaleReason::IdleKeptWarm => "no load: keeping one instance until idle for scale_to_zero_after",
+            ScaleReason::NoData => "no concurrency samples in the stable window yet: holding",
+        })
+    }
+}
+
+/// What the autoscaler asks for one function at one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleDecision {
+    pub desired: u32,
+    pub reason: ScaleReason,
+    /// Mean concurrency over the stable window (0 without samples).
+    pub stable_concurrency: f64,
+    /// Mean concurrency over the panic window (0 without samples).
+    pub panic_concurrency: f64,
+    pub panicking: bool,
+}
+
+/// Samples merged into one bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    index: u64,
+    sum: u64,
+    count: u64,
+}
+
+/// One function's autoscaler: its samples and its panic state.
+#[derive(Debug, Clone)]
+pub struct FunctionAutoscaler {
+    config: AutoscalerConfig,
+    /// Oldest first; indexes strictly increasing.
+    buckets: VecDeque<Bucket>,
+    latest_ms: u64,
+    /// Since when no sample has shown a request in flight; `None` while one is in flight or
+    /// before any sample.
+    idle_since_ms: Option<u64>,
+    /// The last time the panic condition held, while in panic mode.
+    panic_triggered_ms: Option<u64>,
+    /// The highest count asked for during the current panic.
+    panic_floor: u32,
+}
+
+impl FunctionAutoscaler {
+    /// An autoscaler with no samples. `config` should have passed [`AutoscalerConfig::validate`];
+    /// a zero `bucket_ms` is treated as 1.
+    pub fn new(config: AutoscalerConfig) -> Self {
+        FunctionAutoscaler {
+            config: AutoscalerConfig {
+                bucket_ms: config.bucket_ms.max(1),
+                ..config
+            },
+            buckets: VecDeque::new(),
+            latest_ms: 0,
+            idle_since_ms: None,
+            panic_triggered_ms: None,
+            panic_floor: 0,
+        }
+    }
+
+    pub fn config(&self) -> &AutoscalerConfig {
+        &self.config
+    }
+
+    /// Records that `in_flight` requests of the function were running over all nodes at `now_ms`.
+    pub fn observe(&mut self, now_ms: u64, in_flight: u32) {
+        let now = now_ms.max(self.latest_ms);
+        self.latest_ms = now;
+        let index = now / self.config.bucket_ms;
+        match self.buckets.back_mut() {
+            Some(bucket) if bucket.index == index => {
+                bucket.sum += u64::from(in_flight);
+                bucket.count += 1;
+            }
+            _ => self.buckets.push_back(Bucket {
+                index,
+                sum: u64::from(in_flight),
+                count: 1,
+            }),
+        }
+        if in_flight > 0 {
+            self.idle_since_ms = None;
+        } else if self.idle_since_ms.is_none() {
+            self.idle_since_ms = Some(now);
+        }
+        self.drop_old_buckets(index);
+    }
+
+    /// Whether the last decision left the function in panic mode.
+    pub fn panicking(&self) -> bool {
+        self.panic_triggered_ms.is_some()
+    }
+
+    /// How many instances `spec`'s function should have at `now_ms`, given `ready_instances`
+    /// serving now. Updates the panic state, so call it once per evaluation.
+    pub fn decide(&mut self, now_ms: u64, spec: &FunctionSpec, ready_instances: u32) -> ScaleDecision {
+        let now = now_ms.max(self.latest_ms);
+        let now_index = now / self.config.bucket_ms;
+        self.drop_old_buckets(now_index);
+        let ready = ready_instances;
+
+        let Some(stable) = self.window_mean(now_index, self.config.stable_window_ms) else {
+            // Silence is not idleness: hold what runs, within the spec's bounds.
+            self.panic_triggered_ms = None;
+            self.panic_floor = 0;
+            let (desired, reason) = clamp_to_spec(ready, ScaleReason::NoData, spec);
+            return ScaleDecision {
+                desired,
+                reason,
+                stable_concurrency: 0.0,
+                panic_concurrency: 0.0,
+                panicking: false,
+            };
+        };
+        let panic = self.window_mean(now_index, self.config.panic_window_ms).unwrap_or(0.0);
+
+        let per_instance = f64::from(spec.concurrency.max(1)) * spec.target_utilization;
+        let per_instance = if per_instance > 0.0 {
+            per_instance
+        } else {
+            f64::from(spec.concurrency.max(1))
+        };
+        let stable_want = instances_for(stable / per_instance);
+        let panic_want = instances_for(panic / per_instance);
+        let ready_or_one = ready.max(1);
+
+        // Panic state: (re)triggered by the panic window, ended by a quiet stable window.
+        if f64::from(panic_want) >= self.config.panic_threshold * f64::from(ready_or_one) {
+            self.panic_triggered_ms = Some(now);
+        } else if let Some(triggered) = self.panic_triggered_ms {
+            if now.saturating_sub(triggered) >= self.config.stable_window_ms {
+                self.panic_triggered_ms = None;
+                self.panic_floor = 0;
+            }
+        }
+        let panicking = self.panic_triggered_ms.is_some();
+
+        let (mut desired, mut reason) = if panicking {
+            (stable_want.max(panic_want), ScaleReason::Panic)
+        } else {
+            (stable_want, ScaleReason::Stable)
+        };
+
+        let up_limit = saturating_u32((f64::from(ready_or_one) * self.config.max_scale_up_rate).ceil())
+            .max(ready.saturating_add(1));
+        let down_limit = saturating_u32((f64::from(ready) / self.config.max_scale_down_rate).floor());
+        if desired > up_limit {
+            (desired, reason) = (up_limit, ScaleReason::RateLimitedUp);
+        } else if desired < down_limit {
+            (desired, reason) = (down_limit, ScaleReason::RateLimitedDown);
+        }
+        if panicking && desired < self.panic_floor {
+            (desired, reason) = (self.panic_floor, ScaleReason::PanicHold);
+        }
+
+        let idle_for_ms = self.idle_since_ms.map(|since| now.saturating_sub(since));
+        let scale_to_zero_after_ms = u64::try_from(spec.scale_to_zero_after.as_millis()).unwrap_or(u64::MAX);
+        if spec.min == 0 && idle_for_ms.is_some_and(|idle| idle >= scale_to_zero_after_ms) {
+            self.panic_triggered_ms = None;
+            self.panic_floor = 0;
+            return ScaleDecision {
+                desired: 0,
+                reason: ScaleReason::ScaledToZero,
+                stable_concurrency: stable,
+                panic_concurrency: panic,
+                panicking: false,
+            };
+        }
+        if desired == 0 && ready > 0 {
+            (desired, reason) = (1, ScaleReason::IdleKeptWarm);
+        }
+        let (desired, reason) = clamp_to_spec(desired, reason, spec);
+        if panicking {
+            self.panic_floor = self.panic_floor.max(desired);
+        }
+        ScaleDecision {
+            desired,
+            reason,
+            stable_concurrency: stable,
+            panic_concurrency: panic,
+            panicking,
+        }
+    }
+
+    /// Drops the buckets that have left the stable window as of the bucket `now_index`.
+    fn drop_old_buckets(&mut self, now_index: u64) {
+        let span = self.config.buckets_in(self.config.stable_window_ms);
+        while self
+            .buckets
+            .front()
+            .is_some_and(|oldest| oldest.index.saturating_add(span) <= now_index)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The mean over the buckets of the last `window_ms` up to the bucket `now_index` (each
+    /// bucket's mean weighing the same), or `None` when none holds a sample.
+    fn window_mean(&self, now_index: u64, window_ms: u64) -> Option<f64> {
+        let span = self.config.buckets_in(window_ms);
+        let (total, buckets) = self
+            .buckets
+            .iter()
+            .rev()
+            .take_while(|b| b.index.saturating_add(span) > now_index)
+            .fold((0.0, 0u32), |(total, n), b| {
+                (total + b.sum as f64 / b.count as f64, n + 1)
+            });
+        (buckets > 0).then(|| total / f64::from(buckets))
+    }
+}
+
+/// `ceil(x)` instances for a load of `x` instances' worth, tolerating the float error of the
+/// division (21 / (3 × 0.7) is 10.000000000000002 and must ask for 10, not 11).
+fn instances_for(x: f64) -> u32 {
+    if x.is_nan() || x <= 0.0 {
+        return 0;
+    }
+    saturating_u32((x * (1.0 - 1e-9)).ceil())
+}
+
+fn saturating_u32(x: f64) -> u32 {
+    // `as` saturates, and NaN becomes 0.
+    x as u32
+}
+
+fn clamp_to_spec(desired: u32, reason: ScaleReason, spec: &FunctionSpec) -> (u32, ScaleReason) {
+    if desired > spec.max {
+        (spec.max, ScaleReason::Max)
+    } else if desired < spec.min {
+        (spec.min, ScaleReason::Min)
+    } else {
+        (desired, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn spec(concurrency: u32, utilization: f64, min: u32, max: u32) -> FunctionSpec {
+        let mut spec = FunctionSpec::with_command("echo", vec!["echo".into()]);
+        spec.concurrency = concurrency;
+        spec.target_utilization = utilization;
+        spec.min = min;
+        spec.max = max;
+        spec
+    }
+
+    /// A function under a paused clock: one heartbeat sample and one evaluation per second, and
+    /// instances that become ready at once.
+    struct Sim {
+        autoscaler: FunctionAutoscaler,
+        spec: FunctionSpec,
+        now_ms: u64,
+        ready: u32,
+    }
+
+    impl Sim {
+        fn new(spec: FunctionSpec, ready: u32) -> Self {
+            Sim {
+                autoscaler: FunctionAutoscaler::new(AutoscalerConfig::default()),
+                spec,
+                now_ms: 1_000_000,
+                ready,
+            }
+        }
+
+        /// One second with `in_flight` requests running: sample, decide, apply.
+        fn step(&mut self, in_flight: u32) -> ScaleDecision {
+            self.now_ms += 1_000;
+            self.autoscaler.observe(self.now_ms, in_flight);
+            let decision = self.autoscaler.decide(self.now_ms, &self.spec, self.ready);
+            self.ready = decision.desired;
+            decision
+        }
+
+        fn steps(&mut self, seconds: u32, in_flight: u32) -> Vec<ScaleDecision> {
+            (0..seconds).map(|_| self.step(in_flight)).collect()
+        }
+    }
+
+    /// `ceil(load / (concurrency × percent / 100))` in integers, independent of the float code.
+    fn expected(load: u64, concurrency: u64, utilization_percent: u64) -> u32 {
+        (load * 100).div_ceil(concurrency * utilization_percent) as u32
+    }
+
+    #[test]
+    fn defaults_are_valid_and_each_bad_setting_is_named() {
+        assert_eq!(AutoscalerConfig::default().validate(), Ok(()));
+        let bad = [
+            (
+                AutoscalerConfig {
+                    bucket_ms: 0,
+                    ..Default::default()
+                },
+                "bucket_ms",
+            ),
+            (
+                AutoscalerConfig {
+                    panic_window_ms: 120_000,
+                    ..Default::default()
+                },
+                "stable_window_ms",
+            ),
+            (
+                AutoscalerConfig {
+                    panic_threshold: f64::NAN,
+                    ..Default::default()
+                },
+                "panic_threshold",
+            ),
+            (
+                AutoscalerConfig {
+                    max_scale_up_rate: 1.0,
+                    ..Default::default()
+                },
+                "max_scale_up_rate",
+            ),
+            (
+                AutoscalerConfig {
+                    max_scale_down_rate: 0.5,
+                    ..Default::default()
+                },
+                "max_scale_down_rate",
+            ),
+        ];
+        for (config, field) in bad {
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        let parsed: AutoscalerConfig = serde_json::from_str(r#"{"panic_window_ms": 10000}"#).unwrap();
+        assert_eq!(parsed.panic_window_ms, 10_000);
+        assert_eq!(parsed.stable_window_ms, DEFAULT_STABLE_WINDOW_MS);
+    }
+
+    #[test]
+    fn steady_load_settles_at_the_target_count_and_stays() {
+        for (load, concurrency, percent) in [
+            (10u32, 1u32, 70u64),
+            (30, 4, 50),
+            (21, 3, 70),
+            (18, 3, 60),
+            (3, 10, 100),
+            (200, 3, 80),
+        ] {
+            let want = expected(u64::from(load), u64::from(concurrency), percent);
+            let mut sim = Sim::new(spec(concurrency, percent as f64 / 100.0, 0, 1000), 1);
+            sim.steps(120, load);
+            let settled = sim.steps(120, load);
+            for d in &settled {
+                assert_eq!(
+                    d.desired, want,
+                    "load {load}, concurrency {concurrency}, {percent}%: {d:?}"
+                );
+            }
+            let last = settled.last().unwrap();
+            assert!(!last.panicking);
+            assert_eq!(last.reason, ScaleReason::Stable);
+            assert!((last.stable_concurrency - f64::from(load)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn a_surge_panics_and_reaches_the_target_within_the_panic_window() {
+        let want = expected(50, 1, 70);
+        assert_eq!(want, 72);
+        let mut sim = Sim::new(spec(1, 0.7, 0, 100), 2);
+        sim.steps(120, 1);
+        assert_eq!(sim.ready, expected(1, 1, 70));
+        let surge = sim.steps(6, 50);
+        assert!(surge[0].panicking, "{:?}", surge[0]);
+        assert!(
+            surge[0].desired > 2,
+            "scales up at the first evaluation: {:?}",
+            surge[0]
+        );
+        assert_eq!(surge.last().unwrap().desired, want, "{surge:?}");
+        // Counts only grow during the surge.
+        assert!(surge.windows(2).all(|w| w[0].desired <= w[1].desired), "{surge:?}");
+        for d in sim.steps(30, 50) {
+            assert_eq!(d.desired, want);
+        }
+
+        // The same surge with max 60 stops at max.
+        let mut sim = Sim::new(spec(1, 0.7, 0, 60), 2);
+        sim.steps(120, 1);
+        let surge = sim.steps(6, 50);
+        let last = surge.last().unwrap();
+        assert_eq!((last.desired, last.reason), (60, ScaleReason::Max));
+        assert!(surge.iter().all(|d| d.desired <= 60));
+    }
+
+    #[test]
+    fn no_scale_down_while_panicking_and_gradual_after() {
+        let mut sim = Sim::new(spec(1, 0.7, 0, 100), 2);
+        sim.steps(120, 1);
+        sim.steps(10, 50);
+        assert_eq!(sim.ready, 72);
+        // Load falls back at once; the last trigger was within the surge.
+        let after = sim.steps(80, 1);
+        let first_calm = after.iter().position(|d| !d.panicking).expect("panic ends");
+        // Panic lasts one stable window (60 s) after the last trigger, then ends.
+        assert!((45..=60).contains(&first_calm), "panic ended after {first_calm} s");
+        for d in &after[..first_calm] {
+            assert_eq!(d.desired, 72, "no scale-down while panicking: {d:?}");
+        }
+        assert!(after[first_calm].desired < 72, "{:?}", after[first_calm]);
+        // After the panic, each step at least halves at most.
+        let mut prev = 72;
+        for d in &after[first_calm..] {
+            assert!(d.desired >= prev / 2, "{prev} -> {d:?}");
+            prev = d.desired;
+        }
+    }
+
+    #[test]
+    fn scale_down_is_limited_to_half_per_evaluation() {
+        let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let spec = spec(1, 0.5, 0, 1000);
+        for s in 0..60 {
+            autoscaler.observe(s * 1000, 1);
+        }
+        // The windows ask for ceil(1 / 0.5) = 2.
+        let mut ready = 40;
+        let mut seen = Vec::new();
+        while ready != 2 {
+            let d = autoscaler.decide(59_000, &spec, ready);
+            assert!(!d.panicking);
+            seen.push((d.desired, d.reason));
+            ready = d.desired;
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (20, ScaleReason::RateLimitedDown),
+                (10, ScaleReason::RateLimitedDown),
+                (5, ScaleReason::RateLimitedDown),
+                (2, ScaleReason::Stable),
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_up_is_limited_per_evaluation_but_always_by_at_least_one() {
+        let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let spec = spec(1, 1.0, 0, 1000);
+        autoscaler.observe(0, 900);
+        let mut ready = 0;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let d = autoscaler.decide(0, &spec, ready);
+            seen.push((d.desired, d.reason));
+            ready = d.desired;
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (10, ScaleReason::RateLimitedUp),
+                (100, ScaleReason::RateLimitedUp),
+                (900, ScaleReason::Panic),
+                (900, ScaleReason::Panic),
+            ]
+        );
+        // With a rate of 1.01, 3 ready may still grow by one.
+        let mut slow = FunctionAutoscaler::new(AutoscalerConfig {
+            max_scale_up_rate: 1.01,
+            ..Default::default()
+        });
+        slow.observe(0, 900);
+        assert_eq!(slow.decide(0, &spec, 3).desired, 4);
+    }
+
+    #[test]
+    fn min_and_max_bound_every_decision() {
+        let mut sim = Sim::new(spec(1, 1.0, 3, 5), 0);
+        let d = sim.step(0);
+        assert_eq!((d.desired, d.reason), (3, ScaleReason::Min));
+        for d in sim.steps(400, 0) {
+            assert_eq!(d.desired, 3, "min 3 never scales to zero: {d:?}");
+        }
+        let d = sim.steps(10, 500).pop().unwrap();
+        assert_eq!((d.desired, d.reason), (5, ScaleReason::Max));
+        // Without samples the ready count is held, still within bounds.
+        let mut fresh = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let spec = spec(1, 1.0, 3, 5);
+        assert_eq!(fresh.decide(0, &spec, 4).desired, 4);
+        assert_eq!(fresh.decide(0, &spec, 4).reason, ScaleReason::NoData);
+        assert_eq!(fresh.decide(0, &spec, 9).desired, 5);
+        assert_eq!(fresh.decide(0, &spec, 0).desired, 3);
+    }
+
+    #[test]
+    fn scale_to_zero_exactly_after_the_idle_period() {
+        let mut s = spec(1, 0.7, 0, 100);
+        s.scale_to_zero_after = Duration::from_secs(300);
+        let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let mut ready = 1;
+        for t in 0..=10u64 {
+            autoscaler.observe(t * 1000, 1);
+            ready = autoscaler.decide(t * 1000, &s, ready).desired;
+        }
+        // The first sample with nothing in flight: the idle clock starts at 11 s.
+        let idle_from = 11_000;
+        let zero_at = idle_from + 300_000;
+        let mut t = idle_from;
+        while t < zero_at {
+            autoscaler.observe(t, 0);
+            let d = autoscaler.decide(t, &s, ready);
+            assert!(d.desired >= 1, "at {t} ms: {d:?}");
+            ready = d.desired;
+            t += 1000;
+        }
+        let d = autoscaler.decide(zero_at - 1, &s, ready);
+        assert_eq!((d.desired, d.reason), (1, ScaleReason::IdleKeptWarm), "one ms before");
+        let d = autoscaler.decide(zero_at, &s, ready);
+        assert_eq!((d.desired, d.reason), (0, ScaleReason::ScaledToZero));
+        assert!(d.reason.to_string().contains("scale_to_zero_after"));
+
+        // A request arriving restarts the idle clock: one instance for it, kept until its idle
+        // period has passed in full, with heartbeats sampling every second meanwhile.
+        autoscaler.observe(zero_at + 500, 1);
+        assert_eq!(autoscaler.decide(zero_at + 500, &s, 0).desired, 1);
+        let idle_from = zero_at + 1000;
+        let mut t = idle_from;
+        while t < idle_from + 300_000 {
+            autoscaler.observe(t, 0);
+            t += 1000;
+        }
+        assert_eq!(autoscaler.decide(idle_from + 299_999, &s, 1).desired, 1);
+        assert_eq!(autoscaler.decide(idle_from + 300_000, &s, 1).desired, 0);
+    }
+
+    #[test]
+    fn never_scales_to_zero_while_a_request_is_in_flight() {
+        let mut s = spec(1, 0.7, 0, 100);
+        s.scale_to_zero_after = Duration::from_secs(1);
+        let mut sim = Sim::new(s, 1);
+        // One long request, seen by every heartbeat for ten minutes.
+        for d in sim.steps(600, 1) {
+            assert!(d.desired >= 1, "{d:?}");
+        }
+        // Ended: the first idle sample starts the clock; one second later it is zero.
+        assert_eq!(sim.step(0).desired, 2, "still inside the scale-to-zero window");
+        assert_eq!(sim.step(0).desired, 0);
+    }
+
+    #[test]
+    fn a_short_spike_counts_by_its_share_of_the_window() {
+        // A 1-second spike to 6 over a steady 4 (ready 6, target 1 at 100%) moves the panic
+        // window's mean to (5 × 4 + 6) / 6 and does not panic.
+        let mut sim = Sim::new(spec(1, 1.0, 0, 100), 4);
+        sim.steps(120, 4);
+        let d = sim.step(6);
+        assert!(!d.panicking);
+        assert!((d.panic_concurrency - 26.0 / 6.0).abs() < 1e-9, "{d:?}");
+        assert!((d.stable_concurrency - (59.0 * 4.0 + 6.0) / 60.0).abs() < 1e-9, "{d:?}");
+        assert_eq!(d.desired, 5, "ceil of the stable mean 4.03");
+        assert_eq!(sim.step(4).desired, 5);
+
+        // A 1-second spike to 60 over a steady 4: the panic mean (5 × 4 + 60) / 6 = 13.3 asks for
+        // 14 ≥ 2 × 4 ready, so it panics for one stable window, then scales back.
+        let mut sim = Sim::new(spec(1, 1.0, 0, 100), 4);
+        sim.steps(120, 4);
+        let d = sim.step(60);
+        assert!(d.panicking);
+        assert_eq!(d.desired, 14, "{d:?}");
+        let after = sim.steps(59, 4);
+        assert!(
+            after.iter().all(|d| d.panicking && d.desired == 14),
+            "held during the panic"
+        );
+        let calm = sim.steps(30, 4);
+        assert!(!calm[0].panicking);
+        assert_eq!(calm[0].desired, 7, "halved at most");
+        assert_eq!(calm.last().unwrap().desired, 4, "back to the steady count");
+    }
+
+    #[test]
+    fn panic_needs_the_threshold_of_ready_instances() {
+        // Panic desire 19 with 10 ready is below 2 × 10; 20 is not.
+        for (load, panics) in [(19u32, false), (20, true)] {
+            let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+            let spec = spec(1, 1.0, 0, 100);
+            autoscaler.observe(0, load);
+            let d = autoscaler.decide(0, &spec, 10);
+            assert_eq!(d.panicking, panics, "load {load}: {d:?}");
+            assert_eq!(d.desired, load);
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_samples() {
+        let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let spec = spec(1, 1.0, 0, 1000);
+        let limit = (DEFAULT_STABLE_WINDOW_MS / DEFAULT_BUCKET_MS + 1) as usize;
+        for t in 0..600_000u64 {
+            autoscaler.observe(t, (t % 7) as u32);
+            assert!(autoscaler.buckets.len() <= limit);
+        }
+        assert_eq!(autoscaler.buckets.len(), limit - 1);
+        // Each bucket's mean is 3 (0..7 repeating, 1000 samples per bucket, near enough).
+        let d = autoscaler.decide(599_999, &spec, 3);
+        assert!((d.stable_concurrency - 3.0).abs() < 0.01, "{d:?}");
+        // Old samples are gone: after a quiet minute the mean is exactly 0.
+        for t in 600_000..660_000u64 {
+            autoscaler.observe(t, 0);
+        }
+        assert_eq!(autoscaler.decide(660_000, &spec, 3).stable_concurrency, 0.0);
+    }
+
+    #[test]
+    fn a_clock_going_backwards_counts_as_the_latest_time() {
+        let mut autoscaler = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let spec = spec(1, 1.0, 0, 100);
+        autoscaler.observe(100_000, 5);
+        autoscaler.observe(40_000, 5);
+        assert_eq!(autoscaler.buckets.len(), 1);
+        let d = autoscaler.decide(10_000, &spec, 5);
+        assert_eq!(d.desired, 5);
+    }
+
+    #[test]
+    fn every_reason_reads_as_a_sentence() {
+        let reasons = [
+            ScaleReason::Stable,
+            ScaleReason::Panic,
+            ScaleReason::PanicHold,
+            ScaleReason::RateLimitedUp,
+            ScaleReason::RateLimitedDown,
+            ScaleReason::Min,
+            ScaleReason::Max,
+            ScaleReason::ScaledToZero,
+            ScaleReason::IdleKeptWarm,
+            ScaleReason::NoData,
+        ];
+        let texts: std::collections::BTreeSet<String> = reasons.iter().map(|r| r.to_string()).collect();
+        assert_eq!(texts.len(), reasons.len());
+    }
+}
