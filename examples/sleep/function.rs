@@ -1,6 +1,8 @@
 //! `sleep`: sleeps `?ms=` milliseconds (default 100, at most 60000), then answers with JSON
 //! saying which instance served it and how many requests that instance had in flight at once.
 //! `?fail=1` writes a line to stderr and answers 500, to show failing calls in `fjord logs`.
+//! `?alloc_mib=N` first allocates and touches N MiB (at most 4096), to show what an instance that
+//! exceeds its memory limit looks like.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,8 +17,15 @@ pub fn run() {
             .unwrap_or(100)
             .min(60_000);
         let fail = crate::query_param(&request, "fail").is_some_and(|v| v == "1");
+        let alloc_mib: usize = crate::query_param(&request, "alloc_mib")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            .min(4096);
+        // Every page is written, so the memory is really resident, not just reserved.
+        let held = std::hint::black_box(vec![1u8; alloc_mib << 20]);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        drop(held);
         let instance = std::env::var("FJORD_INSTANCE_ID").unwrap_or_default();
         if fail {
             eprintln!("sleep: failing on purpose after {ms} ms (instance {instance})");

@@ -91,6 +91,8 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("--ec2-metadata: {0}")]
     Ec2Metadata(#[from] ec2_metadata::MetadataError),
+    #[error("--runtime docker: {0}")]
+    Docker(runtime::docker::ConnectError),
 }
 
 fn hostname() -> String {
@@ -126,11 +128,11 @@ pub async fn run(
     }
     let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
-        RuntimeKind::Docker => {
-            return Err(StartError::Config(
-                "the docker runtime is not available in this build yet; use --runtime process".into(),
-            ))
-        }
+        RuntimeKind::Docker => Arc::new(
+            runtime::docker::DockerRuntime::connect(&node_id)
+                .await
+                .map_err(StartError::Docker)?,
+        ),
     };
     let local = listener.local_addr().map_err(|source| StartError::Bind {
         addr: args.listen.clone(),

@@ -4,6 +4,8 @@
 //! The binaries come from the workspace's target directory (`cargo build --workspace --bins`,
 //! which the test command runs first).
 
+pub mod docker;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

@@ -2,6 +2,7 @@
 //! container. Each runtime hands back an [`Instance`] that serves HTTP on an address and can say
 //! whether, and why, it has died.
 
+pub mod docker;
 pub mod process;
 
 use crate::logs::LogStore;

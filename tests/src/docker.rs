@@ -1,0 +1,270 @@
+//! Fixtures for the docker runtime's tests: whether a Docker engine answers, the example images
+//! (`FROM scratch` plus a static binary, built by `scripts/build-example-images.sh`), a platform
+//! whose agents run `--runtime docker`, and reading containers back with `docker inspect`.
+//!
+//! Every platform here uses node ids of its own, so tests running at once on one engine never
+//! remove each other's containers, and it removes its containers when dropped.
+
+use crate::{free_port, start_control_plane, start_lb, Daemon, Platform, TEST_TOKEN};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// The tag of the example images the tests build and deploy.
+pub const IMAGE_TAG: &str = "test";
+
+/// Whether a Docker engine answers the `docker` CLI.
+pub fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// True when the docker tests can run. Without an engine: panics when `FJORD_REQUIRE_DOCKER=1`
+/// (CI, where a skipped test would hide a broken runtime), else prints why and returns false.
+pub fn require_docker() -> bool {
+    if docker_available() {
+        return true;
+    }
+    if std::env::var("FJORD_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("FJORD_REQUIRE_DOCKER=1 but no Docker engine answers `docker version`; start the daemon");
+    }
+    eprintln!("SKIPPED: no Docker engine answers `docker version`; set FJORD_REQUIRE_DOCKER=1 to make this a failure");
+    false
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// Builds the example images `fjord-example/{echo,sleep,env}:test` once per test process. The
+/// script runs under a file lock, so test processes started at once build one after the other
+/// (cargo's own lock on `target/static-examples` and docker's layer cache make the second fast).
+pub fn example_images() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let target_dir = root.join("target/static-examples");
+        std::fs::create_dir_all(&target_dir).map_err(|e| format!("creating {}: {e}", target_dir.display()))?;
+        let out = Command::new("flock")
+            .arg(target_dir.join(".images.lock"))
+            .arg(root.join("scripts/build-example-images.sh"))
+            .arg(IMAGE_TAG)
+            .env("FJORD_STATIC_TARGET_DIR", &target_dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running scripts/build-example-images.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/build-example-images.sh failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// `fjord-example/<example>:test`.
+pub fn example_image(example: &str) -> String {
+    format!("fjord-example/{example}:{IMAGE_TAG}")
+}
+
+/// A node id no other platform in this or another test process uses.
+pub fn unique_node_id() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("dk-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An agent like [`crate::start_agent`], with `extra` flags (e.g. `--runtime docker`).
+pub fn start_agent_with(
+    dir: &Path,
+    token_file: &Path,
+    control_plane_port: u16,
+    port: u16,
+    node_id: &str,
+    memory_mib: u32,
+    extra: &[&str],
+) -> Daemon {
+    let mut args = vec![
+        "--node-id".to_string(),
+        node_id.into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--control-plane".into(),
+        format!("http://127.0.0.1:{control_plane_port}"),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "--data-dir".into(),
+        dir.join(node_id).display().to_string(),
+        "--memory-mib".into(),
+        memory_mib.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Daemon::start(
+        node_id,
+        &crate::bin("fjord-node-agent"),
+        &args,
+        dir.join(format!("{node_id}-{port}.log")),
+    )
+}
+
+/// A [`Platform`] whose agents run `--runtime docker`; removes its containers when dropped.
+pub struct DockerPlatform {
+    pub platform: Platform,
+    pub node_ids: Vec<String>,
+}
+
+impl std::ops::Deref for DockerPlatform {
+    type Target = Platform;
+    fn deref(&self) -> &Platform {
+        &self.platform
+    }
+}
+
+impl std::ops::DerefMut for DockerPlatform {
+    fn deref_mut(&mut self) -> &mut Platform {
+        &mut self.platform
+    }
+}
+
+impl DockerPlatform {
+    /// A control plane, `agents` docker agents with 4 GiB each, and an lb; waits until ready.
+    pub async fn start(agents: usize) -> DockerPlatform {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("admin.token");
+        std::fs::write(&token_file, TEST_TOKEN).unwrap();
+        let control_plane_port = free_port();
+        let control_plane = start_control_plane(dir.path(), &token_file, control_plane_port, true);
+        let mut node_ids = Vec::new();
+        let mut agent_daemons = Vec::new();
+        let mut agent_ports = Vec::new();
+        for _ in 0..agents {
+            let node_id = unique_node_id();
+            let port = free_port();
+            agent_daemons.push(start_agent_with(
+                dir.path(),
+                &token_file,
+                control_plane_port,
+                port,
+                &node_id,
+                4096,
+                &["--runtime", "docker"],
+            ));
+            agent_ports.push(port);
+            node_ids.push(node_id);
+        }
+        let lb_port = free_port();
+        let lb = start_lb(dir.path(), &token_file, control_plane_port, lb_port);
+        let platform = Platform {
+            dir,
+            token_file,
+            control_plane,
+            control_plane_port,
+            agents: agent_daemons,
+            agent_ports,
+            lb,
+            lb_port,
+        };
+        let platform = DockerPlatform { platform, node_ids };
+        platform.platform.wait_ready(agents).await;
+        platform
+    }
+
+    /// Kills agent `i` (SIGKILL) and starts a new one with the same node id and port.
+    pub fn restart_agent_hard(&mut self, i: usize) {
+        self.platform.agents[i].kill9();
+        let p = &self.platform;
+        let agent = start_agent_with(
+            p.dir.path(),
+            &p.token_file,
+            p.control_plane_port,
+            p.agent_ports[i],
+            &self.node_ids[i],
+            4096,
+            &["--runtime", "docker"],
+        );
+        self.platform.agents[i] = agent;
+    }
+
+    /// Deploys `name` running `image`, with more spec lines in `extra_yaml`.
+    pub fn deploy_image(&self, name: &str, image: &str, extra_yaml: &str) -> std::process::Output {
+        let yaml = format!("name: {name}\nimage: {image}\n{extra_yaml}");
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        self.fjord(&["deploy", "-f", path.to_str().unwrap()])
+    }
+
+    /// The agents' logs, for failure messages.
+    pub fn agent_logs(&self) -> String {
+        self.platform
+            .agents
+            .iter()
+            .map(|a| format!("--- {} ---\n{}", a.name, a.log_text()))
+            .collect()
+    }
+}
+
+impl Drop for DockerPlatform {
+    fn drop(&mut self) {
+        for agent in &mut self.platform.agents {
+            agent.kill9();
+        }
+        for node in &self.node_ids {
+            let ids = containers(&[&format!("fjord.node={node}")]);
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "--force", "--volumes"])
+                    .args(&ids)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Ids of the containers (running or not) carrying every one of `labels` (`key=value`).
+pub fn containers(labels: &[&str]) -> Vec<String> {
+    let mut command = Command::new("docker");
+    command.args(["ps", "--all", "--quiet", "--no-trunc"]);
+    for label in labels {
+        command.args(["--filter", &format!("label={label}")]);
+    }
+    let out = command.stdin(Stdio::null()).output().expect("running docker ps");
+    assert!(
+        out.status.success(),
+        "docker ps failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `docker inspect` of one container, or `None` once it is gone.
+pub fn inspect(container: &str) -> Option<serde_json::Value> {
+    let out = Command::new("docker")
+        .args(["inspect", "--type", "container", container])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running docker inspect");
+    if !out.status.success() {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("docker inspect prints JSON");
+    list.as_array()?.first().cloned()
+}
