@@ -158,3 +158,36 @@ pub fn load_client_token(token_file: Option<&std::path::Path>) -> Result<String,
     }
     Ok(token)
 }
+
+/// A body that holds `guard` until it is finished or dropped: a lease, an in-flight count. Used
+/// to end per-request accounting when the response has been streamed, not when its head is sent.
+pub struct GuardedBody<B, G> {
+    inner: B,
+    _guard: G,
+}
+
+impl<B, G> GuardedBody<B, G> {
+    pub fn new(inner: B, guard: G) -> Self {
+        GuardedBody { inner, _guard: guard }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin, G: Unpin> hyper::body::Body for GuardedBody<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -16,19 +16,16 @@ use crate::layers::body_limit::too_large;
 use crate::metrics::Metrics;
 use crate::path::parse_function_path;
 use bytes::Bytes;
-use fjord_core::daemon::{error_response, full_body, HttpBody};
+use fjord_core::daemon::{error_response, full_body, GuardedBody, HttpBody};
 use fjord_core::{RouteTable, RoutedFunction};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
@@ -92,26 +89,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::AcqRel);
         self.queue.freed.notify_waiters();
-    }
-}
-
-struct TrackedBody {
-    inner: Incoming,
-    _in_flight: InFlight,
-}
-
-impl Body for TrackedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -399,10 +376,7 @@ impl Proxy {
                         self.metrics.cold_starts.fetch_add(1, Ordering::Relaxed);
                     }
                     let (parts, body) = response.into_parts();
-                    let body = TrackedBody {
-                        inner: body,
-                        _in_flight: in_flight,
-                    };
+                    let body = GuardedBody::new(body, in_flight);
                     return Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()));
                 }
                 Attempt::Busy => {

@@ -8,18 +8,14 @@
 //! A "busy" answer (503 with `x-fjord-busy: 1`) is given before the request body is read, so
 //! the lb may safely send the request to another node.
 
-use crate::pool::{AcquireError, InstancePool, Lease};
-use bytes::Bytes;
-use fjord_core::daemon::{error_response, full_body, strip_hop_by_hop, HttpBody};
+use crate::pool::{AcquireError, InstancePool};
+use fjord_core::daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub struct InvokeService {
@@ -38,29 +34,6 @@ impl InvokeService {
             .pool_max_idle_per_host(64)
             .build(connector);
         Arc::new(InvokeService { pool, node_id, client })
-    }
-}
-
-/// The response body of a proxied call; holds the instance's lease until it is done.
-struct LeasedBody {
-    inner: Incoming,
-    _lease: Lease,
-}
-
-impl Body for LeasedBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -154,15 +127,7 @@ impl InvokeService {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(
-                    parts,
-                    LeasedBody {
-                        inner: body,
-                        _lease: lease,
-                    }
-                    .map_err(Into::into)
-                    .boxed(),
-                )
+                Response::from_parts(parts, GuardedBody::new(body, lease).map_err(Into::into).boxed())
             }
             Ok(Err(e)) => {
                 // The instance may have died mid-request: give its exit a moment to be reaped.

@@ -5,7 +5,7 @@
 //! Every platform here uses node ids of its own, so tests running at once on one engine never
 //! remove each other's containers, and it removes its containers when dropped.
 
-use crate::{free_port, start_control_plane, start_lb, Daemon, Platform, TEST_TOKEN};
+use crate::{free_port, start_agent_with, start_control_plane, start_lb, Platform, TEST_TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -85,39 +85,6 @@ pub fn example_image(example: &str) -> String {
 pub fn unique_node_id() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("dk-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// An agent like [`crate::start_agent`], with `extra` flags (e.g. `--runtime docker`).
-pub fn start_agent_with(
-    dir: &Path,
-    token_file: &Path,
-    control_plane_port: u16,
-    port: u16,
-    node_id: &str,
-    memory_mib: u32,
-    extra: &[&str],
-) -> Daemon {
-    let mut args = vec![
-        "--node-id".to_string(),
-        node_id.into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--control-plane".into(),
-        format!("http://127.0.0.1:{control_plane_port}"),
-        "--token-file".into(),
-        token_file.display().to_string(),
-        "--data-dir".into(),
-        dir.join(node_id).display().to_string(),
-        "--memory-mib".into(),
-        memory_mib.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Daemon::start(
-        node_id,
-        &crate::bin("fjord-node-agent"),
-        &args,
-        dir.join(format!("{node_id}-{port}.log")),
-    )
 }
 
 /// A [`Platform`] whose agents run `--runtime docker`; removes its containers when dropped.

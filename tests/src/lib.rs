@@ -337,7 +337,20 @@ pub fn start_agent(
     node_id: &str,
     memory_mib: u32,
 ) -> Daemon {
-    let args = vec![
+    start_agent_with(dir, token_file, control_plane_port, port, node_id, memory_mib, &[])
+}
+
+/// [`start_agent`] with extra agent flags (`--runtime docker`, ...).
+pub fn start_agent_with(
+    dir: &Path,
+    token_file: &Path,
+    control_plane_port: u16,
+    port: u16,
+    node_id: &str,
+    memory_mib: u32,
+    extra: &[&str],
+) -> Daemon {
+    let mut args = vec![
         "--node-id".to_string(),
         node_id.into(),
         "--listen".into(),
@@ -351,11 +364,12 @@ pub fn start_agent(
         "--memory-mib".into(),
         memory_mib.to_string(),
     ];
+    args.extend(extra.iter().map(|s| s.to_string()));
     Daemon::start(
         node_id,
         &bin("fjord-node-agent"),
         &args,
-        dir.join(format!("{node_id}.log")),
+        dir.join(format!("{node_id}-{}.log", free_port())),
     )
 }
 

@@ -22,7 +22,7 @@
 //! nothing. Readiness here therefore waits for an HTTP answer on `GET /_/health`
 //! ([`wait_http_ready`]) instead of the process runtime's connect-or-health probe.
 
-use super::{ExitReason, Instance, Runtime, RuntimeError, StartRequest};
+use super::{ExitReason, ExitState, Instance, Runtime, RuntimeError, StartRequest};
 use crate::logs::LogStore;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
@@ -36,12 +36,10 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 /// The port a function serves on inside its container.
 pub const CONTAINER_PORT: u16 = 8080;
@@ -311,23 +309,15 @@ impl Runtime for DockerRuntime {
                 spec.name.clone(),
                 request.instance_id.clone(),
             );
-            let exit = Arc::new(watch::channel(None).0);
-            let stopping = Arc::new(AtomicBool::new(false));
+            let exit = Arc::new(ExitState::default());
             let instance = Arc::new(DockerInstance {
                 id: request.instance_id.clone(),
                 container,
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
                 docker: self.docker.clone(),
                 exit: exit.clone(),
-                stopping: stopping.clone(),
             });
-            watch_exit(
-                self.docker.clone(),
-                instance.container.clone(),
-                exit,
-                stopping,
-                log_capture,
-            );
+            watch_exit(self.docker.clone(), instance.container.clone(), exit, log_capture);
             if let Err(e) = wait_http_ready(&*instance, &spec.name, request.ready_within).await {
                 instance.stop(Duration::from_millis(100)).await;
                 return Err(e);
@@ -374,13 +364,7 @@ fn capture_logs(
 /// engine restarting) is retried with a backoff rather than taken as an exit. A container that
 /// died on its own (not stopped by the agent) is removed once its last output is captured: no
 /// stopped container outlives its instance.
-fn watch_exit(
-    docker: Docker,
-    container: String,
-    exit: Arc<watch::Sender<Option<ExitReason>>>,
-    stopping: Arc<AtomicBool>,
-    log_capture: tokio::task::JoinHandle<()>,
-) {
+fn watch_exit(docker: Docker, container: String, exit: Arc<ExitState>, log_capture: tokio::task::JoinHandle<()>) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -407,21 +391,15 @@ fn watch_exit(
             };
             if let Some(reason) = reason {
                 let died = reason != ExitReason::Stopped;
-                let first = exit.send_if_modified(|current| match current {
-                    None => {
-                        *current = Some(reason);
-                        true
-                    }
-                    Some(_) => false,
-                });
+                let first = exit.record(reason);
                 // The agent's own stop removes the container itself, after the engine's stop.
-                if died && first && !stopping.load(Ordering::Acquire) {
+                if died && first && !exit.is_stopping() {
                     let _ = tokio::time::timeout(Duration::from_secs(2), log_capture).await;
                     let _ = docker.remove_container(&container, Some(force_remove())).await;
                 }
                 return;
             }
-            if exit.borrow().is_some() {
+            if exit.has_ended() {
                 return;
             }
             tokio::time::sleep(backoff).await;
@@ -477,8 +455,7 @@ struct DockerInstance {
     container: String,
     addr: SocketAddr,
     docker: Docker,
-    exit: Arc<watch::Sender<Option<ExitReason>>>,
-    stopping: Arc<AtomicBool>,
+    exit: Arc<ExitState>,
 }
 
 impl Instance for DockerInstance {
@@ -491,28 +468,18 @@ impl Instance for DockerInstance {
     }
 
     fn exit_reason(&self) -> Option<ExitReason> {
-        let reason = self.exit.borrow().clone()?;
-        if self.stopping.load(Ordering::Relaxed) {
-            Some(ExitReason::Stopped)
-        } else {
-            Some(reason)
-        }
+        self.exit.reason()
     }
 
     fn wait_exit(&self) -> BoxFuture<'_, ExitReason> {
-        async move {
-            let mut exit = self.exit.subscribe();
-            let _ = exit.wait_for(|r| r.is_some()).await;
-            self.exit_reason().unwrap_or(ExitReason::Stopped)
-        }
-        .boxed()
+        self.exit.wait().boxed()
     }
 
     /// SIGTERM, SIGKILL after `grace` (the engine's stop), then removes the container.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ()> {
         async move {
-            self.stopping.store(true, Ordering::Release);
-            if self.exit.borrow().is_none() {
+            self.exit.mark_stopping();
+            if !self.exit.has_ended() {
                 let seconds = grace.as_secs_f64().ceil().max(1.0) as i32;
                 let _ = self
                     .docker
@@ -534,13 +501,7 @@ impl Instance for DockerInstance {
                     tracing::warn!(container = %self.container, instance = %self.id, "removing the container: {e}");
                 }
             }
-            self.exit.send_if_modified(|current| match current {
-                None => {
-                    *current = Some(ExitReason::Stopped);
-                    true
-                }
-                Some(_) => false,
-            });
+            self.exit.record(ExitReason::Stopped);
         }
         .boxed()
     }

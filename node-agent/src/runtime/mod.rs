@@ -64,6 +64,66 @@ pub struct StartRequest<'a> {
     pub ready_within: Duration,
 }
 
+/// How an instance ended: recorded once by its runtime's watcher, read by the pool and the
+/// invoke path. An instance the agent stopped reports [`ExitReason::Stopped`], whatever signal
+/// ended it.
+pub struct ExitState {
+    exit: tokio::sync::watch::Sender<Option<ExitReason>>,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Default for ExitState {
+    fn default() -> Self {
+        ExitState {
+            exit: tokio::sync::watch::channel(None).0,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl ExitState {
+    /// Records why the instance ended; only the first record counts. True if this one did.
+    pub fn record(&self, reason: ExitReason) -> bool {
+        self.exit.send_if_modified(|current| match current {
+            None => {
+                *current = Some(reason);
+                true
+            }
+            Some(_) => false,
+        })
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Marks that the agent is stopping the instance (called before it signals it).
+    pub fn mark_stopping(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Why the instance ended; `None` while it runs.
+    pub fn reason(&self) -> Option<ExitReason> {
+        let reason = self.exit.borrow().clone()?;
+        Some(if self.is_stopping() {
+            ExitReason::Stopped
+        } else {
+            reason
+        })
+    }
+
+    /// Resolves when the instance has ended, with why.
+    pub async fn wait(&self) -> ExitReason {
+        let mut exit = self.exit.subscribe();
+        let _ = exit.wait_for(|r| r.is_some()).await;
+        self.reason().unwrap_or(ExitReason::Stopped)
+    }
+}
+
 pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Starts an instance and returns once it is ready to serve.

@@ -6,7 +6,7 @@
 //! and `stop` signals the whole group. Memory and CPU limits are not enforced by this runtime;
 //! the docker runtime enforces them.
 
-use super::{ExitReason, Instance, Runtime, RuntimeError, StartRequest};
+use super::{ExitReason, ExitState, Instance, Runtime, RuntimeError, StartRequest};
 use crate::logs::LogStore;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
-use tokio::sync::watch;
 
 pub struct ProcessRuntime;
 
@@ -26,8 +25,7 @@ struct ProcessInstance {
     id: String,
     addr: SocketAddr,
     pid: u32,
-    exit: watch::Receiver<Option<ExitReason>>,
-    stopping: std::sync::atomic::AtomicBool,
+    exit: Arc<ExitState>,
 }
 
 /// A free loopback port: bound and released, so the child can bind it.
@@ -115,7 +113,8 @@ impl Runtime for ProcessRuntime {
                     "stderr",
                 );
             }
-            let (exit_tx, exit_rx) = watch::channel(None);
+            let exit = Arc::new(ExitState::default());
+            let recorder = exit.clone();
             tokio::spawn(async move {
                 let reason = match child.wait().await {
                     Ok(status) => match (status.code(), status.signal()) {
@@ -125,14 +124,13 @@ impl Runtime for ProcessRuntime {
                     },
                     Err(_) => ExitReason::Exited(-1),
                 };
-                let _ = exit_tx.send(Some(reason));
+                recorder.record(reason);
             });
             let instance = Arc::new(ProcessInstance {
                 id: request.instance_id.clone(),
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
                 pid,
-                exit: exit_rx,
-                stopping: Default::default(),
+                exit,
             });
             if let Err(e) = wait_ready(&*instance, &spec.name, request.ready_within).await {
                 instance.stop(Duration::from_millis(100)).await;
@@ -204,37 +202,23 @@ impl Instance for ProcessInstance {
     }
 
     fn exit_reason(&self) -> Option<ExitReason> {
-        let reason = self.exit.borrow().clone()?;
-        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
-            Some(ExitReason::Stopped)
-        } else {
-            Some(reason)
-        }
+        self.exit.reason()
     }
 
     fn wait_exit(&self) -> BoxFuture<'_, ExitReason> {
-        async move {
-            let mut exit = self.exit.clone();
-            let _ = exit.wait_for(|r| r.is_some()).await;
-            self.exit_reason().unwrap_or(ExitReason::Stopped)
-        }
-        .boxed()
+        self.exit.wait().boxed()
     }
 
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ()> {
         async move {
-            self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-            if self.exit.borrow().is_some() {
+            self.exit.mark_stopping();
+            if self.exit.has_ended() {
                 return;
             }
             fjord_core::sys::signal_group(self.pid, libc::SIGTERM);
-            let mut exit = self.exit.clone();
-            if tokio::time::timeout(grace, exit.wait_for(|r| r.is_some()))
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(grace, self.exit.wait()).await.is_err() {
                 fjord_core::sys::signal_group(self.pid, libc::SIGKILL);
-                let _ = exit.wait_for(|r| r.is_some()).await;
+                self.exit.wait().await;
             }
         }
         .boxed()
