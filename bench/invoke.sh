@@ -61,7 +61,8 @@ read -r direct_p50 direct_p99 < <(run_wrk "http://127.0.0.1:$direct_port/" | per
 read -r fjord_p50 fjord_p99 < <(run_wrk "$lb/function/echo" | percentiles)
 
 # Cold starts: a function that scales to zero after 1 s; wait until no instance is left, then
-# time one request to its first byte.
+# time one request to its first byte. Each answer must carry the agent's x-fjord-cold-start
+# header: the count is printed, so a warm hit cannot pass for a cold start.
 cat > "$work/cold.yaml" <<YAML
 name: cold
 command: ["$bin/fjord-echo"]
@@ -72,9 +73,13 @@ YAML
 until curl -sf -d x "$lb/function/cold" >/dev/null; do sleep 0.05; done
 instances() { "$bin/fjord" describe cold --json | python3 -c 'import json,sys; print(sum(i["ready"]+i["starting"] for i in json.load(sys.stdin)["instances"]))'; }
 : > "$work/cold.txt"
+cold_seen=0
 for _ in $(seq 1 "$samples"); do
-    until [ "$(instances)" = 0 ]; do sleep 0.2; done
-    curl -s -o /dev/null -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold.txt"
+    # Heartbeats lag: first see the last call's instance reported, then see it reaped.
+    until [ "$(instances)" != 0 ]; do sleep 0.1; done
+    until [ "$(instances)" = 0 ]; do sleep 0.1; done
+    curl -s -o /dev/null -D "$work/headers.txt" -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold.txt"
+    grep -qi '^x-fjord-cold-start: 1' "$work/headers.txt" && cold_seen=$((cold_seen + 1))
 done
 read -r cold_p50 cold_p95 cold_max < <(sort -n "$work/cold.txt" | awk '{v[NR]=$1*1000} END{
     p50=v[int((NR+1)*0.50)]; p95=v[int(NR*0.95+0.999)]; if (p95=="") p95=v[NR]; printf "%.1f %.1f %.1f\n", p50, p95, v[NR]}')
@@ -88,4 +93,4 @@ awk -v a="$fjord_p50" -v b="$direct_p50" -v c="$fjord_p99" -v d="$direct_p99" \
     'BEGIN{printf "  %-34s %10.2f %10.2f\n", "ratio fjord / direct", a/b, c/d}'
 echo
 echo "Cold start, process runtime, request to first byte through the lb ($samples samples):"
-echo "  p50 ${cold_p50} ms   p95 ${cold_p95} ms   max ${cold_max} ms"
+echo "  p50 ${cold_p50} ms   p95 ${cold_p95} ms   max ${cold_max} ms   ($cold_seen of $samples answers carried x-fjord-cold-start)"
