@@ -36,6 +36,10 @@ pub struct DevArgs {
     /// Memory each agent offers to instances, in MiB.
     #[arg(long, default_value_t = 4096)]
     pub agent_memory_mib: u32,
+    /// How the agents run instances: process (the examples run from this binary) or docker (the
+    /// local engine; functions need images, so the examples are not deployed).
+    #[arg(long, default_value = "process")]
+    pub runtime: fjord_node_agent::RuntimeKind,
     /// Do not deploy the example functions.
     #[arg(long)]
     pub no_examples: bool,
@@ -191,6 +195,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             dir.join(&id).display().to_string(),
             "--memory-mib".into(),
             args.agent_memory_mib.to_string(),
+            "--runtime".into(),
+            match args.runtime {
+                fjord_node_agent::RuntimeKind::Process => "process".into(),
+                fjord_node_agent::RuntimeKind::Docker => "docker".into(),
+            },
         ];
         let log = dir.join(format!("logs/{id}.log"));
         daemons.push(Daemon {
@@ -261,10 +270,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             http_ok(lb_addr).await
         })
         .await?;
-        if !args.no_examples {
+        let examples = !args.no_examples && args.runtime == fjord_node_agent::RuntimeKind::Process;
+        if examples {
             deploy_examples(&connect, &exe).await?;
+        } else if !args.no_examples {
+            eprintln!(
+                "fjord dev: with --runtime docker the examples need images: build them with \
+                 scripts/build-example-images.sh and deploy specs with `image: fjord-example/echo:test`"
+            );
         }
-        print_tour(lb_addr, &cluster_path, &token_path, args.no_examples);
+        print_tour(lb_addr, &cluster_path, &token_path, !examples);
         anyhow::Ok(())
     }
     .await;

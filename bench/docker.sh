@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The docker runtime's numbers, in one run:
+#   - cold start, image already local: request to first byte through the lb for a function
+#     scaled to zero, beside plain `docker run` of the same image until it answers, and the ratio;
+#   - warm invoke latency through the docker runtime (one connection, back to back);
+#   - the agent's memory with 50 warm instances.
+#
+#   bench/docker.sh [COLD_SAMPLES] [WARM_SECONDS]       defaults: 20 and 10
+#
+# Needs a Docker engine. Builds the release binaries and the FROM-scratch example images
+# (scripts/build-example-images.sh), starts `fjord dev --runtime docker` on free ports.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+samples="${1:-20}"
+seconds="${2:-10}"
+
+need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need curl curl
+docker version >/dev/null 2>&1 || { echo "no Docker engine answers" >&2; exit 1; }
+
+cargo build --release --quiet -p fjord
+scripts/build-example-images.sh bench >/dev/null
+bin="$PWD/target/release"
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+lb_port=$(free_port); cp_port=$(free_port); agent_port=$(free_port)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    docker ps -aq --filter label=fjord-bench=1 | xargs -r docker rm -f >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin/fjord" dev --runtime docker --no-examples --agent-memory-mib 16384 --data-dir "$work/dev" \
+    --lb-port "$lb_port" --control-plane-port "$cp_port" --agent-port "$agent_port" > "$work/dev.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 300); do grep -q "Press Ctrl-C" "$work/dev.out" 2>/dev/null && break; sleep 0.1; done
+grep -q "Press Ctrl-C" "$work/dev.out" || { cat "$work/dev.out"; echo "fjord dev did not start" >&2; exit 1; }
+export FJORD_ADDR="http://127.0.0.1:$cp_port" FJORD_TOKEN_FILE="$work/dev/admin.token"
+lb="http://127.0.0.1:$lb_port"
+ms() { python3 -c 'import time; print(int(time.monotonic()*1e6))'; }
+
+# --- cold start through Fjord, every sample confirmed cold by the agent's header
+cat > "$work/cold.yaml" <<YAML
+name: cold
+image: fjord-example/echo:bench
+scale_to_zero_after: 1s
+memory_mib: 64
+YAML
+"$bin/fjord" deploy -f "$work/cold.yaml" >/dev/null
+until curl -sf -d x "$lb/function/cold" >/dev/null; do sleep 0.05; done
+instances() { "$bin/fjord" describe cold --json | python3 -c 'import json,sys; print(sum(i["ready"]+i["starting"] for i in json.load(sys.stdin)["instances"]))'; }
+: > "$work/cold.txt"; cold_seen=0
+for _ in $(seq 1 "$samples"); do
+    until [ "$(instances)" != 0 ]; do sleep 0.1; done
+    until [ "$(instances)" = 0 ]; do sleep 0.1; done
+    curl -s -o /dev/null -D "$work/h.txt" -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold.txt"
+    grep -qi '^x-fjord-cold-start: 1' "$work/h.txt" && cold_seen=$((cold_seen + 1))
+done
+
+# --- plain docker run of the same image until it answers, same limits
+: > "$work/run.txt"
+for _ in $(seq 1 "$samples"); do
+    start=$(ms)
+    id=$(docker run -d --rm --label fjord-bench=1 -m 64m -e PORT=8080 -e HOST=0.0.0.0 -p 127.0.0.1::8080 fjord-example/echo:bench)
+    port=$(docker port "$id" 8080/tcp | head -1 | sed 's/.*://')
+    until curl -sf -d x "http://127.0.0.1:$port/" >/dev/null 2>&1; do :; done
+    end=$(ms)
+    echo "$(( (end - start) ))" >> "$work/run.txt"
+    docker rm -f "$id" >/dev/null
+done
+stats() { sort -n | awk -v scale="$1" '{v[NR]=$1*scale} END{p50=v[int((NR+1)*0.50)]; p95=v[int(NR*0.95+0.999)]; if (p95=="") p95=v[NR]; printf "%.1f %.1f\n", p50, p95}'; }
+read -r f_p50 f_p95 < <(stats 1000 < "$work/cold.txt")
+read -r d_p50 d_p95 < <(stats 0.001 < "$work/run.txt")
+
+# --- warm latency through the docker runtime
+cat > "$work/warm.yaml" <<YAML
+name: warm
+image: fjord-example/echo:bench
+memory_mib: 64
+YAML
+"$bin/fjord" deploy -f "$work/warm.yaml" >/dev/null
+until curl -sf -d x "$lb/function/warm" >/dev/null; do sleep 0.05; done
+read -r w_p50 w_p99 < <(wrk -t1 -c1 -d"${seconds}s" --latency "$lb/function/warm" 2>/dev/null | awk '
+function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
+/^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} END {printf "%.0f %.0f\n", p50, p99}')
+
+# --- agent memory with 50 warm instances
+cat > "$work/many.yaml" <<YAML
+name: many
+image: fjord-example/echo:bench
+memory_mib: 32
+min: 50
+max: 50
+YAML
+agent_pid=$(python3 -c "import json;print([m['pid'] for m in json.load(open('$work/dev/cluster.json'))['members'] if m['role']=='node-agent'][0])")
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+before=$(rss "$agent_pid")
+"$bin/fjord" deploy -f "$work/many.yaml" >/dev/null
+ready() { "$bin/fjord" describe many --json | python3 -c 'import json,sys; print(sum(i["ready"] for i in json.load(sys.stdin)["instances"]))'; }
+deadline=$((SECONDS + 300))
+until [ "$(ready)" -ge 50 ]; do [ $SECONDS -lt $deadline ] || { echo "50 instances not ready in 300 s" >&2; exit 1; }; sleep 1; done
+sleep 2
+after=$(rss "$agent_pid")
+
+echo
+echo "Docker runtime (image local, FROM scratch echo):"
+echo "  cold start, request to first byte through the lb ($samples samples, $cold_seen confirmed cold):"
+echo "    fjord         p50 ${f_p50} ms   p95 ${f_p95} ms"
+echo "    docker run    p50 ${d_p50} ms   p95 ${d_p95} ms   (create + start + first answer, same image and memory limit)"
+awk -v a="$f_p50" -v b="$d_p50" -v c="$f_p95" -v d="$d_p95" 'BEGIN{printf "    ratio fjord / docker run: p50 %.2f  p95 %.2f\n", a/b, c/d}'
+echo "  warm invoke through lb -> agent -> container, one connection: p50 ${w_p50} us   p99 ${w_p99} us"
+echo "  agent RSS: $((before / 1024)) MiB idle, $((after / 1024)) MiB with 50 warm instances"
