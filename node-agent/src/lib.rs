@@ -78,6 +78,11 @@ pub struct Args {
     /// The instance metadata service's address (for tests).
     #[arg(long, env = "FJORD_EC2_METADATA_ENDPOINT", default_value = ec2_metadata::DEFAULT_ENDPOINT, hide = true)]
     pub ec2_metadata_endpoint: String,
+    /// Docker runtime: credentials for private registries, a JSON file mapping each registry
+    /// host (as in image references, e.g. `registry.example.com:5000`) to
+    /// `{"username": ..., "password": ...}`.
+    #[arg(long, env = "FJORD_REGISTRY_AUTH_FILE")]
+    pub registry_auth_file: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -126,10 +131,15 @@ pub async fn run(
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
+    let registry_auth = match &args.registry_auth_file {
+        Some(path) => runtime::docker::load_registry_auth(path)
+            .map_err(|e| StartError::Config(format!("--registry-auth-file: {e}")))?,
+        None => Default::default(),
+    };
     let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
         RuntimeKind::Docker => Arc::new(
-            runtime::docker::DockerRuntime::connect(&node_id)
+            runtime::docker::DockerRuntime::connect(&node_id, registry_auth)
                 .await
                 .map_err(StartError::Docker)?,
         ),

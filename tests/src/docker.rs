@@ -5,7 +5,7 @@
 //! Every platform here uses node ids of its own, so tests running at once on one engine never
 //! remove each other's containers, and it removes its containers when dropped.
 
-use crate::{free_port, start_agent_with, start_control_plane, start_lb, Platform, TEST_TOKEN};
+use crate::{free_port, start_agent_with, start_control_plane, start_lb, Daemon, Platform, TEST_TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,6 +109,11 @@ impl std::ops::DerefMut for DockerPlatform {
 impl DockerPlatform {
     /// A control plane, `agents` docker agents with 4 GiB each, and an lb; waits until ready.
     pub async fn start(agents: usize) -> DockerPlatform {
+        Self::start_with(agents, &[]).await
+    }
+
+    /// [`DockerPlatform::start`] with extra agent flags.
+    pub async fn start_with(agents: usize, agent_flags: &[&str]) -> DockerPlatform {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin.token");
         std::fs::write(&token_file, TEST_TOKEN).unwrap();
@@ -127,7 +132,7 @@ impl DockerPlatform {
                 port,
                 &node_id,
                 4096,
-                &["--runtime", "docker"],
+                &[&["--runtime", "docker"], agent_flags].concat(),
             ));
             agent_ports.push(port);
             node_ids.push(node_id);
@@ -234,4 +239,81 @@ pub fn inspect(container: &str) -> Option<serde_json::Value> {
     }
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("docker inspect prints JSON");
     list.as_array()?.first().cloned()
+}
+
+/// A real OCI registry (Debian's `docker-registry`) on a loopback port, with htpasswd auth.
+pub struct LocalRegistry {
+    pub port: u16,
+    _daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRegistry {
+    pub async fn start(user: &str, password: &str) -> LocalRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("htpasswd (apache2-utils)");
+        assert!(htpasswd.status.success(), "htpasswd failed");
+        std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n\
+             auth:\n  htpasswd:\n    realm: fjord-test\n    path: {root}/htpasswd\n",
+            root = dir.path().display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let daemon = Daemon::start(
+            "docker-registry",
+            Path::new("/usr/bin/docker-registry"),
+            &["serve".to_string(), config_path.display().to_string()],
+            dir.path().join("registry.log"),
+        );
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        crate::eventually("the registry to answer", std::time::Duration::from_secs(20), || async {
+            crate::http("GET", &url, b"", &[])
+                .await
+                .ok()
+                .filter(|a| a.status == 401)
+                .map(|_| ())
+        })
+        .await;
+        LocalRegistry {
+            port,
+            _daemon: daemon,
+            _dir: dir,
+        }
+    }
+
+    /// Pushes the local image `source` as `<registry>/<name>` and removes the local copy of the
+    /// pushed name, so an agent has to pull it. Returns the pushed reference.
+    pub fn push(&self, source: &str, name: &str, user: &str, password: &str) -> String {
+        let host = format!("127.0.0.1:{}", self.port);
+        let target = format!("{host}/{name}");
+        let mut login = Command::new("docker")
+            .args(["login", &host, "-u", user, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        login.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        assert!(
+            login.wait().unwrap().success(),
+            "docker login to the local registry failed"
+        );
+        for args in [vec!["tag", source, &target], vec!["push", &target]] {
+            let out = Command::new("docker").args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = Command::new("docker").args(["logout", &host]).output();
+        let _ = Command::new("docker").args(["rmi", &target]).output();
+        target
+    }
 }

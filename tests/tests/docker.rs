@@ -273,3 +273,67 @@ async fn an_image_that_cannot_be_pulled_fails_the_call_with_the_reason() {
     let node_label = format!("fjord.node={}", platform.node_ids[0]);
     assert!(containers(&[&node_label]).is_empty(), "no container for a failed start");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_pulled_from_a_registry_with_credentials_and_bad_ones_say_why() {
+    if !require_docker() {
+        return;
+    }
+    example_images();
+    let (user, password) = ("fjord", "registry-pass-1");
+    let registry = LocalRegistry::start(user, password).await;
+    let good = registry.push(&example_image("echo"), "team/echo:v1", user, password);
+    let other = registry.push(&example_image("echo"), "team/echo:v2", user, password);
+    let host = format!("127.0.0.1:{}", registry.port);
+
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("right.json");
+    std::fs::write(
+        &right,
+        format!(r#"{{"{host}": {{"username": "{user}", "password": "{password}"}}}}"#),
+    )
+    .unwrap();
+    let platform = DockerPlatform::start_with(1, &["--registry-auth-file", right.to_str().unwrap()]).await;
+    assert!(platform.deploy_image("pulled", &good, "").status.success());
+    let answer = platform
+        .invoke_when_routable("pulled", "", b"from the registry", &[])
+        .await;
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "from the registry"),
+        "{}",
+        answer.text()
+    );
+
+    // An unknown tag: a 502 that carries the registry's reason.
+    assert!(platform
+        .deploy_image("missing", &format!("{host}/team/echo:nope"), "")
+        .status
+        .success());
+    let missing = platform.invoke_when_routable("missing", "", b"x", &[]).await;
+    assert_eq!(missing.status, 502, "{}", missing.text());
+    assert!(missing.text().contains("team/echo:nope"), "{}", missing.text());
+    assert!(
+        missing.text().to_lowercase().contains("not found") || missing.text().contains("manifest unknown"),
+        "{}",
+        missing.text()
+    );
+
+    // Wrong credentials: refused by the registry, and the user is told so.
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(
+        &wrong,
+        format!(r#"{{"{host}": {{"username": "{user}", "password": "not-it"}}}}"#),
+    )
+    .unwrap();
+    let refused = DockerPlatform::start_with(1, &["--registry-auth-file", wrong.to_str().unwrap()]).await;
+    assert!(refused.deploy_image("locked", &other, "").status.success());
+    let locked = refused.invoke_when_routable("locked", "", b"x", &[]).await;
+    assert_eq!(locked.status, 502, "{}", locked.text());
+    let text = locked.text().to_lowercase();
+    assert!(
+        text.contains("unauthorized") || text.contains("authentication"),
+        "{}",
+        locked.text()
+    );
+}

@@ -24,6 +24,7 @@
 
 use super::{ExitReason, ExitState, Instance, Runtime, RuntimeError, StartRequest};
 use crate::logs::LogStore;
+use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig, PortBinding};
@@ -55,9 +56,51 @@ pub const LABEL_NODE: &str = "fjord.node";
 
 const PORT_KEY: &str = "8080/tcp";
 
+/// Credentials for one registry, as in `--registry-auth-file`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Registry host (`host[:port]`, as written in image references) -> credentials.
+pub type RegistryAuth = HashMap<String, RegistryCredentials>;
+
+/// Reads `--registry-auth-file`: a JSON object from registry host to `{"username", "password"}`.
+pub fn load_registry_auth(path: &std::path::Path) -> Result<RegistryAuth, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let auth: RegistryAuth = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: {e} (expected {{\"registry.example.com\": {{\"username\": ..., \"password\": ...}}}})",
+            path.display()
+        )
+    })?;
+    for (host, credentials) in &auth {
+        if host.is_empty() || host.contains('/') {
+            return Err(format!(
+                "{}: {host:?} is not a registry host (host or host:port)",
+                path.display()
+            ));
+        }
+        if credentials.username.is_empty() {
+            return Err(format!("{}: the username for {host} is empty", path.display()));
+        }
+    }
+    Ok(auth)
+}
+
+/// The registry host an image reference names, if it names one (`host.tld/...`, `host:port/...`,
+/// `localhost/...`); `None` for Docker Hub's short names.
+pub fn registry_host(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
 pub struct DockerRuntime {
     docker: Docker,
     node_id: String,
+    auth: RegistryAuth,
     /// One lock per image reference: the first start pulls, the others wait and find it present.
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -75,13 +118,14 @@ impl DockerRuntime {
     /// Connects to the local engine with bollard's defaults (`DOCKER_HOST`, else the local
     /// socket), agrees on an API version, and removes every container labelled for `node_id`:
     /// whatever a previous agent of this node started is not ours to serve from.
-    pub async fn connect(node_id: &str) -> Result<DockerRuntime, ConnectError> {
+    pub async fn connect(node_id: &str, auth: RegistryAuth) -> Result<DockerRuntime, ConnectError> {
         let docker = Docker::connect_with_local_defaults().map_err(ConnectError::Unreachable)?;
         let docker = docker.negotiate_version().await.map_err(ConnectError::Unreachable)?;
         docker.ping().await.map_err(ConnectError::Unreachable)?;
         let runtime = DockerRuntime {
             docker,
             node_id: node_id.to_string(),
+            auth,
             pulls: Mutex::new(HashMap::new()),
         };
         let removed = runtime
@@ -141,14 +185,21 @@ impl DockerRuntime {
         }
         tracing::info!(%image, "pulling image");
         let started = Instant::now();
-        // Registry credentials come with a later change; public and local registries work now.
+        let credentials = registry_host(image).and_then(|host| {
+            self.auth.get(host).map(|c| DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.clone()),
+                serveraddress: Some(host.to_string()),
+                ..Default::default()
+            })
+        });
         let mut progress = self.docker.create_image(
             Some(CreateImageOptions {
                 from_image: Some(with_tag(image)),
                 ..Default::default()
             }),
             None,
-            None,
+            credentials,
         );
         while let Some(step) = progress.next().await {
             let step = step.map_err(|e| format!("pulling image {image:?}: {e}"))?;
@@ -509,7 +560,34 @@ impl Instance for DockerInstance {
 
 #[cfg(test)]
 mod tests {
-    use super::with_tag;
+    use super::{load_registry_auth, registry_host, with_tag};
+
+    #[test]
+    fn the_registry_host_is_the_first_component_when_it_looks_like_one() {
+        assert_eq!(registry_host("127.0.0.1:5000/team/echo:v1"), Some("127.0.0.1:5000"));
+        assert_eq!(
+            registry_host("123456789012.dkr.ecr.eu-north-1.amazonaws.com/echo"),
+            Some("123456789012.dkr.ecr.eu-north-1.amazonaws.com")
+        );
+        assert_eq!(registry_host("localhost/echo"), Some("localhost"));
+        assert_eq!(registry_host("team/echo:v1"), None);
+        assert_eq!(registry_host("echo"), None);
+    }
+
+    #[test]
+    fn a_bad_auth_file_is_refused_naming_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        std::fs::write(&path, r#"{"reg.local:5000": {"username": "u", "password": "p"}}"#).unwrap();
+        assert_eq!(load_registry_auth(&path).unwrap()["reg.local:5000"].username, "u");
+        std::fs::write(&path, r#"{"reg.local": {"user": "u"}}"#).unwrap();
+        assert!(load_registry_auth(&path).unwrap_err().contains("expected"));
+        std::fs::write(&path, r#"{"reg.local/x": {"username": "u", "password": "p"}}"#).unwrap();
+        assert!(load_registry_auth(&path).unwrap_err().contains("not a registry host"));
+        assert!(load_registry_auth(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .contains("reading"));
+    }
 
     #[test]
     fn an_image_without_tag_or_digest_gets_latest() {
