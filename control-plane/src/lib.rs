@@ -107,8 +107,8 @@ pub enum StartError {
     Log { path: PathBuf, source: Box<redb::Error> },
     #[error("starting Raft: {0}")]
     Raft(String),
-    #[error("binding {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] fjord_core::daemon::BindError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -188,7 +188,7 @@ pub async fn run_with_faults(
         Some(a) => a.clone(),
         None => listener
             .local_addr()
-            .map_err(|source| StartError::Bind {
+            .map_err(|source| fjord_core::daemon::BindError {
                 addr: args.listen.clone(),
                 source,
             })?
@@ -293,11 +293,6 @@ pub async fn run_with_faults(
 pub async fn main_with(args: Args) -> Result<(), StartError> {
     fjord_core::daemon::init_logging(args.log_format);
     let token = load_token(&args)?;
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: args.listen.clone(),
-            source,
-        })?;
+    let listener = fjord_core::daemon::bind(&args.listen).await?;
     run(args, token, listener, fjord_core::daemon::shutdown_signal()).await
 }

@@ -191,3 +191,20 @@ impl<B: hyper::body::Body + Unpin, G: Unpin> hyper::body::Body for GuardedBody<B
         self.inner.size_hint()
     }
 }
+
+/// A listening address that could not be had (in use, not ours, malformed).
+#[derive(Debug, thiserror::Error)]
+#[error("binding {addr}: {source}")]
+pub struct BindError {
+    pub addr: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` for a daemon; the error names the address.
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| BindError {
+        addr: addr.to_string(),
+        source,
+    })
+}

@@ -79,8 +79,8 @@ pub struct Args {
 pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("binding {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] fjord_core::daemon::BindError),
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, then drains for up to 10 s.
@@ -141,7 +141,7 @@ pub async fn run(
         Infallible,
     >::new(stack);
 
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
+    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
         addr: args.listen.clone(),
         source,
     })?;
@@ -168,11 +168,6 @@ pub async fn run(
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
     fjord_core::daemon::init_logging(args.log_format);
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: args.listen.clone(),
-            source,
-        })?;
+    let listener = fjord_core::daemon::bind(&args.listen).await?;
     run(args, listener, fjord_core::daemon::shutdown_signal()).await
 }

@@ -92,8 +92,8 @@ pub struct Args {
 pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("binding {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] fjord_core::daemon::BindError),
     #[error("--ec2-metadata: {0}")]
     Ec2Metadata(#[from] ec2_metadata::MetadataError),
     #[error("--runtime docker: {0}")]
@@ -144,7 +144,7 @@ pub async fn run(
                 .map_err(StartError::Docker)?,
         ),
     };
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
+    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
         addr: args.listen.clone(),
         source,
     })?;
@@ -187,11 +187,6 @@ pub async fn run(
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
     fjord_core::daemon::init_logging(args.log_format);
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: args.listen.clone(),
-            source,
-        })?;
+    let listener = fjord_core::daemon::bind(&args.listen).await?;
     run(args, listener, fjord_core::daemon::shutdown_signal()).await
 }
