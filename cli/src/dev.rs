@@ -319,6 +319,7 @@ async fn deploy_examples(connect: &ConnectArgs, exe: &Path) -> anyhow::Result<()
         admin
             .deploy(pb::DeployRequest {
                 spec: Some((&spec).into()),
+                defaulted: Vec::new(),
             })
             .await
             .map_err(crate::connect::explain)?;

@@ -3,6 +3,7 @@
 
 use crate::connect::{explain, ConnectArgs};
 use fjord_core::duration::format_duration;
+use fjord_core::policy::DEFAULTABLE_FIELDS;
 use fjord_core::FunctionSpec;
 use fjord_proto::v1 as pb;
 use serde_json::json;
@@ -39,8 +40,16 @@ fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
         "created_at_ms": record.created_at_ms,
         "updated_at_ms": record.updated_at_ms,
         "spec": spec_json(&spec),
+        "desired": status.desired,
         "instances": status.instances.iter().map(|i| json!({
-            "node": i.node_id, "ready": i.ready, "busy": i.busy, "starting": i.starting,
+            "node": i.node_id, "placed": i.placed, "ready": i.ready, "busy": i.busy, "starting": i.starting,
+        })).collect::<Vec<_>>(),
+        "pending": status.pending.iter().map(|p| json!({
+            "instances": p.instances, "reason": p.reason,
+        })).collect::<Vec<_>>(),
+        "decisions": status.decisions.iter().map(|d| json!({
+            "at_ms": d.at_ms, "from": d.from, "to": d.to, "reason": d.reason,
+            "stable_concurrency": d.stable_concurrency, "panic_concurrency": d.panic_concurrency,
         })).collect::<Vec<_>>(),
     })
 }
@@ -52,21 +61,34 @@ fn print_json(value: &serde_json::Value) {
     );
 }
 
-pub fn read_spec(path: &Path) -> anyhow::Result<FunctionSpec> {
+/// Reads a spec file; also returns the scaling fields it leaves out, which the cluster
+/// policy's defaults fill in.
+pub fn read_spec(path: &Path) -> anyhow::Result<(FunctionSpec, Vec<String>)> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin())?
     } else {
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
     };
-    FunctionSpec::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let spec = FunctionSpec::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let keys: Vec<String> = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) {
+        Ok(serde_yaml_ng::Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    };
+    let defaulted = DEFAULTABLE_FIELDS
+        .iter()
+        .filter(|field| !keys.iter().any(|k| k == *field))
+        .map(|field| field.to_string())
+        .collect();
+    Ok((spec, defaulted))
 }
 
 pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::Result<()> {
-    let spec = read_spec(file)?;
+    let (spec, defaulted) = read_spec(file)?;
     let mut admin = connect.admin().await?;
     let status = admin
         .deploy(pb::DeployRequest {
             spec: Some((&spec).into()),
+            defaulted,
         })
         .await
         .map_err(explain)?
@@ -145,14 +167,34 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
     for line in spec_yaml.lines() {
         println!("  {line}");
     }
+    let (ready, _, starting) = instance_counts(&status);
+    println!(
+        "instances: desired {}, ready {ready}, starting {starting}",
+        status.desired
+    );
     if status.instances.is_empty() {
-        println!("instances: none running (the next call starts one)");
-    } else {
-        println!("instances:");
-        for i in &status.instances {
+        println!("  none placed or running (the next call starts one)");
+    }
+    for i in &status.instances {
+        println!(
+            "  node {:<20} desired {:>3}  ready {:>3}  busy {:>3}  starting {:>3}",
+            i.node_id, i.placed, i.ready, i.busy, i.starting
+        );
+    }
+    for p in &status.pending {
+        println!("  pending {:>3}: {}", p.instances, p.reason);
+    }
+    if !status.decisions.is_empty() {
+        println!("scaling decisions (newest last):");
+        for d in &status.decisions {
             println!(
-                "  node {:<20} ready {:>3}  busy {:>3}  starting {:>3}",
-                i.node_id, i.ready, i.busy, i.starting
+                "  {} {:>3} -> {:<3} {} (concurrency: stable {:.1}, panic {:.1})",
+                format_timestamp(d.at_ms),
+                d.from,
+                d.to,
+                d.reason,
+                d.stable_concurrency,
+                d.panic_concurrency
             );
         }
     }
@@ -205,8 +247,9 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
                     "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago,
                     "functions": n.functions.iter().map(|f| json!({
                         "name": f.name, "revision": f.revision, "ready": f.ready, "busy": f.busy,
-                        "starting": f.starting, "in_flight": f.in_flight,
+                        "starting": f.starting, "in_flight": f.in_flight, "waiting": f.waiting,
                     })).collect::<Vec<_>>(),
+                    "placed": n.placed.iter().collect::<std::collections::BTreeMap<_, _>>(),
                 })
             })
             .collect();
@@ -218,21 +261,23 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}",
-        "NODE", "STATE", "ADDRESS", "RUNTIME", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES"
+        "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>9} {:>15}",
+        "NODE", "STATE", "ADDRESS", "RUNTIME", "ZONE", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES/PLACED"
     );
     for n in &nodes {
         let info = n.info.clone().unwrap_or_default();
         let instances: u32 = n.functions.iter().map(|f| f.ready + f.starting).sum();
+        let placed: u32 = n.placed.values().sum();
         println!(
-            "{:<20} {:<6} {:<22} {:<8} {:>16} {:>9} {:>10}",
+            "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>9} {:>15}",
             info.id,
             n.state,
             info.invoke_addr,
             info.runtime,
+            if info.zone.is_empty() { "-" } else { info.zone.as_str() },
             format!("{}/{} MiB", n.reserved_memory_mib, info.memory_mib),
             n.in_flight,
-            instances
+            format!("{instances}/{placed}")
         );
     }
     Ok(())
@@ -311,7 +356,7 @@ pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> a
 }
 
 /// `HH:MM:SS.mmm` UTC: enough to order lines by eye.
-fn format_timestamp(ms: u64) -> String {
+pub fn format_timestamp(ms: u64) -> String {
     let secs = ms / 1000;
     format!(
         "{:02}:{:02}:{:02}.{:03}",

@@ -9,6 +9,7 @@ mod connect;
 mod dev;
 mod functions;
 mod invoke;
+mod scheduling;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -45,6 +46,39 @@ enum ClusterCommand {
     },
     /// Remove a member. Refused when the remaining voters could not form a quorum.
     Remove { id: u64 },
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// Drain a node: it gets no new instances or requests, its instances start on other nodes
+    /// (the new ones ready before the old stop), in-flight requests finish, then it is `drained`
+    /// and can be stopped. Waits for that unless --no-wait.
+    Drain {
+        id: String,
+        /// Return once the drain has started.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this long (the drain itself goes on).
+        #[arg(long, default_value = "10m", value_parser = fjord_core::duration::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Make a draining or drained node ready again.
+    Undrain { id: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate and store the cluster policy from a YAML file (- for standard input). Sections:
+    /// `defaults` (min, max, concurrency, target_utilization, scale_to_zero_after for functions
+    /// whose fjord.yaml leaves them out), `autoscaler` (stable_window_ms, panic_window_ms,
+    /// panic_threshold, max_scale_up_rate, max_scale_down_rate, bucket_ms) and `scheduler`
+    /// (load_bound_c). An invalid file is refused whole, naming the field.
+    Apply {
+        #[arg(short, long)]
+        file: PathBuf,
+    },
+    /// Print the cluster policy in force, every setting included.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -112,11 +146,16 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
-    /// List nodes: state, address, memory, load, instances.
+    /// List nodes (state, address, zone, memory, load, instances), or drain and undrain one.
     Nodes {
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<NodesCommand>,
     },
+    /// The cluster policy: function defaults, autoscaler and scheduler settings.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Show the control plane: members, leader, term, log indexes, counts.
     Status {
         #[arg(long)]
@@ -194,7 +233,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Remove { name } => functions::remove(c, &name).await,
         Commands::Scale { name, min, max } => functions::scale(c, &name, min, max).await,
         Commands::Logs { name, tail, json } => functions::logs(c, &name, tail, json).await,
-        Commands::Nodes { json } => functions::nodes(c, json).await,
+        Commands::Nodes { json, action: None } => functions::nodes(c, json).await,
+        Commands::Nodes {
+            action: Some(NodesCommand::Drain { id, no_wait, timeout }),
+            ..
+        } => scheduling::drain(c, &id, (!no_wait).then_some(timeout)).await,
+        Commands::Nodes {
+            action: Some(NodesCommand::Undrain { id }),
+            ..
+        } => scheduling::undrain(c, &id).await,
+        Commands::Policy(PolicyCommand::Apply { file }) => scheduling::apply_policy(c, &file).await,
+        Commands::Policy(PolicyCommand::Show) => scheduling::show_policy(c).await,
         Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {
             functions::status(c, json).await
         }

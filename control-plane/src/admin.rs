@@ -14,7 +14,7 @@ use fjord_proto::v1 as pb;
 use fjord_proto::v1::admin_client::AdminClient;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -52,26 +52,93 @@ impl AdminService {
                 *value = String::new();
             }
         }
-        let node_ids: Vec<String> = self.member.state.read(|a| a.cluster.nodes.keys().cloned().collect());
+        let name = &record.spec.name;
+        let (node_ids, placed): (Vec<String>, BTreeMap<String, u32>) = self.member.state.read(|a| {
+            (
+                a.cluster.nodes.keys().cloned().collect(),
+                a.cluster.placements.get(name).cloned().unwrap_or_default(),
+            )
+        });
         let instances = node_ids
             .into_iter()
             .filter_map(|node_id| {
-                let (load, _) = self.member.liveness.last_report(&node_id)?;
-                let f = load
-                    .functions
-                    .get(&record.spec.name)
-                    .filter(|f| f.ready + f.starting > 0)?;
-                Some(pb::NodeInstances {
+                let reported = self
+                    .member
+                    .liveness
+                    .last_report(&node_id)
+                    .and_then(|(load, _)| load.functions.get(name).cloned())
+                    .filter(|f| f.revision == record.revision)
+                    .unwrap_or_default();
+                let placed = placed.get(&node_id).copied().unwrap_or(0);
+                (reported.ready + reported.starting + placed > 0).then(|| pb::NodeInstances {
                     node_id,
-                    ready: f.ready,
-                    busy: f.busy,
-                    starting: f.starting,
+                    ready: reported.ready,
+                    busy: reported.busy,
+                    starting: reported.starting,
+                    placed,
                 })
             })
             .collect();
+        let report = self.member.scheduling.function(name).unwrap_or_default();
+        let desired = if report.decisions.is_empty() {
+            placed.values().sum()
+        } else {
+            report.desired
+        };
         pb::FunctionStatus {
             record: Some(record_pb),
             instances,
+            desired,
+            pending: report
+                .pending
+                .into_iter()
+                .map(|(instances, reason)| pb::PendingInstances { instances, reason })
+                .collect(),
+            decisions: report
+                .decisions
+                .into_iter()
+                .map(|d| pb::ScalingDecision {
+                    at_ms: d.at_ms,
+                    from: d.from,
+                    to: d.to,
+                    reason: d.reason,
+                    stable_concurrency: d.stable_concurrency,
+                    panic_concurrency: d.panic_concurrency,
+                })
+                .collect(),
+        }
+    }
+
+    fn node_status(&self, node: &crate::state::RegisteredNode) -> pb::NodeStatus {
+        let (load, ago) = self.member.liveness.last_report(&node.info.id).unwrap_or_default();
+        let placed = self.member.state.read(|a| {
+            a.cluster
+                .placements
+                .iter()
+                .filter_map(|(function, by_node)| Some((function.clone(), *by_node.get(&node.info.id)?)))
+                .collect()
+        });
+        pb::NodeStatus {
+            info: Some((&node.info).into()),
+            state: node.state.as_str().into(),
+            registered_at_ms: node.registered_at_ms,
+            last_heartbeat_ms_ago: ago.as_millis() as u64,
+            in_flight: load.in_flight,
+            reserved_memory_mib: load.reserved_memory_mib,
+            functions: load
+                .functions
+                .iter()
+                .map(|(name, f)| pb::FunctionLoad {
+                    name: name.clone(),
+                    revision: f.revision,
+                    ready: f.ready,
+                    busy: f.busy,
+                    starting: f.starting,
+                    in_flight: f.in_flight,
+                    waiting: f.waiting,
+                })
+                .collect(),
+            placed,
         }
     }
 
@@ -174,14 +241,21 @@ fn change_error(e: RaftError<MemberId, ClientWriteError<MemberId, BasicNode>>) -
 impl pb::admin_server::Admin for AdminService {
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Result<Response<pb::FunctionStatus>, Status> {
         forward_to_leader!(self, request, deploy);
+        let request = request.into_inner();
         let spec_pb = request
-            .into_inner()
             .spec
             .ok_or_else(|| ControlPlaneError::InvalidRequest("the deploy request has no spec".into()))?;
-        let spec = FunctionSpec::try_from(spec_pb).map_err(|e| match e {
+        let spec_error = |e| match e {
             fjord_core::SpecError::Field { field, reason } => ControlPlaneError::InvalidSpec { field, reason },
             fjord_core::SpecError::Parse(reason) => ControlPlaneError::InvalidRequest(reason),
-        })?;
+        };
+        let mut spec = FunctionSpec::try_from(spec_pb).map_err(spec_error)?;
+        if !request.defaulted.is_empty() {
+            // Fields the user's fjord.yaml left out take the cluster policy's defaults.
+            let defaults = self.member.state.read(|a| a.cluster.policy.defaults.clone());
+            defaults.apply(&mut spec, &request.defaulted).map_err(spec_error)?;
+            spec.validate().map_err(spec_error)?;
+        }
         let result = self
             .member
             .write(Command::Deploy {
@@ -252,33 +326,72 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         forward_to_leader!(self, request, list_nodes);
         let nodes: Vec<_> = self.member.state.read(|a| a.cluster.nodes.values().cloned().collect());
-        let nodes = nodes
-            .into_iter()
-            .map(|node| {
-                let (load, ago) = self.member.liveness.last_report(&node.info.id).unwrap_or_default();
-                pb::NodeStatus {
-                    info: Some((&node.info).into()),
-                    state: node.state.as_str().into(),
-                    registered_at_ms: node.registered_at_ms,
-                    last_heartbeat_ms_ago: ago.as_millis() as u64,
-                    in_flight: load.in_flight,
-                    reserved_memory_mib: load.reserved_memory_mib,
-                    functions: load
-                        .functions
-                        .iter()
-                        .map(|(name, f)| pb::FunctionLoad {
-                            name: name.clone(),
-                            revision: f.revision,
-                            ready: f.ready,
-                            busy: f.busy,
-                            starting: f.starting,
-                            in_flight: f.in_flight,
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
+        let nodes = nodes.iter().map(|node| self.node_status(node)).collect();
         Ok(Response::new(pb::ListNodesResponse { nodes }))
+    }
+
+    async fn drain_node(&self, request: Request<pb::DrainNodeRequest>) -> Result<Response<pb::NodeStatus>, Status> {
+        forward_to_leader!(self, request, drain_node);
+        let request = request.into_inner();
+        let current = self
+            .member
+            .state
+            .read(|a| a.cluster.nodes.get(&request.id).map(|n| n.state))
+            .ok_or_else(|| ControlPlaneError::NodeNotFound(request.id.clone()))?;
+        let next = match (request.undrain, current) {
+            (false, NodeState::Down) => {
+                return Err(ControlPlaneError::InvalidRequest(format!(
+                    "node {:?} is down: its instances are already placed elsewhere; nothing to drain",
+                    request.id
+                ))
+                .into())
+            }
+            (false, NodeState::Draining | NodeState::Drained) => current,
+            (false, NodeState::Ready) => NodeState::Draining,
+            (true, NodeState::Draining | NodeState::Drained) => NodeState::Ready,
+            (true, _) => current,
+        };
+        if next != current {
+            let command = Command::SetNodeState {
+                id: request.id.clone(),
+                state: next,
+                term: self.member.term(),
+            };
+            match self.member.write(command).await? {
+                CommandResult::Fenced { .. } => return Err(ControlPlaneError::NoLeader.into()),
+                CommandResult::NotFound { name } => return Err(ControlPlaneError::NodeNotFound(name).into()),
+                _ => tracing::info!(node = %request.id, state = next.as_str(), "node state set by an operator"),
+            }
+        }
+        let node = self
+            .member
+            .state
+            .read(|a| a.cluster.nodes.get(&request.id).cloned())
+            .ok_or_else(|| ControlPlaneError::NodeNotFound(request.id.clone()))?;
+        Ok(Response::new(self.node_status(&node)))
+    }
+
+    async fn apply_policy(&self, request: Request<pb::Policy>) -> Result<Response<pb::Policy>, Status> {
+        forward_to_leader!(self, request, apply_policy);
+        let policy = fjord_core::policy::ClusterPolicy::from_yaml(&request.into_inner().yaml)
+            .map_err(|e| ControlPlaneError::InvalidPolicy(e.to_string()))?;
+        match self.member.write(Command::SetPolicy { policy }).await? {
+            CommandResult::Invalid { field, reason } => {
+                return Err(
+                    ControlPlaneError::InvalidPolicy(format!("invalid policy: field `{field}` {reason}")).into(),
+                )
+            }
+            _ => tracing::info!("cluster policy applied"),
+        }
+        let yaml = self.member.state.read(|a| a.cluster.policy.to_yaml());
+        Ok(Response::new(pb::Policy { yaml }))
+    }
+
+    async fn get_policy(&self, request: Request<pb::GetPolicyRequest>) -> Result<Response<pb::Policy>, Status> {
+        forward_to_leader!(self, request, get_policy);
+        self.member.linearizable().await?;
+        let yaml = self.member.state.read(|a| a.cluster.policy.to_yaml());
+        Ok(Response::new(pb::Policy { yaml }))
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {

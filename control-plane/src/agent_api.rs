@@ -8,7 +8,7 @@ use fjord_core::{NodeInfo, NodeLoad};
 use fjord_proto::v1 as pb;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -17,6 +17,8 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct AgentService {
     pub member: Arc<Member>,
+    /// Turns true when the member shuts down: open watch streams end.
+    pub stopping: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -74,6 +76,7 @@ impl pb::agent_server::Agent for AgentService {
                             busy: f.busy,
                             starting: f.starting,
                             in_flight: f.in_flight,
+                            waiting: f.waiting,
                         };
                         (f.name, load)
                     })
@@ -88,29 +91,43 @@ impl pb::agent_server::Agent for AgentService {
 
     async fn watch_assignments(
         &self,
-        _request: Request<pb::WatchAssignmentsRequest>,
+        request: Request<pb::WatchAssignmentsRequest>,
     ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let node_id = request.into_inner().node_id;
         let (tx, rx) = mpsc::channel(4);
         let state = self.member.state.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let mut applied = state.subscribe();
-            let mut sent_version = None;
+            let mut sent = None;
             loop {
-                let (version, functions) = state.read(|a| {
-                    (
-                        a.cluster.functions_version,
-                        a.cluster.functions.values().map(pb::FunctionRecord::from).collect(),
-                    )
+                let (versions, assignments) = state.read(|a| {
+                    let c = &a.cluster;
+                    let draining = c.nodes.get(&node_id).is_some_and(|n| n.state.is_drain());
+                    let versions = (c.functions_version, c.placements_version, draining);
+                    let placed = c
+                        .placements
+                        .iter()
+                        .filter_map(|(function, by_node)| Some((function.clone(), *by_node.get(&node_id)?)))
+                        .collect();
+                    let assignments = pb::Assignments {
+                        version: c.functions_version + c.placements_version,
+                        functions: c.functions.values().map(pb::FunctionRecord::from).collect(),
+                        placed,
+                        draining,
+                    };
+                    (versions, assignments)
                 });
-                if sent_version != Some(version) {
-                    if tx.send(Ok(pb::Assignments { version, functions })).await.is_err() {
+                if sent != Some(versions) {
+                    if tx.send(Ok(assignments)).await.is_err() {
                         return;
                     }
-                    sent_version = Some(version);
+                    sent = Some(versions);
                 }
                 tokio::select! {
                     r = applied.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
         });
@@ -120,6 +137,7 @@ impl pb::agent_server::Agent for AgentService {
 
 pub struct RoutesService {
     pub member: Arc<Member>,
+    pub stopping: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -132,6 +150,7 @@ impl pb::routes_server::Routes for RoutesService {
     ) -> Result<Response<Self::WatchRoutesStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         let mut routes = self.member.routes.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
                 let table = pb::RouteTable::from(routes.borrow_and_update().as_ref());
@@ -141,6 +160,7 @@ impl pb::routes_server::Routes for RoutesService {
                 tokio::select! {
                     r = routes.changed() => if r.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
         });

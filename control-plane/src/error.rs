@@ -10,6 +10,10 @@ pub enum ControlPlaneError {
     InvalidSpec { field: String, reason: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("node {0:?} is not registered (see `fjord nodes`)")]
+    NodeNotFound(String),
+    #[error("{0}")]
+    InvalidPolicy(String),
     #[error("no control-plane leader is elected right now; retry in a moment")]
     NoLeader,
     #[error("the control plane cannot commit writes right now: {0}")]
@@ -29,10 +33,10 @@ impl From<ControlPlaneError> for Status {
     fn from(e: ControlPlaneError) -> Status {
         let message = e.to_string();
         match e {
-            ControlPlaneError::FunctionNotFound(_) => Status::not_found(message),
-            ControlPlaneError::InvalidSpec { .. } | ControlPlaneError::InvalidRequest(_) => {
-                Status::invalid_argument(message)
-            }
+            ControlPlaneError::FunctionNotFound(_) | ControlPlaneError::NodeNotFound(_) => Status::not_found(message),
+            ControlPlaneError::InvalidSpec { .. }
+            | ControlPlaneError::InvalidRequest(_)
+            | ControlPlaneError::InvalidPolicy(_) => Status::invalid_argument(message),
             ControlPlaneError::NoLeader | ControlPlaneError::Unavailable(_) => Status::unavailable(message),
             ControlPlaneError::Unconfirmed(_) => Status::deadline_exceeded(message),
             ControlPlaneError::Membership(_) => Status::failed_precondition(message),

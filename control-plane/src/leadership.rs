@@ -2,7 +2,8 @@
 //!
 //! - **Leader:** heartbeats from every agent reach it (followers forward them), so it alone has
 //!   the full soft state. It builds and publishes the routing table, and runs the leader-only
-//!   loops: today, committing a node down when it misses heartbeats and ready when they resume.
+//!   loops: committing a node down when it misses heartbeats and ready when they resume, and
+//!   the scheduler with the function autoscaler ([`crate::scheduler`]).
 //!   Each decision carries the term it was made in and is refused if a later leader proposed
 //!   it (fencing), so two leaders never both act.
 //! - **Follower:** relays the leader's routing table to its own watchers (lbs), so an lb may
@@ -11,6 +12,7 @@
 use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, NodeState};
 use crate::routing::publish_if_changed;
+use crate::scheduler::Scheduler;
 use fjord_core::RouteTable;
 use fjord_proto::v1 as pb;
 use fjord_proto::v1::routes_client::RoutesClient;
@@ -44,13 +46,20 @@ async fn lead(member: &Member, routes: &watch::Sender<Arc<RouteTable>>, tick: Du
     let mut metrics = member.raft.metrics();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scheduler = Scheduler::new(member.heartbeat_interval);
     while member.is_leader() && member.term() == term {
         publish_if_changed(&member.state, &member.liveness, routes);
         tokio::select! {
             _ = applied.changed() => {},
             _ = heartbeats.changed() => {},
             _ = metrics.changed() => {},
-            _ = interval.tick() => commit_node_transitions(member, term).await,
+            _ = interval.tick() => {
+                commit_node_transitions(member, term).await;
+                if !scheduler.tick(member, term).await {
+                    tracing::info!(term, "a newer leader exists: stopping the leader loops");
+                    return;
+                }
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod member;
 pub mod network;
 pub mod raft_types;
 pub mod routing;
+pub mod scheduler;
 pub mod state;
 pub mod state_machine;
 
@@ -265,15 +266,28 @@ pub async fn run_with_faults(
         member: member.clone(),
         logs: logs::LogCollector::default(),
     };
+    // Watch streams (agents, lbs) never end on their own: they end when shutdown begins, so the
+    // graceful shutdown does not wait on them forever.
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
     tracing::info!(id = args.id, listen = %advertise, data_dir = %args.data_dir.display(), "control plane serving");
     let served = tonic::transport::Server::builder()
         .add_service(AdminServer::with_interceptor(admin, interceptor.clone()))
         .add_service(AgentServer::with_interceptor(
-            agent_api::AgentService { member: member.clone() },
+            agent_api::AgentService {
+                member: member.clone(),
+                stopping: stopping.clone(),
+            },
             node_interceptor.clone(),
         ))
         .add_service(RoutesServer::with_interceptor(
-            agent_api::RoutesService { member: member.clone() },
+            agent_api::RoutesService {
+                member: member.clone(),
+                stopping,
+            },
             node_interceptor,
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -32,6 +32,8 @@ pub struct Member {
     leader_channel: Mutex<Option<(String, Channel)>>,
     /// Held while a membership change runs: a second one is refused, not queued.
     pub membership_change: tokio::sync::Mutex<()>,
+    /// What the scheduler concluded, while this member leads (for `fjord describe`).
+    pub scheduling: crate::scheduler::SchedulingReport,
 }
 
 impl Member {
@@ -59,6 +61,7 @@ impl Member {
             faults,
             leader_channel: Mutex::new(None),
             membership_change: tokio::sync::Mutex::new(()),
+            scheduling: Default::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The Raft type configuration: what a log entry carries (a [`Command`]) and what applying it
 //! returns (a [`CommandResult`]).
 
+use fjord_core::placement::Placements;
+use fjord_core::policy::ClusterPolicy;
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
@@ -56,6 +58,16 @@ pub enum Command {
     RetireMember {
         id: MemberId,
     },
+    /// The scheduler's placements, whole (function -> node -> instances). Fenced by `term` like
+    /// [`Command::SetNodeState`], so a deposed leader's plan never lands.
+    SetPlacements {
+        placements: Placements,
+        term: u64,
+    },
+    /// Replaces the cluster policy (validated before it is proposed and again when applied).
+    SetPolicy {
+        policy: ClusterPolicy,
+    },
 }
 
 /// Whether the cluster agreed a node can take work.
@@ -63,6 +75,10 @@ pub enum Command {
 pub enum NodeState {
     #[default]
     Ready,
+    /// An operator asked to drain it: no new placements, its instances move elsewhere.
+    Draining,
+    /// Drained: nothing placed or running there; safe to stop or terminate.
+    Drained,
     Down,
 }
 
@@ -70,8 +86,15 @@ impl NodeState {
     pub fn as_str(self) -> &'static str {
         match self {
             NodeState::Ready => "ready",
+            NodeState::Draining => "draining",
+            NodeState::Drained => "drained",
             NodeState::Down => "down",
         }
+    }
+
+    /// Whether an operator took the node out of service (draining or drained).
+    pub fn is_drain(self) -> bool {
+        matches!(self, NodeState::Draining | NodeState::Drained)
     }
 }
 

@@ -2,6 +2,8 @@
 //! rules are tested directly and every member applies them identically.
 
 use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
+use fjord_core::placement::Placements;
+use fjord_core::policy::ClusterPolicy;
 use fjord_core::{FunctionRecord, NodeInfo, SpecError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +31,15 @@ pub struct ClusterState {
     /// Ids of members removed from the cluster: never given to a new member.
     #[serde(default)]
     pub retired_members: BTreeSet<MemberId>,
+    /// The scheduler's placements: function -> node -> instances. Only known functions and
+    /// nodes appear, with no zero counts.
+    #[serde(default)]
+    pub placements: Placements,
+    /// Bumped whenever `placements` changes.
+    #[serde(default)]
+    pub placements_version: u64,
+    #[serde(default)]
+    pub policy: ClusterPolicy,
 }
 
 impl ClusterState {
@@ -62,6 +73,9 @@ impl ClusterState {
             Command::Remove { name } => match self.functions.remove(&name) {
                 Some(record) => {
                     self.functions_version += 1;
+                    if self.placements.remove(&name).is_some() {
+                        self.placements_version += 1;
+                    }
                     CommandResult::Removed {
                         revision: record.revision,
                     }
@@ -126,6 +140,36 @@ impl ClusterState {
                 self.retired_members.insert(id);
                 CommandResult::Noop
             }
+            Command::SetPlacements { mut placements, term } => {
+                if term != entry_term {
+                    return CommandResult::Fenced {
+                        proposed_in: entry_term,
+                        decided_in: term,
+                    };
+                }
+                // A plan made before a function was removed or a node forgotten keeps nothing
+                // of them.
+                placements.retain(|function, by_node| {
+                    by_node.retain(|node, count| *count > 0 && self.nodes.contains_key(node));
+                    !by_node.is_empty() && self.functions.contains_key(function)
+                });
+                if placements != self.placements {
+                    self.placements = placements;
+                    self.placements_version += 1;
+                }
+                CommandResult::Noop
+            }
+            Command::SetPolicy { policy } => {
+                if let Err(e) = policy.validate() {
+                    let (field, reason) = match e {
+                        fjord_core::policy::PolicyError::Field { field, reason } => (field, reason),
+                        fjord_core::policy::PolicyError::Parse(reason) => ("policy".into(), reason),
+                    };
+                    return CommandResult::Invalid { field, reason };
+                }
+                self.policy = policy;
+                CommandResult::Noop
+            }
         }
     }
 }
@@ -186,6 +230,69 @@ mod tests {
             term: 3,
         };
         assert!(matches!(s.apply(unknown, 3), CommandResult::NotFound { .. }));
+    }
+
+    #[test]
+    fn placements_are_fenced_and_keep_only_known_functions_and_nodes() {
+        let mut s = ClusterState::default();
+        s.apply_now(Command::Deploy {
+            spec: spec("a"),
+            now_ms: 1,
+        });
+        let info = fjord_core::NodeInfo {
+            id: "n1".into(),
+            invoke_addr: "127.0.0.1:1".into(),
+            memory_mib: 1024,
+            cpu_millis: 1000,
+            zone: String::new(),
+            runtime: "process".into(),
+            instance_id: String::new(),
+        };
+        s.apply_now(Command::RegisterNode { info, now_ms: 1 });
+        let plan: Placements = [
+            ("a".to_string(), [("n1".to_string(), 2), ("gone".to_string(), 1)].into()),
+            ("removed".to_string(), [("n1".to_string(), 1)].into()),
+        ]
+        .into();
+        let stale = Command::SetPlacements {
+            placements: plan.clone(),
+            term: 1,
+        };
+        assert!(matches!(s.apply(stale, 2), CommandResult::Fenced { .. }));
+        assert!(s.placements.is_empty());
+        assert_eq!(
+            s.apply(
+                Command::SetPlacements {
+                    placements: plan,
+                    term: 2
+                },
+                2
+            ),
+            CommandResult::Noop
+        );
+        assert_eq!(s.placements, [("a".to_string(), [("n1".to_string(), 2)].into())].into());
+        let version = s.placements_version;
+        s.apply_now(Command::Remove { name: "a".into() });
+        assert!(s.placements.is_empty());
+        assert!(s.placements_version > version);
+    }
+
+    #[test]
+    fn an_invalid_policy_is_refused_and_the_stored_one_kept() {
+        let mut s = ClusterState::default();
+        let mut policy = ClusterPolicy::default();
+        policy.scheduler.load_bound_c = 2.0;
+        assert_eq!(
+            s.apply_now(Command::SetPolicy { policy: policy.clone() }),
+            CommandResult::Noop
+        );
+        let mut bad = policy.clone();
+        bad.autoscaler.panic_window_ms = 0;
+        assert!(matches!(
+            s.apply_now(Command::SetPolicy { policy: bad }),
+            CommandResult::Invalid { ref field, .. } if field == "autoscaler.panic_window_ms"
+        ));
+        assert_eq!(s.policy, policy);
     }
 
     fn spec(name: &str) -> FunctionSpec {

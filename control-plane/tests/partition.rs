@@ -164,6 +164,7 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
         .await
         .deploy(authed(pb::DeployRequest {
             spec: Some(spec("before")),
+            defaulted: Vec::new(),
         }))
         .await
         .unwrap();
@@ -177,6 +178,7 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
         .await
         .deploy(authed(pb::DeployRequest {
             spec: Some(spec("minority")),
+            defaulted: Vec::new(),
         }))
         .await;
     let refused = refused.expect_err("the minority side accepted a write");
@@ -200,6 +202,7 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
         .await
         .deploy(authed(pb::DeployRequest {
             spec: Some(spec("majority")),
+            defaulted: Vec::new(),
         }))
         .await;
     let majority_revision = majority

@@ -13,8 +13,11 @@ pub mod hashing;
 pub mod keepalive;
 pub mod name;
 pub mod node;
+pub mod node_autoscale;
 pub mod placement;
+pub mod policy;
 pub mod route;
+pub mod schedule;
 pub mod spec;
 #[cfg(feature = "daemon")]
 pub mod sys;

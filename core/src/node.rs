@@ -36,6 +36,9 @@ pub struct FunctionLoad {
     pub busy: u32,
     pub starting: u32,
     pub in_flight: u32,
+    /// Requests waiting on the node for an instance of the function.
+    #[serde(default)]
+    pub waiting: u32,
 }
 
 /// A node's load from its last heartbeat (soft state, never in the log).

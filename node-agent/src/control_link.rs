@@ -93,7 +93,9 @@ impl ControlLink {
                         })
                         .collect();
                     tracing::debug!(version = assignments.version, functions = records.len(), "assignments");
-                    self.pool.set_assignments(records);
+                    let placed = assignments.placed.into_iter().collect();
+                    self.pool.set_assignments(records, &placed, assignments.draining);
+                    self.pool.reap_and_prewarm();
                 }
                 _ = ticker.tick() => {
                     self.pool.reap_and_prewarm();
@@ -109,6 +111,7 @@ impl ControlLink {
                             busy: f.busy,
                             starting: f.starting,
                             in_flight: f.in_flight,
+                            waiting: f.waiting,
                         }).collect(),
                     };
                     let known = client.heartbeat(self.request(heartbeat)).await?.into_inner().known;

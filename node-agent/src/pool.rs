@@ -51,6 +51,8 @@ struct Slot {
 #[derive(Default)]
 struct FunctionState {
     record: Option<FunctionRecord>,
+    /// Instances the scheduler placed on this node: kept warm, started ahead of traffic.
+    placed: u32,
     instances: Vec<Arc<Slot>>,
     starting: u32,
     waiting: u32,
@@ -105,6 +107,8 @@ pub struct InstancePool {
     assignments: watch::Sender<u64>,
     next_instance: AtomicU64,
     node_id: String,
+    /// The node is draining: idle instances beyond the placed ones stop at once.
+    draining: AtomicBool,
 }
 
 enum Next {
@@ -123,7 +127,13 @@ impl InstancePool {
             assignments: watch::channel(0).0,
             next_instance: AtomicU64::new(1),
             node_id: node_id.to_string(),
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// The runtime instances start in (for image resolution and pull status).
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
     }
 
     pub fn runtime_name(&self) -> &'static str {
@@ -167,9 +177,16 @@ impl InstancePool {
             .clone()
     }
 
-    /// Replaces the set of functions this node may run. Instances of removed functions and of
-    /// older revisions stop once their in-flight requests finish.
-    pub fn set_assignments(self: &Arc<Self>, records: Vec<FunctionRecord>) {
+    /// Replaces the set of functions this node may run, with the instances placed here per
+    /// function. Instances of removed functions and of older revisions stop once their
+    /// in-flight requests finish.
+    pub fn set_assignments(
+        self: &Arc<Self>,
+        records: Vec<FunctionRecord>,
+        placed: &HashMap<String, u32>,
+        draining: bool,
+    ) {
+        self.draining.store(draining, Ordering::Release);
         let mut functions = self.functions.write().expect("pool lock poisoned");
         let mut seen = std::collections::HashSet::new();
         for record in records {
@@ -184,13 +201,20 @@ impl InstancePool {
                     })
                 })
                 .clone();
-            pool.state.lock().expect("function lock poisoned").record = Some(record);
+            {
+                let mut state = pool.state.lock().expect("function lock poisoned");
+                state.placed = placed.get(&record.spec.name).copied().unwrap_or(0);
+                state.record = Some(record);
+            }
             self.retire_outdated(&pool);
             pool.changed.notify_waiters();
         }
         for (name, pool) in functions.iter() {
             if !seen.contains(name) {
-                pool.state.lock().expect("function lock poisoned").record = None;
+                let mut state = pool.state.lock().expect("function lock poisoned");
+                state.record = None;
+                state.placed = 0;
+                drop(state);
                 self.retire_outdated(pool);
                 pool.changed.notify_waiters();
             }
@@ -434,9 +458,11 @@ impl InstancePool {
         });
     }
 
-    /// Stops instances idle past their function's `scale_to_zero_after`, keeping `min`, and
-    /// starts instances up to `min` (prewarm).
+    /// Stops instances idle past their function's `scale_to_zero_after` (at once on a
+    /// draining node), keeping the placed ones, and starts instances up to the placed count
+    /// (prewarm).
     pub fn reap_and_prewarm(self: &Arc<Self>) {
+        let draining = self.draining.load(Ordering::Acquire);
         let functions = self.all_functions();
         for function in functions {
             let (idle, missing) = {
@@ -451,16 +477,17 @@ impl InstancePool {
                     .iter()
                     .filter(|s| {
                         s.in_flight.load(Ordering::Acquire) == 0
-                            && s.last_used.lock().expect("slot lock poisoned").elapsed()
-                                >= record.spec.scale_to_zero_after
+                            && (draining
+                                || s.last_used.lock().expect("slot lock poisoned").elapsed()
+                                    >= record.spec.scale_to_zero_after)
                     })
                     .map(|s| (*s).clone())
                     .collect();
-                let keep = record.spec.min as usize;
+                let keep = state.placed as usize;
                 let removable = current.len().saturating_sub(keep);
                 idle.truncate(removable);
                 let live = current.len() as u32 + state.starting;
-                (idle, record.spec.min.saturating_sub(live))
+                (idle, state.placed.saturating_sub(live))
             };
             for slot in idle {
                 self.retire(&function, &slot, "idle past scale_to_zero_after");
@@ -498,6 +525,7 @@ impl InstancePool {
             let mut f = FunctionLoad {
                 revision: record.revision,
                 starting: state.starting,
+                waiting: state.waiting,
                 ..Default::default()
             };
             for slot in state.instances.iter().filter(|s| s.revision == record.revision) {

@@ -159,6 +159,7 @@ async fn acknowledged_writes_survive_random_member_kills_and_reads_respect_real_
         client
             .deploy(authed(pb::DeployRequest {
                 spec: Some(spec(&name, 1)),
+                defaulted: Vec::new(),
             }))
             .await
             .unwrap();
@@ -223,6 +224,7 @@ async fn acknowledged_writes_survive_random_member_kills_and_reads_respect_real_
                         let outcome = match client
                             .deploy(authed(pb::DeployRequest {
                                 spec: Some(spec(&name, 1)),
+                                defaulted: Vec::new(),
                             }))
                             .await
                         {
@@ -235,6 +237,7 @@ async fn acknowledged_writes_survive_random_member_kills_and_reads_respect_real_
                         if client
                             .deploy(authed(pb::DeployRequest {
                                 spec: Some(spec(&name, 1)),
+                                defaulted: Vec::new(),
                             }))
                             .await
                             .is_ok()
