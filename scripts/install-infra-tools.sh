@@ -3,9 +3,11 @@
 #
 #   * a Python venv with python-hcl2 (parses the .tf files for the reference checker)
 #   * a Python venv with checkov (static security analysis of the terraform)
+#   * a Python venv with moto[server]: the local AWS mock that fjord-aws's tests
+#     (aws/tests/moto.rs) start as $FJORD_TOOLS_DIR/moto/bin/moto_server
 #   * terraform itself, only when it is missing and Debian packages it
 #
-# The two Python tools pin incompatible versions of the same dependencies, so each
+# The Python tools pin incompatible versions of the same dependencies, so each
 # gets its own venv. Running the script again does nothing that is already done.
 #
 # Environment:
@@ -13,12 +15,14 @@
 #   PYTHON            interpreter used to create the venvs (default: python3)
 #   HCL2_VERSION      python-hcl2 requirement (default: any)
 #   CHECKOV_VERSION   checkov requirement (default: any)
+#   MOTO_VERSION      moto requirement (default: any)
 set -euo pipefail
 
 TOOLS_DIR="${FJORD_TOOLS_DIR:-$HOME/.cache/fjord-tools}"
 PYTHON="${PYTHON:-python3}"
 HCL2_SPEC="python-hcl2${HCL2_VERSION:+==$HCL2_VERSION}"
 CHECKOV_SPEC="checkov${CHECKOV_VERSION:+==$CHECKOV_VERSION}"
+MOTO_SPEC="moto[server]${MOTO_VERSION:+==$MOTO_VERSION}"
 
 log() { printf '[install-infra-tools] %s\n' "$*"; }
 
@@ -49,6 +53,9 @@ make_venv() {
 
 make_venv hcl2 'import hcl2' "$HCL2_SPEC"
 make_venv checkov 'import checkov' "$CHECKOV_SPEC"
+# moto's server extra brings flask; the check imports it so a venv without the extra is redone.
+make_venv moto 'import moto.server, flask' "$MOTO_SPEC"
+log "moto: server at $TOOLS_DIR/moto/bin/moto_server (fjord-aws tests read FJORD_MOTO_SERVER to override)"
 
 if command -v terraform >/dev/null 2>&1; then
     log "terraform: found $(command -v terraform)"

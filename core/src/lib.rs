@@ -6,6 +6,7 @@
 //! on the same rules, and tests run without a network.
 
 pub mod autoscale;
+pub mod capacity;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod duration;
@@ -22,6 +23,7 @@ pub mod spec;
 #[cfg(feature = "daemon")]
 pub mod sys;
 
+pub use capacity::{CapacityProvider, GroupSnapshot, ProviderError, StaticProvider};
 pub use hashing::{preference_order, HashNode};
 pub use node::{NodeInfo, NodeLoad};
 pub use route::{RouteNode, RouteTable, RoutedFunction};

@@ -1,0 +1,32 @@
+//! Everything in Fjord that talks to AWS: ECR pull credentials for the node agent ([`ecr`]) and
+//! the Auto Scaling group capacity provider for the control plane's node autoscaler ([`asg`]).
+//!
+//! This is the only crate that links the AWS SDK, whose compile takes minutes; other crates opt
+//! in by depending on it. It holds clients and the mapping of AWS's answers and failures to
+//! Fjord's terms (`fjord_core::capacity`), and no policy: when to scale, and which node to drain,
+//! is the control plane's business.
+//!
+//! Credentials and region come from the standard AWS chain (environment, profile, web identity,
+//! ECS, instance metadata) via [`load_sdk_config`]; an endpoint URL override points every client
+//! at a local mock (moto in the tests) or a private endpoint.
+
+pub mod asg;
+pub mod ecr;
+pub mod retry;
+mod sdk_error;
+
+pub use asg::AsgProvider;
+pub use aws_config::SdkConfig;
+pub use ecr::{ecr_registry, EcrCredentials, EcrError, EcrRegistry};
+pub use retry::{retry, RetryPolicy};
+
+/// Loads the AWS configuration from the standard chain (credentials, region, retry and timeout
+/// settings from the environment, profile files and instance metadata). `endpoint_url`, when
+/// given, overrides every service's endpoint (an operator's `--aws-endpoint-url`).
+pub async fn load_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
