@@ -92,7 +92,10 @@ impl AdminService {
             pending: report
                 .pending
                 .into_iter()
-                .map(|(instances, reason)| pb::PendingInstances { instances, reason })
+                .map(|p| pb::PendingInstances {
+                    instances: p.instances,
+                    reason: p.reason,
+                })
                 .collect(),
             decisions: report
                 .decisions

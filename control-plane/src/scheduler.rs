@@ -43,12 +43,23 @@ pub struct ScalingDecision {
     pub panic_concurrency: f64,
 }
 
+/// Desired instances not placed (or held on a draining node), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingReport {
+    pub instances: u32,
+    pub reason: String,
+    /// Memory the instances need in all.
+    pub memory_mib: u64,
+    /// Pending for lack of room: more nodes would place them (not so when an instance is
+    /// larger than any node, or when it is held on a draining node).
+    pub for_room: bool,
+}
+
 /// What the leader's scheduler last concluded about one function.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionReport {
     pub desired: u32,
-    /// (instances, reason) that could not be placed, or are held on draining nodes.
-    pub pending: Vec<(u32, String)>,
+    pub pending: Vec<PendingReport>,
     pub decisions: VecDeque<ScalingDecision>,
 }
 
@@ -70,6 +81,16 @@ impl SchedulingReport {
             .expect("report lock poisoned")
             .entry(name.to_string())
             .or_default());
+    }
+
+    /// Instances pending for lack of room, over every function: (instances, memory MiB).
+    pub fn pending_for_room(&self) -> (u32, u64) {
+        let functions = self.functions.lock().expect("report lock poisoned");
+        functions
+            .values()
+            .flat_map(|f| f.pending.iter())
+            .filter(|p| p.for_room)
+            .fold((0, 0), |(n, mib), p| (n + p.instances, mib + p.memory_mib))
     }
 
     fn retain(&self, keep: impl Fn(&str) -> bool) {
@@ -159,18 +180,24 @@ impl Scheduler {
         }
         for record in &inputs.functions {
             let name = &record.spec.name;
-            let mut pending: Vec<(u32, String)> = plan
+            let memory = u64::from(record.spec.memory_mib);
+            let mut pending: Vec<PendingReport> = plan
                 .pending
                 .iter()
                 .filter(|p| &p.function == name)
-                .map(|p| (p.instances, p.reason.to_string()))
+                .map(|p| PendingReport {
+                    instances: p.instances,
+                    reason: p.reason.to_string(),
+                    memory_mib: u64::from(p.instances) * memory,
+                    for_room: !matches!(p.reason, placement::PendingReason::LargerThanAnyNode { .. }),
+                })
                 .collect();
-            pending.extend(
-                plan.held
-                    .iter()
-                    .filter(|h| &h.function == name)
-                    .map(|h| (h.instances, format!("held on draining node {}: {}", h.node, h.reason))),
-            );
+            pending.extend(plan.held.iter().filter(|h| &h.function == name).map(|h| PendingReport {
+                instances: h.instances,
+                reason: format!("held on draining node {}: {}", h.node, h.reason),
+                memory_mib: u64::from(h.instances) * memory,
+                for_room: false,
+            }));
             member.scheduling.update(name, |r| r.pending = pending);
         }
         if placements != inputs.current {

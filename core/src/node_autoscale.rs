@@ -94,6 +94,19 @@ pub const MAX_NODE_GROUP_POLICY_BYTES: usize = 64 * 1024;
 pub struct NodeGroupPolicy {
     /// The group's name (a DNS label), as the provider and `fjord nodes` know it.
     pub name: String,
+    /// Who adds and removes the group's machines.
+    #[serde(default)]
+    pub provider: ProviderKind,
+    /// `aws-asg`: the Auto Scaling group's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub asg_name: String,
+    /// `static`: the node ids of the fleet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// `command`: a program and its first arguments, run with `describe`, `set-desired N` or
+    /// `terminate ID` appended (see `fjord policy --help`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     #[serde(default = "default_min_nodes")]
     pub min_nodes: u32,
     pub max_nodes: u32,
@@ -113,6 +126,29 @@ pub struct NodeGroupPolicy {
     pub max_step_out: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
+}
+
+/// The kinds of capacity provider a node group can use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// A fixed fleet of VPS nodes: never launches; says when demand exceeds it.
+    #[default]
+    Static,
+    /// An EC2 Auto Scaling group.
+    AwsAsg,
+    /// An operator's program that adds and removes machines (any cloud or hypervisor API).
+    Command,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Static => "static",
+            ProviderKind::AwsAsg => "aws-asg",
+            ProviderKind::Command => "command",
+        }
+    }
 }
 
 fn default_min_nodes() -> u32 {
@@ -173,6 +209,10 @@ impl NodeGroupPolicy {
     pub fn new(name: &str, min_nodes: u32, max_nodes: u32) -> Self {
         NodeGroupPolicy {
             name: name.to_string(),
+            provider: ProviderKind::Static,
+            asg_name: String::new(),
+            nodes: Vec::new(),
+            command: Vec::new(),
             min_nodes,
             max_nodes,
             target_memory_utilization: DEFAULT_TARGET_MEMORY_UTILIZATION,
@@ -198,6 +238,37 @@ impl NodeGroupPolicy {
             serde_yaml_ng::from_str(text).map_err(|e| NodeGroupPolicyError::Parse(e.to_string()))?;
         policy.validate()?;
         Ok(policy)
+    }
+
+    /// Checks that the provider settings are complete: `asg_name` for `aws-asg`, `nodes` for
+    /// `static`, `command` for `command`. Separate from [`Self::validate`], which checks the
+    /// scaling rules alone.
+    pub fn validate_provider(&self) -> Result<(), NodeGroupPolicyError> {
+        let fail = |field: &str, reason: String| Err(NodeGroupPolicyError::field(field, reason));
+        match self.provider {
+            ProviderKind::AwsAsg if self.asg_name.trim().is_empty() => {
+                return fail(
+                    "asg_name",
+                    "is required with provider aws-asg: the Auto Scaling group's name".into(),
+                )
+            }
+            ProviderKind::Static if self.nodes.is_empty() => {
+                return fail("nodes", "is required with provider static: the fleet's node ids".into())
+            }
+            ProviderKind::Static => {
+                for (i, node) in self.nodes.iter().enumerate() {
+                    check_dns_label(node).map_err(|r| NodeGroupPolicyError::field(format!("nodes[{i}]"), r))?;
+                }
+            }
+            ProviderKind::Command if self.command.first().is_none_or(|c| c.trim().is_empty()) => {
+                return fail(
+                    "command",
+                    "is required with provider command: [program, args...]".into(),
+                )
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Checks every bound; the first field at fault is reported.

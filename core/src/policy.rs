@@ -14,6 +14,16 @@
 //!   max_scale_down_rate: 2
 //! scheduler:
 //!   load_bound_c: 1.25
+//! node_groups:              # sized by the node autoscaler (see node_autoscale)
+//!   - name: workers
+//!     provider: aws-asg     # or static (with nodes: [...]) or command (with command: [...])
+//!     asg_name: fjord-workers
+//!     min_nodes: 2
+//!     max_nodes: 20
+//!     windows:
+//!       - cron: "30 11 * * 5"   # UTC
+//!         duration_ms: 5400000
+//!         min_nodes: 8
 //! ```
 //!
 //! Every section and key is optional; unknown keys are refused, so a typo is an error, not a
@@ -23,6 +33,7 @@
 use crate::autoscale::AutoscalerConfig;
 use crate::duration::parse_duration;
 use crate::hashing::DEFAULT_LOAD_BOUND_C;
+use crate::node_autoscale::{NodeGroupPolicy, NodeGroupPolicyError};
 use crate::spec::{FunctionSpec, SpecError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -39,6 +50,9 @@ pub struct ClusterPolicy {
     pub defaults: FunctionDefaults,
     pub autoscaler: AutoscalerConfig,
     pub scheduler: SchedulerPolicy,
+    /// Node groups the node autoscaler sizes (none: the nodes are whatever agents register).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_groups: Vec<NodeGroupPolicy>,
 }
 
 /// Values for the scaling fields a function's spec leaves out; unset here means the built-in
@@ -123,6 +137,25 @@ impl ClusterPolicy {
             field: format!("autoscaler.{}", e.field),
             reason: e.reason,
         })?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, group) in self.node_groups.iter().enumerate() {
+            group
+                .validate()
+                .and_then(|()| group.validate_provider())
+                .map_err(|e| match e {
+                    NodeGroupPolicyError::Field { field, reason } => PolicyError::Field {
+                        field: format!("node_groups[{i}].{field}"),
+                        reason,
+                    },
+                    NodeGroupPolicyError::Parse(reason) => PolicyError::Parse(reason),
+                })?;
+            if !names.insert(group.name.as_str()) {
+                return Err(PolicyError::Field {
+                    field: format!("node_groups[{i}].name"),
+                    reason: format!("{:?} names two groups; names must be unique", group.name),
+                });
+            }
+        }
         let c = self.scheduler.load_bound_c;
         if !(c.is_finite() && (1.0..=100.0).contains(&c)) {
             return Err(PolicyError::Field {
@@ -221,6 +254,18 @@ mod tests {
             "autoscaler.panic_window_ms"
         );
         assert_eq!(field_of("scheduler:\n  load_bound_c: 0.5\n"), "scheduler.load_bound_c");
+        assert_eq!(
+            field_of("node_groups:\n  - name: w\n    provider: aws-asg\n    max_nodes: 3\n"),
+            "node_groups[0].asg_name"
+        );
+        assert_eq!(
+            field_of("node_groups:\n  - name: w\n    nodes: [a]\n    max_nodes: 3\n  - name: w\n    nodes: [b]\n    max_nodes: 1\n"),
+            "node_groups[1].name"
+        );
+        assert_eq!(
+            field_of("node_groups:\n  - name: w\n    provider: command\n    command: [x]\n    min_nodes: 4\n    max_nodes: 3\n"),
+            "node_groups[0].min_nodes"
+        );
     }
 
     #[test]

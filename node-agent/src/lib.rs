@@ -75,6 +75,11 @@ pub struct Args {
     /// metadata service (IMDSv2).
     #[arg(long, env = "FJORD_EC2_METADATA")]
     pub ec2_metadata: bool,
+    /// The machine's id at its provider (what a node group's capacity provider lists), when
+    /// --ec2-metadata does not give it: ties this node to the machine the node autoscaler may
+    /// terminate.
+    #[arg(long, env = "FJORD_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// The instance metadata service's address (for tests).
     #[arg(long, env = "FJORD_EC2_METADATA_ENDPOINT", default_value = ec2_metadata::DEFAULT_ENDPOINT, hide = true)]
     pub ec2_metadata_endpoint: String,
@@ -157,7 +162,11 @@ pub async fn run(
         cpu_millis: args.cpu_millis,
         zone,
         runtime: pool.runtime_name().into(),
-        instance_id: ec2.map(|identity| identity.instance_id).unwrap_or_default(),
+        instance_id: args
+            .instance_id
+            .clone()
+            .or(ec2.map(|identity| identity.instance_id))
+            .unwrap_or_default(),
     };
     let link = control_link::ControlLink {
         endpoints: args.control_plane.clone(),
