@@ -229,12 +229,12 @@ pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Opt
 
 pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let nodes = admin
+    let answer = admin
         .list_nodes(pb::ListNodesRequest {})
         .await
         .map_err(explain)?
-        .into_inner()
-        .nodes;
+        .into_inner();
+    let (nodes, groups) = (answer.nodes, answer.groups);
     if json {
         let value: Vec<_> = nodes
             .iter()
@@ -255,6 +255,22 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
             .collect();
         print_json(&serde_json::Value::Array(value));
         return Ok(());
+    }
+    for g in &groups {
+        println!(
+            "group {} ({}): desired {}, machines {}, nodes {} (min {}, max {})",
+            g.name,
+            g.provider,
+            g.desired,
+            g.instances,
+            g.nodes.len(),
+            g.min_nodes,
+            g.max_nodes
+        );
+        println!("  now: {}", g.status);
+        for d in g.decisions.iter().rev().take(5).rev() {
+            println!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
+        }
     }
     if nodes.is_empty() {
         println!("no nodes registered; start a node agent (fjord dev starts one)");
@@ -279,6 +295,54 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
             n.in_flight,
             format!("{instances}/{placed}")
         );
+    }
+    Ok(())
+}
+
+/// `fjord nodes groups`: the node groups the node autoscaler sizes.
+pub async fn groups(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    let groups = admin
+        .list_nodes(pb::ListNodesRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .groups;
+    if json {
+        let value: Vec<_> = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "name": g.name, "provider": g.provider, "min_nodes": g.min_nodes, "max_nodes": g.max_nodes,
+                    "desired": g.desired, "instances": g.instances, "nodes": g.nodes, "status": g.status,
+                    "decisions": g.decisions.iter().map(|d| json!({
+                        "at_ms": d.at_ms, "action": d.action, "reason": d.reason,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(value));
+        return Ok(());
+    }
+    if groups.is_empty() {
+        println!("no node groups; add node_groups to the policy (fjord policy apply -f FILE)");
+        return Ok(());
+    }
+    for g in &groups {
+        println!(
+            "group {} ({}): desired {}, machines {}, nodes {} (min {}, max {})",
+            g.name,
+            g.provider,
+            g.desired,
+            g.instances,
+            g.nodes.len(),
+            g.min_nodes,
+            g.max_nodes
+        );
+        println!("  now: {}", g.status);
+        for d in &g.decisions {
+            println!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
+        }
     }
     Ok(())
 }

@@ -64,6 +64,12 @@ enum NodesCommand {
     },
     /// Make a draining or drained node ready again.
     Undrain { id: String },
+    /// Node groups of the policy: provider, desired size, machines, nodes, and the node
+    /// autoscaler's latest decisions with their reasons.
+    Groups {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -242,6 +248,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(NodesCommand::Undrain { id }),
             ..
         } => scheduling::undrain(c, &id).await,
+        Commands::Nodes {
+            action: Some(NodesCommand::Groups { json }),
+            ..
+        } => functions::groups(c, json).await,
         Commands::Policy(PolicyCommand::Apply { file }) => scheduling::apply_policy(c, &file).await,
         Commands::Policy(PolicyCommand::Show) => scheduling::show_policy(c).await,
         Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {

@@ -70,7 +70,7 @@ impl AdminService {
                     .filter(|f| f.revision == record.revision)
                     .unwrap_or_default();
                 let placed = placed.get(&node_id).copied().unwrap_or(0);
-                (reported.ready + reported.starting + placed > 0).then(|| pb::NodeInstances {
+                (reported.ready + reported.starting + placed > 0).then_some(pb::NodeInstances {
                     node_id,
                     ready: reported.ready,
                     busy: reported.busy,
@@ -328,9 +328,42 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         forward_to_leader!(self, request, list_nodes);
-        let nodes: Vec<_> = self.member.state.read(|a| a.cluster.nodes.values().cloned().collect());
+        let (nodes, policies, records): (Vec<_>, Vec<_>, BTreeMap<_, _>) = self.member.state.read(|a| {
+            (
+                a.cluster.nodes.values().cloned().collect(),
+                a.cluster.policy.node_groups.clone(),
+                a.cluster.node_groups.clone(),
+            )
+        });
         let nodes = nodes.iter().map(|node| self.node_status(node)).collect();
-        Ok(Response::new(pb::ListNodesResponse { nodes }))
+        let reports = self.member.node_groups.all();
+        let groups = policies
+            .iter()
+            .map(|policy| {
+                let report = reports.get(&policy.name).cloned().unwrap_or_default();
+                let record = records.get(&policy.name).cloned().unwrap_or_default();
+                pb::NodeGroupStatus {
+                    name: policy.name.clone(),
+                    provider: policy.provider.as_str().into(),
+                    min_nodes: policy.min_nodes,
+                    max_nodes: policy.max_nodes,
+                    desired: report.desired,
+                    instances: report.instances,
+                    nodes: report.nodes,
+                    status: if report.status.is_empty() {
+                        "not looked at yet".into()
+                    } else {
+                        report.status
+                    },
+                    decisions: record
+                        .decisions
+                        .into_iter()
+                        .map(|(at_ms, action, reason)| pb::NodeGroupDecision { at_ms, action, reason })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListNodesResponse { nodes, groups }))
     }
 
     async fn drain_node(&self, request: Request<pb::DrainNodeRequest>) -> Result<Response<pb::NodeStatus>, Status> {

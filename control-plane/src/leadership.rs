@@ -10,6 +10,7 @@
 //!   watch any member.
 
 use crate::member::Member;
+use crate::node_scaler::NodeScalerConfig;
 use crate::raft_types::{Command, CommandResult, NodeState};
 use crate::routing::publish_if_changed;
 use crate::scheduler::Scheduler;
@@ -21,14 +22,22 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::Request;
 
-pub async fn run(member: Arc<Member>, routes: watch::Sender<Arc<RouteTable>>, tick: Duration) {
+pub async fn run(
+    member: Arc<Member>,
+    routes: watch::Sender<Arc<RouteTable>>,
+    tick: Duration,
+    node_scaler: NodeScalerConfig,
+) {
     let mut metrics = member.raft.metrics();
     loop {
         if member.is_leader() {
             let term = member.term();
             tracing::info!(member = member.id, term, "leading: publishing routes, watching nodes");
             member.liveness.restart_grace();
+            // The node autoscaler talks to slow provider APIs: its own task, for this term only.
+            let groups = tokio::spawn(crate::node_scaler::run(member.clone(), term, node_scaler.clone()));
             lead(&member, &routes, tick, term).await;
+            groups.abort();
         } else if let Ok(Some(channel)) = member.leader_channel() {
             if let Err(e) = follow(&member, &routes, channel).await {
                 tracing::debug!(error = %e, "route relay from the leader ended");

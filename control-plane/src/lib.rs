@@ -18,6 +18,8 @@ pub mod log_store;
 pub mod logs;
 pub mod member;
 pub mod network;
+pub mod node_scaler;
+pub mod providers;
 pub mod raft_types;
 pub mod routing;
 pub mod scheduler;
@@ -74,6 +76,13 @@ pub struct Args {
     /// Routes APIs only, never Admin. Without it they must present the admin token.
     #[arg(long, env = "FJORD_JOIN_TOKEN_FILE")]
     pub join_token_file: Option<PathBuf>,
+    /// How often the leader's node autoscaler looks at each node group of the policy.
+    #[arg(long, env = "FJORD_NODE_AUTOSCALE_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub node_autoscale_interval_ms: u64,
+    /// AWS endpoint override for the aws-asg node groups (a local AWS endpoint in tests);
+    /// credentials and region come from the standard AWS chain.
+    #[arg(long, env = "FJORD_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
     /// Initialise a new cluster whose members are this one and --initial-members. Ignored when
     /// the data directory already holds a cluster.
     #[arg(long)]
@@ -254,7 +263,11 @@ pub async fn run_with_faults(
         faults,
     ));
     let tick = Duration::from_millis((args.heartbeat_timeout_ms / 4).clamp(50, 1000));
-    let publisher = tokio::spawn(leadership::run(member.clone(), routes_tx, tick));
+    let node_scaler = node_scaler::NodeScalerConfig {
+        interval: Duration::from_millis(args.node_autoscale_interval_ms),
+        aws_endpoint_url: args.aws_endpoint_url.clone(),
+    };
+    let publisher = tokio::spawn(leadership::run(member.clone(), routes_tx, tick, node_scaler));
 
     let join = match &args.join_token_file {
         Some(path) => Some(Token::read_file(path).map_err(StartError::Config)?),

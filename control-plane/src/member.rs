@@ -34,6 +34,8 @@ pub struct Member {
     pub membership_change: tokio::sync::Mutex<()>,
     /// What the scheduler concluded, while this member leads (for `fjord describe`).
     pub scheduling: crate::scheduler::SchedulingReport,
+    /// What the node autoscaler last saw per node group, while this member leads.
+    pub node_groups: crate::node_scaler::NodeGroupsReport,
 }
 
 impl Member {
@@ -62,6 +64,7 @@ impl Member {
             leader_channel: Mutex::new(None),
             membership_change: tokio::sync::Mutex::new(()),
             scheduling: Default::default(),
+            node_groups: Default::default(),
         }
     }
 

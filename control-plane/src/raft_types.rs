@@ -68,6 +68,39 @@ pub enum Command {
     SetPolicy {
         policy: ClusterPolicy,
     },
+    /// A node autoscaler decision, committed before it is acted on (fenced by `term`), so a new
+    /// leader neither repeats nor forgets it.
+    NodeGroupAction {
+        group: String,
+        action: GroupAction,
+        reason: String,
+        at_ms: u64,
+        term: u64,
+    },
+}
+
+/// What the node autoscaler does to a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupAction {
+    /// The provider's desired size is set to `to`.
+    ScaleOut { to: u32 },
+    /// The node is drained (scale-in, step one).
+    Drain { node: String },
+    /// The drained node's machine is terminated, lowering the desired size by one.
+    Terminate { node: String },
+    /// The node it drained goes back to service.
+    Restore { node: String },
+}
+
+impl std::fmt::Display for GroupAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupAction::ScaleOut { to } => write!(f, "scale out to {to} nodes"),
+            GroupAction::Drain { node } => write!(f, "drain node {node}"),
+            GroupAction::Terminate { node } => write!(f, "terminate node {node}"),
+            GroupAction::Restore { node } => write!(f, "restore node {node}"),
+        }
+    }
 }
 
 /// Whether the cluster agreed a node can take work.

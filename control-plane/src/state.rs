@@ -1,7 +1,7 @@
 //! The replicated state and the pure function that applies a command to it. No I/O here, so the
 //! rules are tested directly and every member applies them identically.
 
-use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
+use crate::raft_types::{Command, CommandResult, GroupAction, MemberId, NodeState};
 use fjord_core::placement::Placements;
 use fjord_core::policy::ClusterPolicy;
 use fjord_core::{FunctionRecord, NodeInfo, SpecError};
@@ -40,6 +40,25 @@ pub struct ClusterState {
     pub placements_version: u64,
     #[serde(default)]
     pub policy: ClusterPolicy,
+    /// What the node autoscaler decided for each node group.
+    #[serde(default)]
+    pub node_groups: BTreeMap<String, GroupRecord>,
+}
+
+/// Node-group decisions kept for `fjord nodes`.
+pub const GROUP_DECISIONS_KEPT: usize = 10;
+
+/// The committed history of one node group's autoscaling.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub last_scale_out_ms: Option<u64>,
+    pub last_scale_in_ms: Option<u64>,
+    /// The node the autoscaler is draining to terminate.
+    pub draining: Option<String>,
+    /// Nodes whose machine the autoscaler terminated: no longer part of the group.
+    pub terminated: BTreeSet<String>,
+    /// (at_ms, what, why), newest last.
+    pub decisions: std::collections::VecDeque<(u64, String, String)>,
 }
 
 impl ClusterState {
@@ -156,6 +175,54 @@ impl ClusterState {
                 if placements != self.placements {
                     self.placements = placements;
                     self.placements_version += 1;
+                }
+                CommandResult::Noop
+            }
+            Command::NodeGroupAction {
+                group,
+                action,
+                reason,
+                at_ms,
+                term,
+            } => {
+                if term != entry_term {
+                    return CommandResult::Fenced {
+                        proposed_in: entry_term,
+                        decided_in: term,
+                    };
+                }
+                let node_state = match &action {
+                    GroupAction::ScaleOut { .. } => None,
+                    GroupAction::Drain { node } => Some((node.clone(), NodeState::Draining)),
+                    GroupAction::Terminate { node } => Some((node.clone(), NodeState::Drained)),
+                    GroupAction::Restore { node } => Some((node.clone(), NodeState::Ready)),
+                };
+                if let Some((node, _)) = &node_state {
+                    if !self.nodes.contains_key(node) {
+                        return CommandResult::NotFound { name: node.clone() };
+                    }
+                }
+                let record = self.node_groups.entry(group).or_default();
+                match &action {
+                    GroupAction::ScaleOut { .. } => record.last_scale_out_ms = Some(at_ms),
+                    GroupAction::Drain { node } => record.draining = Some(node.clone()),
+                    GroupAction::Terminate { node } => {
+                        record.terminated.insert(node.clone());
+                        record.draining = None;
+                        record.last_scale_in_ms = Some(at_ms);
+                    }
+                    GroupAction::Restore { .. } => record.draining = None,
+                }
+                record.decisions.push_back((at_ms, action.to_string(), reason));
+                while record.decisions.len() > GROUP_DECISIONS_KEPT {
+                    record.decisions.pop_front();
+                }
+                if let Some((id, state)) = node_state {
+                    let node = self.nodes.get_mut(&id).expect("checked above");
+                    if node.state != state {
+                        node.state = state;
+                        self.nodes_version += 1;
+                    }
                 }
                 CommandResult::Noop
             }

@@ -14,6 +14,8 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
@@ -199,11 +201,23 @@ impl Platform {
 
     /// Like [`Platform::start`], with agents offering `agent_memory_mib` and extra lb flags.
     pub async fn start_custom(agents: usize, agent_memory_mib: u32, lb_flags: &[&str]) -> Platform {
+        Self::start_full(agents, agent_memory_mib, lb_flags, &[]).await
+    }
+
+    /// Like [`Platform::start_custom`], with extra control-plane flags too.
+    pub async fn start_full(
+        agents: usize,
+        agent_memory_mib: u32,
+        lb_flags: &[&str],
+        control_plane_flags: &[&str],
+    ) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin.token");
         std::fs::write(&token_file, TEST_TOKEN).unwrap();
         let control_plane_port = free_port();
-        let control_plane = start_control_plane(dir.path(), &token_file, control_plane_port, true);
+        let control_plane_flags: Vec<String> = control_plane_flags.iter().map(|f| f.to_string()).collect();
+        let control_plane =
+            start_control_plane_with(dir.path(), &token_file, control_plane_port, true, &control_plane_flags);
         let mut agent_daemons = Vec::new();
         let mut agent_ports = Vec::new();
         for i in 0..agents {
@@ -529,4 +543,57 @@ pub fn spec_file(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, format!("name: {name}\ncommand: [\"/bin/true\"]\n")).unwrap();
     path
+}
+
+/// Callers that each send one request after another until stopped; every answer is recorded.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    pub results: Arc<Mutex<Vec<(u16, Duration, String)>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(url: String, callers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..callers)
+            .map(|_| {
+                let (stop, results, url) = (stop.clone(), results.clone(), url.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let (status, body) = match http("GET", &url, b"", &[]).await {
+                            Ok(answer) => (
+                                answer.status,
+                                format!("{}: {}", answer.header("x-fjord-node").unwrap_or("-"), answer.text()),
+                            ),
+                            Err(e) => (0, e),
+                        };
+                        results.lock().unwrap().push((status, started.elapsed(), body));
+                    }
+                })
+            })
+            .collect();
+        Load { stop, results, tasks }
+    }
+
+    /// Stops the callers and returns every (status, latency, body) recorded.
+    pub async fn finish(self) -> Vec<(u16, Duration, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        std::mem::take(&mut *self.results.lock().unwrap())
+    }
+}
+
+pub fn assert_no_failure(results: &[(u16, Duration, String)], what: &str) {
+    assert!(!results.is_empty(), "{what}: no request was made");
+    let failed: Vec<_> = results.iter().filter(|(status, _, _)| *status != 200).take(5).collect();
+    assert!(
+        failed.is_empty(),
+        "{what}: {} of {} requests failed, e.g. {failed:?}",
+        results.iter().filter(|(s, _, _)| *s != 200).count(),
+        results.len()
+    );
 }
