@@ -2,6 +2,9 @@
 # The docker runtime's numbers, in one run:
 #   - cold start, image already local: request to first byte through the lb for a function
 #     scaled to zero, beside plain `docker run` of the same image until it answers, and the ratio;
+#   - where those cold starts spent their time (p50 per phase, from the agent's "started in"
+#     platform log line: image check, create, start, port lookup, first readiness answer) and
+#     how many took a pre-created container;
 #   - warm invoke latency through the docker runtime (one connection, back to back);
 #   - the agent's memory with 50 warm instances.
 #
@@ -21,7 +24,7 @@ docker version >/dev/null 2>&1 || { echo "no Docker engine answers" >&2; exit 1;
 
 cargo build --release --quiet -p fjord
 scripts/build-example-images.sh bench >/dev/null
-bin="$PWD/target/release"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 lb_port=$(free_port); cp_port=$(free_port); agent_port=$(free_port)
@@ -61,6 +64,22 @@ for _ in $(seq 1 "$samples"); do
     grep -qi '^x-fjord-cold-start: 1' "$work/h.txt" && cold_seen=$((cold_seen + 1))
 done
 
+# --- the agent's account of each of those starts: p50 per phase, in ms
+phases=$("$bin/fjord" logs cold --json --tail 2000 | python3 -c '
+import json, re, sys
+samples = int(sys.argv[1])
+pattern = re.compile(r"started in ([\d.]+) ms: image ([\d.]+) ms, create ([\d.]+) ms, start ([\d.]+) ms, "
+                     r"port ([\d.]+) ms, ready ([\d.]+) ms( \(pre-created container\))?")
+starts = [m for m in (pattern.search(l["line"]) for l in json.load(sys.stdin)["lines"] if l["stream"] == "platform") if m]
+starts = starts[-samples:]
+def p50(i):
+    v = sorted(float(m.group(i)) for m in starts)
+    return v[(len(v) - 1) // 2] if v else float("nan")
+names = ["total", "image", "create", "start", "port", "ready"]
+print("  ".join(f"{n} {p50(i + 1):.1f}" for i, n in enumerate(names)),
+      f"| {sum(1 for m in starts if m.group(7))} of {len(starts)} from a pre-created container")
+' "$samples")
+
 # --- plain docker run of the same image until it answers, same limits
 : > "$work/run.txt"
 for _ in $(seq 1 "$samples"); do
@@ -88,11 +107,13 @@ read -r w_p50 w_p99 < <(wrk -t1 -c1 -d"${seconds}s" --latency "$lb/function/warm
 function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
 /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} END {printf "%.0f %.0f\n", p50, p99}')
 
-# --- agent memory with 50 warm instances
+# --- agent memory with 50 warm instances (the scheduler places them within the node's
+#     CPU, 4000 millicores by default: 50 x 50)
 cat > "$work/many.yaml" <<YAML
 name: many
 image: fjord-example/echo:bench
 memory_mib: 32
+cpu_millis: 50
 min: 50
 max: 50
 YAML
@@ -112,5 +133,7 @@ echo "  cold start, request to first byte through the lb ($samples samples, $col
 echo "    fjord         p50 ${f_p50} ms   p95 ${f_p95} ms"
 echo "    docker run    p50 ${d_p50} ms   p95 ${d_p95} ms   (create + start + first answer, same image and memory limit)"
 awk -v a="$f_p50" -v b="$d_p50" -v c="$f_p95" -v d="$d_p95" 'BEGIN{printf "    ratio fjord / docker run: p50 %.2f  p95 %.2f\n", a/b, c/d}'
+echo "  inside the agent, p50 per phase in ms (the agent's own account of the same starts):"
+echo "    $phases"
 echo "  warm invoke through lb -> agent -> container, one connection: p50 ${w_p50} us   p99 ${w_p99} us"
 echo "  agent RSS: $((before / 1024)) MiB idle, $((after / 1024)) MiB with 50 warm instances"

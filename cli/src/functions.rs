@@ -37,12 +37,15 @@ fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
     json!({
         "name": spec.name,
         "revision": record.revision,
+        "image_ref": record.image_ref,
         "created_at_ms": record.created_at_ms,
         "updated_at_ms": record.updated_at_ms,
         "spec": spec_json(&spec),
         "desired": status.desired,
         "instances": status.instances.iter().map(|i| json!({
             "node": i.node_id, "placed": i.placed, "ready": i.ready, "busy": i.busy, "starting": i.starting,
+            "image_state": i.image_state, "pulled_bytes": i.pulled_bytes, "image_bytes": i.image_bytes,
+            "image_error": i.image_error,
         })).collect::<Vec<_>>(),
         "pending": status.pending.iter().map(|p| json!({
             "instances": p.instances, "reason": p.reason,
@@ -82,7 +85,7 @@ pub fn read_spec(path: &Path) -> anyhow::Result<(FunctionSpec, Vec<String>)> {
     Ok((spec, defaulted))
 }
 
-pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::Result<()> {
+pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool, wait: Option<Duration>) -> anyhow::Result<()> {
     let (spec, defaulted) = read_spec(file)?;
     let mut admin = connect.admin().await?;
     let status = admin
@@ -96,8 +99,19 @@ pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool) -> anyhow::R
     if json {
         print_json(&status_json(&status));
     } else {
-        let revision = status.record.as_ref().map_or(0, |r| r.revision);
-        println!("deployed {} (revision {revision})", spec.name);
+        let record = status.record.clone().unwrap_or_default();
+        let image = record.spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
+        if record.image_ref.is_empty() {
+            println!("deployed {} (revision {})", spec.name, record.revision);
+        } else {
+            println!(
+                "deployed {} (revision {}): {} pinned to {image}",
+                spec.name, record.revision, record.image_ref
+            );
+        }
+    }
+    if let Some(timeout) = wait {
+        crate::deploy_wait::wait(&mut admin, &spec.name, timeout).await?;
     }
     Ok(())
 }
@@ -162,6 +176,12 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
     }
     println!("name:      {}", value["name"].as_str().unwrap_or_default());
     println!("revision:  {}", value["revision"]);
+    if let Some(image_ref) = value["image_ref"].as_str().filter(|r| !r.is_empty()) {
+        println!(
+            "image:     {image_ref}, resolved at deploy to {}",
+            value["spec"]["image"].as_str().unwrap_or_default()
+        );
+    }
     println!("spec:");
     let spec_yaml = serde_yaml_ng::to_string(&value["spec"]).unwrap_or_default();
     for line in spec_yaml.lines() {

@@ -6,6 +6,7 @@
 //! as separate processes from one build.
 
 mod connect;
+mod deploy_wait;
 mod dev;
 mod functions;
 mod invoke;
@@ -99,6 +100,13 @@ enum Commands {
         /// Print the stored function as JSON.
         #[arg(long)]
         json: bool,
+        /// Follow the deploy until the function is ready (the image pulled and the wanted
+        /// instances running) or has failed, with a progress bar per node.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this long.
+        #[arg(long, default_value = "5m", value_parser = fjord_core::duration::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// List deployed functions with their instances.
     List {
@@ -213,7 +221,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let c = &cli.connect;
     match cli.command {
         Commands::Dev(args) => dev::run(args).await,
-        Commands::Deploy { file, json } => functions::deploy(c, &file, json).await,
+        Commands::Deploy {
+            file,
+            json,
+            wait,
+            timeout,
+        } => functions::deploy(c, &file, json, wait.then_some(timeout)).await,
         Commands::List { json } => functions::list(c, json).await,
         Commands::Describe { name, json } => functions::describe(c, &name, json).await,
         Commands::Invoke {

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 pub struct AdminService {
     pub member: Arc<Member>,
     pub logs: crate::logs::LogCollector,
+    pub images: crate::images::ImageResolver,
 }
 
 /// Forwards the call to the leader when this member is not it.
@@ -70,12 +71,17 @@ impl AdminService {
                     .filter(|f| f.revision == record.revision)
                     .unwrap_or_default();
                 let placed = placed.get(&node_id).copied().unwrap_or(0);
-                (reported.ready + reported.starting + placed > 0).then_some(pb::NodeInstances {
+                let shown = reported.ready + reported.starting + placed > 0 || !reported.image_state.is_empty();
+                shown.then_some(pb::NodeInstances {
                     node_id,
                     ready: reported.ready,
                     busy: reported.busy,
                     starting: reported.starting,
                     placed,
+                    image_state: reported.image_state,
+                    pulled_bytes: reported.pulled_bytes,
+                    image_bytes: reported.image_bytes,
+                    image_error: reported.image_error,
                 })
             })
             .collect();
@@ -139,9 +145,60 @@ impl AdminService {
                     starting: f.starting,
                     in_flight: f.in_flight,
                     waiting: f.waiting,
+                    image_state: f.image_state.clone(),
+                    pulled_bytes: f.pulled_bytes,
+                    image_bytes: f.image_bytes,
+                    image_error: f.image_error.clone(),
                 })
                 .collect(),
             placed,
+        }
+    }
+
+    /// Resolves the spec's image tag to a digest through a docker node (the function's home node
+    /// first) and pins the spec to it; returns the reference as given. A registry refusal
+    /// fails the deploy naming the image and the registry's reason.
+    async fn pin_image(&self, spec: &mut FunctionSpec) -> Result<String, ControlPlaneError> {
+        if spec.image.is_empty() || crate::images::is_pinned(&spec.image) {
+            return Ok(String::new());
+        }
+        let nodes: Vec<(String, String)> = self.member.state.read(|a| {
+            a.cluster
+                .nodes
+                .values()
+                .filter(|n| n.state == NodeState::Ready && n.info.runtime == "docker")
+                .map(|n| (n.info.id.clone(), n.info.invoke_addr.clone()))
+                .collect()
+        });
+        let mut nodes: Vec<(String, String)> = nodes
+            .into_iter()
+            .filter(|(id, _)| self.member.liveness.is_alive(id))
+            .collect();
+        let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+        let order = fjord_core::preference_order(&spec.name, &ids);
+        nodes = order.into_iter().map(|i| nodes[i].clone()).collect();
+        if nodes.is_empty() {
+            return Err(ControlPlaneError::InvalidSpec {
+                field: "image".into(),
+                reason: format!(
+                    "{:?} cannot be resolved to a digest: no ready node runs the docker runtime. Start one                      (fjord-node-agent --runtime docker), or deploy a pinned reference (image@sha256:...)",
+                    spec.image
+                ),
+            });
+        }
+        match self.images.resolve(&spec.image, &nodes).await {
+            Ok(resolved) => {
+                tracing::info!(image = %spec.image, digest = %resolved.digest, "image resolved for deploy");
+                Ok(std::mem::replace(&mut spec.image, resolved.pinned))
+            }
+            Err(crate::images::ResolveError::Registry(reason)) => Err(ControlPlaneError::InvalidSpec {
+                field: "image".into(),
+                reason: format!("{:?} could not be resolved: {reason}", spec.image),
+            }),
+            Err(e) => Err(ControlPlaneError::Unavailable(format!(
+                "resolving image {:?} to a digest: {e}",
+                spec.image
+            ))),
         }
     }
 
@@ -259,11 +316,13 @@ impl pb::admin_server::Admin for AdminService {
             defaults.apply(&mut spec, &request.defaulted).map_err(spec_error)?;
             spec.validate().map_err(spec_error)?;
         }
+        let image_ref = self.pin_image(&mut spec).await?;
         let result = self
             .member
             .write(Command::Deploy {
                 spec,
                 now_ms: now_millis(),
+                image_ref,
             })
             .await?;
         let record = result_to_record(result)?;

@@ -77,6 +77,10 @@ impl pb::agent_server::Agent for AgentService {
                             starting: f.starting,
                             in_flight: f.in_flight,
                             waiting: f.waiting,
+                            image_state: f.image_state,
+                            pulled_bytes: f.pulled_bytes,
+                            image_bytes: f.image_bytes,
+                            image_error: f.image_error,
                         };
                         (f.name, load)
                     })

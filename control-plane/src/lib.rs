@@ -12,6 +12,7 @@ pub mod admin;
 pub mod agent_api;
 pub mod auth;
 pub mod error;
+pub mod images;
 pub mod leadership;
 pub mod liveness;
 pub mod log_store;
@@ -278,6 +279,7 @@ pub async fn run_with_faults(
     let admin = admin::AdminService {
         member: member.clone(),
         logs: logs::LogCollector::default(),
+        images: images::ImageResolver::default(),
     };
     // Watch streams (agents, lbs) never end on their own: they end when shutdown begins, so the
     // graceful shutdown does not wait on them forever.

@@ -32,6 +32,9 @@ pub enum Command {
     Deploy {
         spec: FunctionSpec,
         now_ms: u64,
+        /// The reference as deployed when `spec.image` is its resolved digest.
+        #[serde(default)]
+        image_ref: String,
     },
     Remove {
         name: String,

@@ -65,7 +65,11 @@ impl ClusterState {
     /// Applies `command`, proposed in the Raft term `entry_term`.
     pub fn apply(&mut self, command: Command, entry_term: u64) -> CommandResult {
         match command {
-            Command::Deploy { spec, now_ms } => {
+            Command::Deploy {
+                spec,
+                now_ms,
+                image_ref,
+            } => {
                 if let Err(e) = spec.validate() {
                     return invalid(e);
                 }
@@ -84,6 +88,7 @@ impl ClusterState {
                     created_at_ms,
                     updated_at_ms: now_ms,
                     spec,
+                    image_ref,
                 };
                 self.functions.insert(record.spec.name.clone(), record.clone());
                 self.functions_version += 1;
@@ -305,6 +310,7 @@ mod tests {
         s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
+            image_ref: String::new(),
         });
         let info = fjord_core::NodeInfo {
             id: "n1".into(),
@@ -375,6 +381,7 @@ mod tests {
         } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
+            image_ref: String::new(),
         })
         else {
             panic!()
@@ -385,6 +392,7 @@ mod tests {
         } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 2,
+            image_ref: String::new(),
         })
         else {
             panic!()
@@ -395,6 +403,7 @@ mod tests {
         let CommandResult::Deployed { record: b, .. } = s.apply_now(Command::Deploy {
             spec: changed,
             now_ms: 3,
+            image_ref: String::new(),
         }) else {
             panic!()
         };
@@ -409,12 +418,13 @@ mod tests {
         s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
+            image_ref: String::new(),
         });
         let before = s.clone();
         let mut bad = spec("a");
         bad.memory_mib = 1;
         assert!(
-            matches!(s.apply_now(Command::Deploy { spec: bad, now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "memory_mib")
+            matches!(s.apply_now(Command::Deploy { spec: bad, now_ms: 2, image_ref: String::new() }), CommandResult::Invalid { ref field, .. } if field == "memory_mib")
         );
         assert!(
             matches!(s.apply_now(Command::Scale { name: "a".into(), min: Some(9), max: Some(2), now_ms: 2 }), CommandResult::Invalid { ref field, .. } if field == "min")
@@ -428,6 +438,7 @@ mod tests {
         let CommandResult::Deployed { record: first, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
+            image_ref: String::new(),
         }) else {
             panic!()
         };
@@ -444,6 +455,7 @@ mod tests {
         let CommandResult::Deployed { record: second, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 2,
+            image_ref: String::new(),
         }) else {
             panic!()
         };
@@ -456,6 +468,7 @@ mod tests {
         let CommandResult::Deployed { record, .. } = s.apply_now(Command::Deploy {
             spec: spec("a"),
             now_ms: 1,
+            image_ref: String::new(),
         }) else {
             panic!()
         };

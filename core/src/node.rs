@@ -39,6 +39,17 @@ pub struct FunctionLoad {
     /// Requests waiting on the node for an instance of the function.
     #[serde(default)]
     pub waiting: u32,
+    /// The function's image on this node: "" (no image, or not looked at), "pulling", "ready"
+    /// or "failed".
+    #[serde(default)]
+    pub image_state: String,
+    #[serde(default)]
+    pub pulled_bytes: u64,
+    #[serde(default)]
+    pub image_bytes: u64,
+    /// Why the last pull failed (the registry's or the engine's words).
+    #[serde(default)]
+    pub image_error: String,
 }
 
 /// A node's load from its last heartbeat (soft state, never in the log).

@@ -300,6 +300,10 @@ pub struct FunctionRecord {
     pub revision: u64,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// The image reference as deployed (usually a tag) when `spec.image` holds the digest it
+    /// was resolved to at deploy time; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_ref: String,
 }
 
 impl fmt::Display for FunctionRecord {

@@ -112,6 +112,10 @@ impl ControlLink {
                             starting: f.starting,
                             in_flight: f.in_flight,
                             waiting: f.waiting,
+                            image_state: f.image_state,
+                            pulled_bytes: f.pulled_bytes,
+                            image_bytes: f.image_bytes,
+                            image_error: f.image_error,
                         }).collect(),
                     };
                     let known = client.heartbeat(self.request(heartbeat)).await?.into_inner().known;

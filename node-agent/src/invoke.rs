@@ -3,12 +3,19 @@
 //! - `ANY /invoke/{function}[/{rest}]` leases an instance and proxies the request to it as
 //!   `/{rest}`, streaming the response back; the lease ends when the response body does.
 //! - `GET /v1/logs/{function}?tail=N` returns the function's captured log lines (JSON).
+//! - `GET /v1/images/resolve?image=<reference>` pins an image reference to the digest its
+//!   registry serves now, with this node's registry credentials: 200 `{"image", "digest",
+//!   "pinned", "status"}`, 422 `{"error"}` with the registry's reason, 400 without `image`, 501 on
+//!   a runtime that runs no images. After a resolve the node starts pulling the pinned image, so
+//!   the first cold start does not wait for it; `status` is where this node stands with the
+//!   pinned image (`null` before its first pull or check), so asking again follows the pull.
 //! - `GET /healthz`.
 //!
 //! A "busy" answer (503 with `x-fjord-busy: 1`) is given before the request body is read, so
 //! the lb may safely send the request to another node.
 
 use crate::pool::{AcquireError, InstancePool};
+use crate::runtime::{ImageStatus, ResolvedImage};
 use fjord_core::daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -52,18 +59,20 @@ impl InvokeService {
             let tail = tail.to_string();
             self.invoke(&function, &tail, request).await
         } else if let Some(function) = path.strip_prefix("/v1/logs/") {
-            let tail = request
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("tail=")))
+            let tail = query_param(request.uri().query(), "tail")
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(100);
-            let lines = self.pool.logs.tail(function, tail);
-            let mut response = Response::new(full_body(serde_json::to_vec(&lines).unwrap_or_default()));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
+            json_response(&self.pool.logs.tail(function, tail))
+        } else if path == "/v1/images/resolve" {
+            if request.method() == http::Method::GET {
+                self.resolve_image(request.uri().query()).await
+            } else {
+                error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "GET /v1/images/resolve?image=<reference>",
+                    None,
+                )
+            }
         } else if path == "/healthz" {
             Response::new(full_body("ok\n"))
         } else {
@@ -74,6 +83,36 @@ impl InvokeService {
             )
         };
         Ok(response)
+    }
+
+    /// Resolves `?image=` to a digest through the runtime, then has the runtime pull the
+    /// pinned image in the background.
+    async fn resolve_image(&self, query: Option<&str>) -> Response<HttpBody> {
+        let Some(image) = query_param(query, "image").filter(|i| !i.trim().is_empty()) else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "the image parameter is missing: GET /v1/images/resolve?image=<reference>",
+                None,
+            );
+        };
+        let runtime = self.pool.runtime();
+        match runtime.resolve_image(&image).await {
+            Ok(Some(resolved)) => {
+                runtime.prefetch_image(&resolved.pinned);
+                let status = runtime.image_status(&resolved.pinned);
+                json_response(&ResolveAnswer { resolved, status })
+            }
+            Ok(None) => error_response(
+                StatusCode::NOT_IMPLEMENTED,
+                &format!(
+                    "this node runs the {} runtime, which runs the spec's command, not an image: \
+                     there is no digest to resolve {image:?} to",
+                    runtime.name()
+                ),
+                None,
+            ),
+            Err(reason) => error_response(StatusCode::UNPROCESSABLE_ENTITY, &reason, None),
+        }
     }
 
     async fn invoke(&self, function: &str, tail: &str, request: Request<Incoming>) -> Response<HttpBody> {
@@ -181,5 +220,72 @@ impl InvokeService {
             AcquireError::Timeout { .. } => error_response(StatusCode::GATEWAY_TIMEOUT, &message, Some(function)),
             AcquireError::StartFailed(_) => error_response(StatusCode::BAD_GATEWAY, &message, Some(function)),
         }
+    }
+}
+
+/// The answer of `GET /v1/images/resolve`.
+#[derive(serde::Serialize)]
+struct ResolveAnswer {
+    #[serde(flatten)]
+    resolved: ResolvedImage,
+    status: Option<ImageStatus>,
+}
+
+fn json_response(value: &impl serde::Serialize) -> Response<HttpBody> {
+    let mut response = Response::new(full_body(serde_json::to_vec(value).unwrap_or_default()));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The first value of `key` in a URL query, percent-decoded (`+` is a space). A malformed
+/// escape is kept as written.
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    let value = query?.split('&').find_map(|pair| match pair.split_once('=') {
+        Some((k, v)) if k == key => Some(v),
+        None if pair == key => Some(""),
+        _ => None,
+    })?;
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&decoded).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let q = Some("tail=5&image=127.0.0.1%3A5000%2Fteam%2Fecho%3Av1&x");
+        assert_eq!(query_param(q, "image").as_deref(), Some("127.0.0.1:5000/team/echo:v1"));
+        assert_eq!(query_param(q, "tail").as_deref(), Some("5"));
+        assert_eq!(query_param(q, "x").as_deref(), Some(""));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param(None, "image"), None);
+        assert_eq!(query_param(Some("image=a+b%2"), "image").as_deref(), Some("a b%2"));
+        assert_eq!(query_param(Some("image=%zz"), "image").as_deref(), Some("%zz"));
     }
 }

@@ -11,7 +11,7 @@
 //! except the brief memory reservation when an instance starts or stops.
 
 use crate::logs::LogStore;
-use crate::runtime::{ExitReason, Instance, Runtime, RuntimeError, StartRequest};
+use crate::runtime::{ExitReason, ImageStatus, Instance, Runtime, RuntimeError, StartRequest};
 use fjord_core::node::FunctionLoad;
 use fjord_core::{FunctionRecord, NodeLoad};
 use std::collections::HashMap;
@@ -204,7 +204,15 @@ impl InstancePool {
             {
                 let mut state = pool.state.lock().expect("function lock poisoned");
                 state.placed = placed.get(&record.spec.name).copied().unwrap_or(0);
-                state.record = Some(record);
+                let (name, revision) = (record.spec.name.clone(), record.revision);
+                if state
+                    .record
+                    .replace(record)
+                    .is_some_and(|previous| previous.revision != revision)
+                {
+                    // A redeploy: containers prepared for the old revision are of no use.
+                    self.runtime.function_changed(&name);
+                }
             }
             self.retire_outdated(&pool);
             pool.changed.notify_waiters();
@@ -212,9 +220,12 @@ impl InstancePool {
         for (name, pool) in functions.iter() {
             if !seen.contains(name) {
                 let mut state = pool.state.lock().expect("function lock poisoned");
-                state.record = None;
+                let removed = state.record.take().is_some();
                 state.placed = 0;
                 drop(state);
+                if removed {
+                    self.runtime.function_changed(name);
+                }
                 self.retire_outdated(pool);
                 pool.changed.notify_waiters();
             }
@@ -528,6 +539,24 @@ impl InstancePool {
                 waiting: state.waiting,
                 ..Default::default()
             };
+            if !record.spec.image.is_empty() {
+                match self.runtime.image_status(&record.spec.image) {
+                    Some(ImageStatus::Pulling {
+                        done_bytes,
+                        total_bytes,
+                    }) => {
+                        f.image_state = "pulling".into();
+                        f.pulled_bytes = done_bytes;
+                        f.image_bytes = total_bytes;
+                    }
+                    Some(ImageStatus::Ready) => f.image_state = "ready".into(),
+                    Some(ImageStatus::Failed { reason }) => {
+                        f.image_state = "failed".into();
+                        f.image_error = reason;
+                    }
+                    None => {}
+                }
+            }
             for slot in state.instances.iter().filter(|s| s.revision == record.revision) {
                 let in_flight = slot.in_flight.load(Ordering::Acquire);
                 f.ready += 1;
@@ -555,5 +584,6 @@ impl InstancePool {
             }
         }
         futures::future::join_all(stops).await;
+        self.runtime.shutdown().await;
     }
 }

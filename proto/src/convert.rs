@@ -60,6 +60,7 @@ impl From<&FunctionRecord> for pb::FunctionRecord {
             revision: r.revision,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
+            image_ref: r.image_ref.clone(),
         }
     }
 }
@@ -77,6 +78,7 @@ impl TryFrom<pb::FunctionRecord> for FunctionRecord {
             revision: p.revision,
             created_at_ms: p.created_at_ms,
             updated_at_ms: p.updated_at_ms,
+            image_ref: p.image_ref,
         })
     }
 }

@@ -5,11 +5,12 @@
 //! Every platform here uses node ids of its own, so tests running at once on one engine never
 //! remove each other's containers, and it removes its containers when dropped.
 
-use crate::{free_port, start_agent_with, start_control_plane, start_lb, Daemon, Platform, TEST_TOKEN};
+use crate::{free_port, http, start_agent_with, start_control_plane, start_lb, Answer, Daemon, Platform, TEST_TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The tag of the example images the tests build and deploy.
 pub const IMAGE_TAG: &str = "test";
@@ -91,6 +92,8 @@ pub fn unique_node_id() -> String {
 pub struct DockerPlatform {
     pub platform: Platform,
     pub node_ids: Vec<String>,
+    /// The flags the agents were started with besides `--runtime docker`; a restart keeps them.
+    agent_flags: Vec<String>,
 }
 
 impl std::ops::Deref for DockerPlatform {
@@ -149,7 +152,12 @@ impl DockerPlatform {
             lb,
             lb_port,
         };
-        let platform = DockerPlatform { platform, node_ids };
+        let agent_flags = agent_flags.iter().map(|f| f.to_string()).collect();
+        let platform = DockerPlatform {
+            platform,
+            node_ids,
+            agent_flags,
+        };
         platform.platform.wait_ready(agents).await;
         platform
     }
@@ -158,6 +166,10 @@ impl DockerPlatform {
     pub fn restart_agent_hard(&mut self, i: usize) {
         self.platform.agents[i].kill9();
         let p = &self.platform;
+        let flags: Vec<&str> = ["--runtime", "docker"]
+            .into_iter()
+            .chain(self.agent_flags.iter().map(String::as_str))
+            .collect();
         let agent = start_agent_with(
             p.dir.path(),
             &p.token_file,
@@ -165,9 +177,19 @@ impl DockerPlatform {
             p.agent_ports[i],
             &self.node_ids[i],
             4096,
-            &["--runtime", "docker"],
+            &flags,
         );
         self.platform.agents[i] = agent;
+    }
+
+    /// Asks agent `i` to resolve `image` to a digest (`GET /v1/images/resolve`).
+    pub async fn resolve_image(&self, i: usize, image: &str) -> Answer {
+        let url = format!(
+            "http://127.0.0.1:{}/v1/images/resolve?image={}",
+            self.agent_ports[i],
+            query_escape(image)
+        );
+        http("GET", &url, b"", &[]).await.expect("the agent answers")
     }
 
     /// Deploys `name` running `image`, with more spec lines in `extra_yaml`.
@@ -188,10 +210,28 @@ impl DockerPlatform {
     }
 }
 
+/// Stops a running agent with SIGTERM, so it removes its containers itself (its pre-created
+/// ones too, including a create still in flight, which a SIGKILL would leave to appear after
+/// any sweep); SIGKILL after `within`.
+fn stop_agent(agent: &mut Daemon, within: Duration) {
+    if !matches!(agent.child.try_wait(), Ok(None)) {
+        return; // ended already (and reaped: its pid may be another process's now)
+    }
+    let _ = Command::new("kill").args(["-TERM", &agent.pid().to_string()]).status();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if !matches!(agent.child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    agent.kill9();
+}
+
 impl Drop for DockerPlatform {
     fn drop(&mut self) {
         for agent in &mut self.platform.agents {
-            agent.kill9();
+            stop_agent(agent, Duration::from_secs(15));
         }
         for node in &self.node_ids {
             let ids = containers(&[&format!("fjord.node={node}")]);
@@ -209,8 +249,14 @@ impl Drop for DockerPlatform {
 
 /// Ids of the containers (running or not) carrying every one of `labels` (`key=value`).
 pub fn containers(labels: &[&str]) -> Vec<String> {
+    container_states(labels).into_iter().map(|(id, _)| id).collect()
+}
+
+/// Ids and states (`created`, `running`, `exited`, ...) of the containers carrying every one of
+/// `labels`.
+pub fn container_states(labels: &[&str]) -> Vec<(String, String)> {
     let mut command = Command::new("docker");
-    command.args(["ps", "--all", "--quiet", "--no-trunc"]);
+    command.args(["ps", "--all", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
     for label in labels {
         command.args(["--filter", &format!("label={label}")]);
     }
@@ -222,8 +268,51 @@ pub fn containers(labels: &[&str]) -> Vec<String> {
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(' '))
+        .map(|(id, state)| (id.to_string(), state.to_string()))
+        .collect()
+}
+
+/// Ids of the containers carrying `labels` that run or ran an instance: every state but
+/// `created`, which is what the agent's pre-created containers are in until a start takes one.
+pub fn instance_containers(labels: &[&str]) -> Vec<String> {
+    container_states(labels)
+        .into_iter()
+        .filter(|(_, state)| state != "created")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Ids of the agent's pre-created containers (created, never started) carrying `labels`.
+pub fn precreated_containers(labels: &[&str]) -> Vec<String> {
+    container_states(labels)
+        .into_iter()
+        .filter(|(_, state)| state == "created")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// The `RepoDigests` the engine holds for a local image, or `None` when it has no such image.
+pub fn repo_digests(image: &str) -> Option<Vec<String>> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{json .RepoDigests}}", image])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running docker image inspect");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `value` percent-encoded for a URL query (everything but unreserved characters).
+pub fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
         .collect()
 }
 
@@ -245,7 +334,7 @@ pub fn inspect(container: &str) -> Option<serde_json::Value> {
 pub struct LocalRegistry {
     pub port: u16,
     _daemon: Daemon,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl LocalRegistry {
@@ -283,14 +372,32 @@ impl LocalRegistry {
         LocalRegistry {
             port,
             _daemon: daemon,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// `127.0.0.1:<port>`, the registry's host as image references name it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A one-agent docker platform whose agent holds `user` and `password` for this registry
+    /// (`--registry-auth-file`, kept beside the registry's files so agent restarts find it).
+    pub async fn platform_with_credentials(&self, user: &str, password: &str) -> DockerPlatform {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = self
+            .dir
+            .path()
+            .join(format!("auth-{}.json", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let auth = serde_json::json!({ self.host(): { "username": user, "password": password } });
+        std::fs::write(&path, auth.to_string()).unwrap();
+        DockerPlatform::start_with(1, &["--registry-auth-file", path.to_str().unwrap()]).await
     }
 
     /// Pushes the local image `source` as `<registry>/<name>` and removes the local copy of the
     /// pushed name, so an agent has to pull it. Returns the pushed reference.
     pub fn push(&self, source: &str, name: &str, user: &str, password: &str) -> String {
-        let host = format!("127.0.0.1:{}", self.port);
+        let host = self.host();
         let target = format!("{host}/{name}");
         let mut login = Command::new("docker")
             .args(["login", &host, "-u", user, "--password-stdin"])

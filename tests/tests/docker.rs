@@ -1,6 +1,8 @@
 //! The docker runtime on a real engine: agents started with `--runtime docker` run the example
 //! functions as `FROM scratch` images built here, locked down, killed for exceeding their memory,
-//! and cleaned up by the next agent of a node whose agent was killed.
+//! and cleaned up by the next agent of a node whose agent was killed; images are resolved to
+//! digests and pulled from a real registry with credentials; cold starts take containers the
+//! agent created ahead of time, which never outlive their function or the agent.
 //!
 //! Without a Docker engine these tests print why and pass; with `FJORD_REQUIRE_DOCKER=1` (CI)
 //! they fail instead.
@@ -52,9 +54,13 @@ async fn an_image_serves_invocations_through_the_lb() {
     assert_eq!(again.text(), "again");
     assert_eq!(again.header("x-fjord-instance"), answer.header("x-fjord-instance"));
 
-    // A graceful agent stop removes its containers.
+    // A graceful agent stop removes its containers, the pre-created one included.
     let node_label = format!("fjord.node={}", platform.node_ids[0]);
-    assert_eq!(containers(&[&node_label]).len(), 1);
+    assert_eq!(instance_containers(&[&node_label]).len(), 1);
+    eventually("a pre-created container", Duration::from_secs(20), || async {
+        (precreated_containers(&[&node_label]).len() == 1).then_some(())
+    })
+    .await;
     let status = platform.agents[0].terminate(Duration::from_secs(20));
     assert!(
         status.success(),
@@ -85,13 +91,30 @@ async fn a_container_is_locked_down_and_labelled() {
         .to_string();
     let node = platform.node_ids[0].as_str();
 
-    let ids = containers(&[
+    let labels = [
         "fjord.managed=true",
         &format!("fjord.node={node}"),
         "fjord.function=locked",
-    ]);
-    assert_eq!(ids.len(), 1, "one container for the function: {ids:?}");
+    ];
+    let ids = instance_containers(&labels);
+    assert_eq!(ids.len(), 1, "one running container for the function: {ids:?}");
     let c = inspect(&ids[0]).expect("the container exists");
+    assert_locked_down(&c, node, "locked", &instance);
+
+    // The container created ahead of time for the next cold start is locked down alike.
+    let spare = eventually("a pre-created container", Duration::from_secs(20), || async {
+        precreated_containers(&labels).into_iter().next()
+    })
+    .await;
+    let c = inspect(&spare).expect("the pre-created container exists");
+    assert_eq!(c["State"]["Status"], "created", "created, not started");
+    let spare_instance = c["Config"]["Labels"]["fjord.instance"].as_str().unwrap().to_string();
+    assert_ne!(spare_instance, instance);
+    assert_locked_down(&c, node, "locked", &spare_instance);
+}
+
+/// Checks the isolation settings, labels and environment of one container of `function`.
+fn assert_locked_down(c: &serde_json::Value, node: &str, function: &str, instance: &str) {
     let host = &c["HostConfig"];
     assert_eq!(host["Memory"], 64 << 20, "memory limit");
     assert_eq!(host["MemorySwap"], 64 << 20, "no swap beyond the memory limit");
@@ -122,25 +145,28 @@ async fn a_container_is_locked_down_and_labelled() {
     for binding in bindings {
         assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only: {binding}");
     }
-    let published = c["NetworkSettings"]["Ports"]["8080/tcp"]
-        .as_array()
-        .expect("published ports");
-    assert!(!published.is_empty());
-    for binding in published {
-        assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only: {binding}");
-    }
-    for (port, bound) in c["NetworkSettings"]["Ports"].as_object().unwrap() {
-        assert!(
-            port == "8080/tcp" || bound.is_null(),
-            "only 8080/tcp is published: {port}"
-        );
+    // The engine publishes ports when it starts a container.
+    if c["State"]["Running"] == true {
+        let published = c["NetworkSettings"]["Ports"]["8080/tcp"]
+            .as_array()
+            .expect("published ports");
+        assert!(!published.is_empty());
+        for binding in published {
+            assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only: {binding}");
+        }
+        for (port, bound) in c["NetworkSettings"]["Ports"].as_object().unwrap() {
+            assert!(
+                port == "8080/tcp" || bound.is_null(),
+                "only 8080/tcp is published: {port}"
+            );
+        }
     }
 
     let labels = &c["Config"]["Labels"];
     assert_eq!(labels["fjord.managed"], "true");
-    assert_eq!(labels["fjord.function"], "locked");
+    assert_eq!(labels["fjord.function"], function);
     assert_eq!(labels["fjord.node"], node);
-    assert_eq!(labels["fjord.instance"], instance.as_str());
+    assert_eq!(labels["fjord.instance"], instance);
 
     let env: Vec<&str> = c["Config"]["Env"]
         .as_array()
@@ -153,7 +179,7 @@ async fn a_container_is_locked_down_and_labelled() {
         "API_KEY=s3cret",
         "PORT=8080",
         "HOST=0.0.0.0",
-        "FJORD_FUNCTION=locked",
+        &format!("FJORD_FUNCTION={function}"),
         &format!("FJORD_INSTANCE_ID={instance}"),
     ] {
         assert!(env.contains(&expected), "{expected} in the container's env: {env:?}");
@@ -198,7 +224,7 @@ async fn an_instance_over_its_memory_limit_is_reported_and_replaced() {
     eventually(
         "the killed container to be removed",
         Duration::from_secs(10),
-        || async { (containers(&[&node_label, "fjord.function=hungry"]).len() == 1).then_some(()) },
+        || async { (instance_containers(&[&node_label, "fjord.function=hungry"]).len() == 1).then_some(()) },
     )
     .await;
 
@@ -222,19 +248,29 @@ async fn a_new_agent_removes_the_containers_its_killed_predecessor_left() {
     let answer = platform.invoke_when_routable("survivor", "/", b"before", &[]).await;
     assert_eq!(answer.status, 200, "{}\n{}", answer.text(), platform.agent_logs());
     let node_label = format!("fjord.node={node}");
+    let running = instance_containers(&[&node_label]);
+    assert_eq!(running.len(), 1, "{running:?}");
+    let spare = eventually("a pre-created container", Duration::from_secs(20), || async {
+        precreated_containers(&[&node_label]).into_iter().next()
+    })
+    .await;
     let before = containers(&[&node_label]);
-    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before.len(), 2, "the instance's and the pre-created one: {before:?}");
 
-    // A killed agent cannot stop its containers: they outlive it.
+    // A killed agent cannot stop its containers: they outlive it, the pre-created one too.
     platform.agents[0].kill9();
-    let orphan = inspect(&before[0]).expect("the container outlives a killed agent");
+    let orphan = inspect(&running[0]).expect("the container outlives a killed agent");
     assert_eq!(orphan["State"]["Running"], true);
+    assert!(
+        inspect(&spare).is_some(),
+        "the pre-created container outlives a killed agent"
+    );
 
     platform.restart_agent_hard(0);
     eventually(
-        "the new agent to remove its predecessor's container",
+        "the new agent to remove every container its predecessor left",
         Duration::from_secs(30),
-        || async { inspect(&before[0]).is_none().then_some(()) },
+        || async { before.iter().all(|c| inspect(c).is_none()).then_some(()) },
     )
     .await;
 
@@ -247,26 +283,48 @@ async fn a_new_agent_removes_the_containers_its_killed_predecessor_left() {
     })
     .await;
     assert_eq!(answer.text(), "after");
-    let after = containers(&[&node_label]);
-    assert_eq!(after.len(), 1, "only the new agent's container: {after:?}");
-    assert!(!after.contains(&before[0]));
-    let labels = inspect(&after[0]).unwrap()["Config"]["Labels"].clone();
-    assert_eq!(labels["fjord.instance"], answer.header("x-fjord-instance").unwrap());
+    // Only the new agent's containers: the one that answered (and whatever the agent prewarms
+    // for the instances the scheduler placed here), none of its predecessor's.
+    let after = instance_containers(&[&node_label]);
+    assert!(
+        after.iter().all(|c| !before.contains(c)),
+        "{before:?} left in {after:?}"
+    );
+    let instance = answer.header("x-fjord-instance").unwrap();
+    assert!(
+        after
+            .iter()
+            .any(|c| inspect(c).is_some_and(|c| c["Config"]["Labels"]["fjord.instance"] == instance)),
+        "the container of instance {instance} among {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_image_that_cannot_be_pulled_fails_the_call_with_the_reason() {
+async fn an_image_nobody_has_is_refused_at_deploy_and_a_vanished_pin_fails_the_call_with_the_reason() {
     let Some(platform) = docker_platform().await else {
         return;
     };
-    // No registry holds this image (and none may be reachable): the pull fails, and says so.
+    // No registry serves this name and the node does not have it: the deploy is refused,
+    // naming the field and the image, and nothing is stored.
     let image = "fjord-example/absent:never-built";
     let out = platform.deploy_image("absent", image, "");
+    assert!(!out.status.success(), "a deploy of an image nobody has must fail");
+    let error = stderr(&out);
+    assert!(error.contains("`image`") && error.contains(image), "{error}");
+    assert!(
+        !platform.fjord(&["describe", "absent"]).status.success(),
+        "nothing stored"
+    );
+
+    // A pinned reference is taken as it is; if its bits are nowhere, the call fails with the
+    // pull's reason.
+    let pinned = format!("fjord-example/absent@sha256:{}", "0".repeat(64));
+    let out = platform.deploy_image("vanished", &pinned, "");
     assert!(out.status.success(), "deploy: {}", stderr(&out));
-    let answer = platform.invoke_when_routable("absent", "/", b"", &[]).await;
+    let answer = platform.invoke_when_routable("vanished", "/", b"", &[]).await;
     assert_eq!(answer.status, 502, "{}", answer.text());
     assert!(
-        answer.text().contains("pulling image") && answer.text().contains(image),
+        answer.text().contains("pulling image") && answer.text().contains("fjord-example/absent"),
         "the caller is told which image failed: {}",
         answer.text()
     );
@@ -275,7 +333,7 @@ async fn an_image_that_cannot_be_pulled_fails_the_call_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn images_are_pulled_from_a_registry_with_credentials_and_bad_ones_say_why() {
+async fn images_are_pinned_at_deploy_pulled_with_credentials_and_bad_ones_fail_the_deploy() {
     if !require_docker() {
         return;
     }
@@ -284,17 +342,24 @@ async fn images_are_pulled_from_a_registry_with_credentials_and_bad_ones_say_why
     let registry = LocalRegistry::start(user, password).await;
     let good = registry.push(&example_image("echo"), "team/echo:v1", user, password);
     let other = registry.push(&example_image("echo"), "team/echo:v2", user, password);
-    let host = format!("127.0.0.1:{}", registry.port);
+    let host = registry.host();
 
-    let dir = tempfile::tempdir().unwrap();
-    let right = dir.path().join("right.json");
-    std::fs::write(
-        &right,
-        format!(r#"{{"{host}": {{"username": "{user}", "password": "{password}"}}}}"#),
-    )
-    .unwrap();
-    let platform = DockerPlatform::start_with(1, &["--registry-auth-file", right.to_str().unwrap()]).await;
-    assert!(platform.deploy_image("pulled", &good, "").status.success());
+    let platform = registry.platform_with_credentials(user, password).await;
+    let path = platform.dir.path().join("pulled.yaml");
+    std::fs::write(&path, format!("name: pulled\nimage: {good}\nmin: 1\n")).unwrap();
+    let out = platform.fjord(&["deploy", "-f", path.to_str().unwrap(), "--wait", "--timeout", "120s"]);
+    assert!(out.status.success(), "deploy --wait: {}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pulled is ready"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The record keeps the tag as deployed; the spec the nodes run names the digest.
+    let described = platform.fjord(&["describe", "pulled", "--json"]);
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(described["image_ref"], good.as_str());
+    let pinned = described["spec"]["image"].as_str().unwrap();
+    assert!(pinned.starts_with(&format!("{host}/team/echo@sha256:")), "{pinned}");
     let answer = platform
         .invoke_when_routable("pulled", "", b"from the registry", &[])
         .await;
@@ -305,35 +370,239 @@ async fn images_are_pulled_from_a_registry_with_credentials_and_bad_ones_say_why
         answer.text()
     );
 
-    // An unknown tag: a 502 that carries the registry's reason.
-    assert!(platform
-        .deploy_image("missing", &format!("{host}/team/echo:nope"), "")
-        .status
-        .success());
-    let missing = platform.invoke_when_routable("missing", "", b"x", &[]).await;
-    assert_eq!(missing.status, 502, "{}", missing.text());
-    assert!(missing.text().contains("team/echo:nope"), "{}", missing.text());
+    // An unknown tag: the deploy fails with the registry's reason, naming the tag.
+    let out = platform.deploy_image("missing", &format!("{host}/team/echo:nope"), "");
+    assert!(!out.status.success(), "a deploy of an unknown tag must fail");
+    let error = stderr(&out);
+    assert!(error.contains("team/echo:nope"), "{error}");
     assert!(
-        missing.text().to_lowercase().contains("not found") || missing.text().contains("manifest unknown"),
-        "{}",
-        missing.text()
+        error.to_lowercase().contains("not found") || error.contains("manifest unknown"),
+        "{error}"
     );
 
-    // Wrong credentials: refused by the registry, and the user is told so.
-    let wrong = dir.path().join("wrong.json");
-    std::fs::write(
-        &wrong,
-        format!(r#"{{"{host}": {{"username": "{user}", "password": "not-it"}}}}"#),
-    )
-    .unwrap();
-    let refused = DockerPlatform::start_with(1, &["--registry-auth-file", wrong.to_str().unwrap()]).await;
-    assert!(refused.deploy_image("locked", &other, "").status.success());
-    let locked = refused.invoke_when_routable("locked", "", b"x", &[]).await;
-    assert_eq!(locked.status, 502, "{}", locked.text());
-    let text = locked.text().to_lowercase();
+    // Wrong credentials: the registry refuses, and the deploy says so.
+    let refused = registry.platform_with_credentials(user, "not-it").await;
+    let out = refused.deploy_image("locked", &other, "");
+    assert!(!out.status.success(), "a deploy with wrong credentials must fail");
+    let error = stderr(&out).to_lowercase();
     assert!(
-        text.contains("unauthorized") || text.contains("authentication"),
-        "{}",
-        locked.text()
+        error.contains("unauthorized") || error.contains("authentication"),
+        "{error}"
     );
+}
+
+/// A registry holding `team/echo:v1` (returned, pushed), and a platform whose agent has the
+/// right credentials for it.
+async fn registry_and_platform(user: &str, password: &str) -> (LocalRegistry, String, DockerPlatform) {
+    let registry = LocalRegistry::start(user, password).await;
+    let good = registry.push(&example_image("echo"), "team/echo:v1", user, password);
+    let platform = registry.platform_with_credentials(user, password).await;
+    (registry, good, platform)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_resolves_to_its_registry_digest_and_the_node_pulls_it() {
+    if !require_docker() {
+        return;
+    }
+    example_images();
+    let (registry, good, platform) = registry_and_platform("fjord", "registry-pass-2").await;
+    let host = registry.host();
+
+    let answer = platform.resolve_image(0, &good).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let resolved = answer.json();
+    assert_eq!(resolved["image"], good.as_str());
+    let digest = resolved["digest"].as_str().expect("a digest").to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "a sha256 digest: {digest}"
+    );
+    let pinned = format!("{host}/team/echo@{digest}");
+    assert_eq!(
+        resolved["pinned"],
+        pinned.as_str(),
+        "the repository with the digest, no tag"
+    );
+
+    // The resolve set off a pull of the pinned image: asking again follows it to ready, and the
+    // engine then holds the image under the very digest the registry named.
+    eventually("the pinned image to be pulled", Duration::from_secs(60), || async {
+        let again = platform.resolve_image(0, &good).await;
+        (again.status == 200 && again.json()["status"]["state"] == "ready").then_some(())
+    })
+    .await;
+    let digests = repo_digests(&pinned).expect("the engine holds the pinned image");
+    assert!(digests.contains(&pinned), "{pinned} in {digests:?}");
+
+    // A pinned reference is its own resolution, without asking the registry.
+    let pinned_answer = platform.resolve_image(0, &pinned).await;
+    assert_eq!(pinned_answer.status, 200, "{}", pinned_answer.text());
+    assert_eq!(pinned_answer.json()["digest"], digest.as_str());
+    assert_eq!(pinned_answer.json()["status"]["state"], "ready");
+
+    // An instance runs from the pinned reference.
+    assert!(platform.deploy_image("pinned", &pinned, "").status.success());
+    let answer = platform.invoke_when_routable("pinned", "", b"by digest", &[]).await;
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "by digest"),
+        "{}",
+        platform.agent_logs()
+    );
+
+    // A digest the registry does not have resolves as written (nothing is asked), but its
+    // pull fails, and the node says why.
+    let absent = format!("{host}/team/echo@sha256:{}", "0".repeat(64));
+    let answer = platform.resolve_image(0, &absent).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let reason = eventually(
+        "the pull of an absent digest to fail",
+        Duration::from_secs(60),
+        || async {
+            let again = platform.resolve_image(0, &absent).await.json();
+            (again["status"]["state"] == "failed")
+                .then(|| again["status"]["reason"].as_str().unwrap_or_default().to_string())
+        },
+    )
+    .await;
+    assert!(reason.contains(&absent), "the reason names the image: {reason}");
+    assert!(
+        reason.to_lowercase().contains("manifest unknown") || reason.to_lowercase().contains("not found"),
+        "the registry's reason: {reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_that_cannot_be_resolved_is_refused_with_the_registrys_reason() {
+    if !require_docker() {
+        return;
+    }
+    example_images();
+    let (user, password) = ("fjord", "registry-pass-3");
+    let (registry, good, platform) = registry_and_platform(user, password).await;
+    let host = registry.host();
+
+    // An unknown tag.
+    let missing = format!("{host}/team/echo:nope");
+    let answer = platform.resolve_image(0, &missing).await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    let error = answer.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains(&missing), "the error names the image: {error}");
+    assert!(error.to_lowercase().contains("manifest unknown"), "{error}");
+
+    // No image at all.
+    let bare = http(
+        "GET",
+        &format!("http://127.0.0.1:{}/v1/images/resolve", platform.agent_ports[0]),
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bare.status, 400, "{}", bare.text());
+    assert!(
+        bare.json()["error"].as_str().unwrap().contains("image"),
+        "{}",
+        bare.text()
+    );
+
+    // Wrong credentials: the registry refuses, and the error says so.
+    let refused = registry.platform_with_credentials(user, "not-it").await;
+    let answer = refused.resolve_image(0, &good).await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    let error = answer.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains(&good), "the error names the image: {error}");
+    let lower = error.to_lowercase();
+    assert!(
+        lower.contains("unauthorized") || lower.contains("authentication"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_start_takes_a_precreated_container_that_goes_with_its_function() {
+    let Some(platform) = docker_platform().await else {
+        return;
+    };
+    let node_label = format!("fjord.node={}", platform.node_ids[0]);
+    let function_label = "fjord.function=spare";
+    let out = platform.deploy_image("spare", &example_image("echo"), "scale_to_zero_after: 1s\n");
+    assert!(out.status.success(), "deploy: {}", stderr(&out));
+    let first = platform.invoke_when_routable("spare", "", b"one", &[]).await;
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), platform.agent_logs());
+
+    // After a start, the agent creates the next instance's container ahead of time. Scaled to
+    // zero, the next call is a cold start served by exactly that container.
+    eventually("the instance to be scaled to zero", Duration::from_secs(30), || async {
+        instance_containers(&[&node_label, function_label])
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let (spare, spare_instance) = eventually("a pre-created container", Duration::from_secs(20), || async {
+        let spare = precreated_containers(&[&node_label, function_label])
+            .into_iter()
+            .next()?;
+        let instance = inspect(&spare)?["Config"]["Labels"]["fjord.instance"]
+            .as_str()?
+            .to_string();
+        Some((spare, instance))
+    })
+    .await;
+    let cold = http("POST", &platform.lb_url("/function/spare"), b"two", &[])
+        .await
+        .unwrap();
+    assert_eq!(cold.status, 200, "{}\n{}", cold.text(), platform.agent_logs());
+    assert_eq!(cold.text(), "two");
+    assert_eq!(cold.header("x-fjord-cold-start"), Some("1"));
+    assert_eq!(cold.header("x-fjord-instance"), Some(spare_instance.as_str()));
+    assert_eq!(inspect(&spare).unwrap()["State"]["Running"], true);
+    eventually("the start's phases in fjord logs", Duration::from_secs(10), || async {
+        let out = platform.fjord(&["logs", "spare"]);
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        logs.lines()
+            .any(|l| l.contains(&spare_instance) && l.contains("started in") && l.contains("(pre-created container)"))
+            .then_some(())
+    })
+    .await;
+
+    // A redeploy with another spec makes the pre-created container useless: it is removed, and
+    // the next start's spec gets one of its own.
+    let next = eventually("another pre-created container", Duration::from_secs(20), || async {
+        precreated_containers(&[&node_label, function_label]).into_iter().next()
+    })
+    .await;
+    let out = platform.deploy_image(
+        "spare",
+        &example_image("echo"),
+        "scale_to_zero_after: 1s\nenv:\n  V: \"2\"\n",
+    );
+    assert!(out.status.success(), "redeploy: {}", stderr(&out));
+    eventually(
+        "the redeployed function's pre-created container to go",
+        Duration::from_secs(20),
+        || async { inspect(&next).is_none().then_some(()) },
+    )
+    .await;
+
+    // Removing the function removes all its containers.
+    let again = http("POST", &platform.lb_url("/function/spare"), b"three", &[])
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200, "{}", again.text());
+    eventually(
+        "a pre-created container for the new spec",
+        Duration::from_secs(20),
+        || async { precreated_containers(&[&node_label, function_label]).into_iter().next() },
+    )
+    .await;
+    let out = platform.fjord(&["remove", "spare"]);
+    assert!(out.status.success(), "remove: {}", stderr(&out));
+    eventually(
+        "no container of a removed function",
+        Duration::from_secs(30),
+        || async { containers(&[&node_label, function_label]).is_empty().then_some(()) },
+    )
+    .await;
 }

@@ -8,6 +8,7 @@ pub mod process;
 use crate::logs::LogStore;
 use fjord_core::FunctionSpec;
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,10 +125,89 @@ impl ExitState {
     }
 }
 
+/// An image reference pinned to the digest its registry serves for it now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResolvedImage {
+    /// The reference as given.
+    #[serde(rename = "image")]
+    pub reference: String,
+    /// The manifest's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The repository with the digest and without the tag: `repo@sha256:<hex>`.
+    pub pinned: String,
+}
+
+/// Where a runtime stands with one image on this node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// Being pulled: bytes downloaded so far and in all, summed over the layers the registry has
+    /// announced (both grow while layers are discovered).
+    Pulling { done_bytes: u64, total_bytes: u64 },
+    /// Present on the node.
+    Ready,
+    /// The last pull failed; the registry's or the engine's reason.
+    Failed { reason: String },
+}
+
+/// Where one cold start spent its time, in microseconds. A phase a runtime does not have, or
+/// skipped, is 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StartPhases {
+    /// Making sure the image is present (pulling it if not).
+    pub image_us: u64,
+    /// Creating the container (0 when a pre-created one was taken).
+    pub create_us: u64,
+    /// Starting it (the engine's start call, or spawning the process).
+    pub start_us: u64,
+    /// Asking the engine which host port it published the instance's port on.
+    pub port_us: u64,
+    /// From started to the first readiness answer.
+    pub ready_us: u64,
+    /// The whole start, as the caller waited for it.
+    pub total_us: u64,
+    /// Whether a container created ahead of time was used.
+    pub precreated: bool,
+}
+
 pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    /// Starts an instance and returns once it is ready to serve.
+    /// Starts an instance and returns once it is ready to serve. A runtime may hand back an
+    /// instance prepared ahead of time under an id of its own (see [`Instance::id`]) instead of
+    /// `request.instance_id`.
     fn start<'a>(&'a self, request: StartRequest<'a>) -> BoxFuture<'a, Result<Arc<dyn Instance>, RuntimeError>>;
+
+    /// Pins `image` to the digest its registry serves now, or `None` when this runtime does not
+    /// run images (the process runtime runs the spec's `command`). The error is the registry's
+    /// reason, naming the image.
+    fn resolve_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<ResolvedImage>, String>> {
+        let _ = image;
+        async { Ok(None) }.boxed()
+    }
+
+    /// Starts pulling `image` in the background if it is absent, so the first start of a
+    /// function deployed with it does not wait for the pull; [`Runtime::image_status`] follows it.
+    fn prefetch_image(&self, image: &str) {
+        let _ = image;
+    }
+
+    /// Where this node stands with `image`, if this runtime has pulled or is pulling it.
+    fn image_status(&self, image: &str) -> Option<ImageStatus> {
+        let _ = image;
+        None
+    }
+
+    /// Tells the runtime that `function` was redeployed or removed: whatever it prepared ahead
+    /// of time for it (pre-created containers) is of no more use.
+    fn function_changed(&self, function: &str) {
+        let _ = function;
+    }
+
+    /// Releases what the runtime holds besides instances (pre-created containers); called once
+    /// when the agent stops, after its instances are stopped.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
 }
 
 pub trait Instance: Send + Sync + 'static {
@@ -140,4 +220,8 @@ pub trait Instance: Send + Sync + 'static {
     fn wait_exit(&self) -> BoxFuture<'_, ExitReason>;
     /// Stops the instance: a polite signal, then a forced one after `grace`.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ()>;
+    /// Where this instance's start spent its time, if its runtime measured it.
+    fn start_phases(&self) -> Option<StartPhases> {
+        None
+    }
 }

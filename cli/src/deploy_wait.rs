@@ -1,0 +1,145 @@
+//! `fjord deploy --wait`: follows a deploy until the function is ready or has failed, with a
+//! progress bar per node (the image pull, then the instances).
+//!
+//! Ready means: the instances the autoscaler wants (at least `min`) are running; with none
+//! wanted (min 0), the image is present on a node (so the first call does not pull) or, for a
+//! command function, nothing is needed. A failed pull on any node ends the wait with the
+//! registry's reason.
+
+use crate::connect::{explain, Admin};
+use fjord_proto::v1 as pb;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What one look at the function says.
+enum Outcome {
+    Ready(String),
+    Failed(String),
+    Waiting,
+}
+
+fn judge(status: &pb::FunctionStatus) -> Outcome {
+    let spec = status.record.as_ref().and_then(|r| r.spec.clone()).unwrap_or_default();
+    if let Some(failed) = status.instances.iter().find(|i| i.image_state == "failed") {
+        return Outcome::Failed(format!(
+            "node {} could not pull {}: {}",
+            failed.node_id, spec.image, failed.image_error
+        ));
+    }
+    let wanted = status.desired.max(spec.min_instances);
+    let ready: u32 = status.instances.iter().map(|i| i.ready).sum();
+    if wanted > 0 {
+        return if ready >= wanted {
+            Outcome::Ready(format!("{ready} of {wanted} instances ready"))
+        } else {
+            Outcome::Waiting
+        };
+    }
+    if spec.image.is_empty() {
+        return Outcome::Ready("no instance wanted until the first call (min 0)".into());
+    }
+    match status.instances.iter().find(|i| i.image_state == "ready") {
+        Some(node) => Outcome::Ready(format!(
+            "image present on node {}; no instance wanted until the first call (min 0)",
+            node.node_id
+        )),
+        None => Outcome::Waiting,
+    }
+}
+
+fn describe_node(node: &pb::NodeInstances) -> (String, Option<(u64, u64)>) {
+    match node.image_state.as_str() {
+        "pulling" => (
+            format!(
+                "pulling image {:.1}/{:.1} MiB",
+                node.pulled_bytes as f64 / MIB,
+                node.image_bytes as f64 / MIB
+            ),
+            Some((node.pulled_bytes, node.image_bytes.max(1))),
+        ),
+        "failed" => (format!("pull failed: {}", node.image_error), None),
+        _ => (
+            format!(
+                "{} ready, {} starting, {} placed{}",
+                node.ready,
+                node.starting,
+                node.placed,
+                if node.image_state == "ready" {
+                    " (image present)"
+                } else {
+                    ""
+                }
+            ),
+            Some((u64::from(node.ready), u64::from(node.placed.max(node.ready).max(1)))),
+        ),
+    }
+}
+
+pub async fn wait(admin: &mut Admin, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("  {prefix:<20} [{bar:30}] {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let mut per_node: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    loop {
+        let status = admin
+            .get_function(pb::GetFunctionRequest { name: name.into() })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for node in &status.instances {
+            let bar = per_node.entry(node.node_id.clone()).or_insert_with(|| {
+                let bar = bars.add(ProgressBar::new(1));
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("node {}", node.node_id));
+                bar
+            });
+            let (message, progress) = describe_node(node);
+            if let Some((position, length)) = progress {
+                bar.set_length(length);
+                bar.set_position(position.min(length));
+            }
+            bar.set_message(message);
+        }
+        match judge(&status) {
+            Outcome::Ready(what) => {
+                for bar in per_node.values() {
+                    bar.finish();
+                }
+                println!("{name} is ready: {what}");
+                return Ok(());
+            }
+            Outcome::Failed(why) => {
+                for bar in per_node.values() {
+                    bar.abandon();
+                }
+                anyhow::bail!("{name} failed: {why}");
+            }
+            Outcome::Waiting => {}
+        }
+        if Instant::now() >= deadline {
+            for bar in per_node.values() {
+                bar.abandon();
+            }
+            let pending: Vec<String> = status
+                .pending
+                .iter()
+                .map(|p| format!("{} pending: {}", p.instances, p.reason))
+                .collect();
+            anyhow::bail!(
+                "{name} is not ready after {}s (the deploy itself is stored; see `fjord describe {name}`){}",
+                timeout.as_secs(),
+                if pending.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", pending.join("; "))
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,136 @@
+//! Deploy-time image resolution: a tag becomes the digest its registry serves now, once, so
+//! every node runs the same bits, and a bad reference fails the deploy with the registry's
+//! reason instead of the first invocation.
+//!
+//! The control plane holds no registry credentials: it asks a node agent that runs the docker
+//! runtime (`GET /v1/images/resolve?image=`), which asks the registry through its engine with
+//! the node's credentials (basic or ECR). Nodes are asked in the function's hashing order, so
+//! the function's home node answers first and starts pulling the image at once.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How long one node may take to answer a resolve (the registry round trip included).
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolvedImage {
+    /// The digest, `sha256:...`.
+    pub digest: String,
+    /// `repository@sha256:...`: what the nodes run.
+    pub pinned: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The registry refused (unknown tag, wrong credentials...): the deploy is wrong.
+    #[error("{0}")]
+    Registry(String),
+    /// No node could ask: every one failed to answer.
+    #[error("no node could resolve it: {}", .0.join("; "))]
+    NoNode(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+}
+
+#[derive(Clone)]
+pub struct ImageResolver {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Default for ImageResolver {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        ImageResolver {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+}
+
+/// Whether a reference already names a digest (`repo@sha256:...`, or a bare local image id).
+pub fn is_pinned(image: &str) -> bool {
+    image.contains("@sha256:") || image.starts_with("sha256:")
+}
+
+impl ImageResolver {
+    /// Asks `nodes` ((id, invoke address), in order) until one answers.
+    pub async fn resolve(&self, image: &str, nodes: &[(String, String)]) -> Result<ResolvedImage, ResolveError> {
+        let mut errors = Vec::new();
+        for (id, addr) in nodes {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, self.ask(addr, image)).await {
+                Ok(Ok(Ok(resolved))) => return Ok(resolved),
+                Ok(Ok(Err(registry_reason))) => return Err(ResolveError::Registry(registry_reason)),
+                Ok(Err(e)) => errors.push(format!("node {id}: {e}")),
+                Err(_) => errors.push(format!("node {id}: no answer within {RESOLVE_TIMEOUT:?}")),
+            }
+        }
+        Err(ResolveError::NoNode(errors))
+    }
+
+    /// Outer error: the node did not answer usefully; inner error: the registry's refusal.
+    async fn ask(&self, addr: &str, image: &str) -> Result<Result<ResolvedImage, String>, String> {
+        let uri = format!("http://{addr}/v1/images/resolve?image={}", encode_query(image));
+        let response = self
+            .client
+            .get(uri.parse().map_err(|e| format!("{e}"))?)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        match status.as_u16() {
+            200 => serde_json::from_slice(&body)
+                .map(Ok)
+                .map_err(|e| format!("bad resolve answer: {e}")),
+            422 => {
+                let answer: ErrorAnswer =
+                    serde_json::from_slice(&body).map_err(|e| format!("bad resolve error answer: {e}"))?;
+                Ok(Err(answer.error))
+            }
+            other => Err(format!(
+                "answered {other}: {}",
+                String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_encoded_for_the_query() {
+        assert_eq!(
+            encode_query("127.0.0.1:5000/echo:test"),
+            "127.0.0.1%3A5000%2Fecho%3Atest"
+        );
+        assert!(is_pinned("r/x@sha256:abc"));
+        assert!(!is_pinned("r/x:latest"));
+    }
+}
