@@ -14,6 +14,7 @@ pub mod asg;
 pub mod ecr;
 pub mod retry;
 mod sdk_error;
+pub mod testing;
 
 pub use asg::AsgProvider;
 pub use aws_config::SdkConfig;

@@ -1,132 +1,17 @@
 //! fjord-aws against a real (local) AWS API: moto's server, started per test on a free loopback
-//! port and killed when the test ends.
-//!
-//! moto comes from the venv `scripts/install-infra-tools.sh` creates
-//! (`$HOME/.cache/fjord-tools/moto/bin/moto_server`, or `FJORD_MOTO_SERVER`). Without it the
-//! tests print why and pass, unless `FJORD_REQUIRE_DOCKER=1` or `CI=true` says the environment
-//! must have it, in which case they fail.
+//! port and killed when the test ends ([`fjord_aws::testing`], which also says where moto comes
+//! from and when a missing moto fails the tests rather than skipping them).
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ecr::config::{Credentials, SharedCredentialsProvider};
 use base64::Engine;
+use fjord_aws::testing::{
+    create_auto_scaling_group, static_sdk_config, GroupSize, MotoServer, MOTO_ACCOUNT_ID as ACCOUNT,
+    TEST_REGION as REGION,
+};
 use fjord_aws::{AsgProvider, EcrCredentials, EcrError, RetryPolicy};
 use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError};
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
-
-/// moto's default account.
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
-
-/// A moto server process, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-    _log_dir: tempfile::TempDir,
-    log_path: PathBuf,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    /// Starts moto, or returns `None` (after saying why) when it is not installed and the
-    /// environment does not require it.
-    fn start() -> Option<Moto> {
-        let path = match std::env::var_os("FJORD_MOTO_SERVER") {
-            Some(path) => PathBuf::from(path),
-            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/fjord-tools/moto/bin/moto_server"),
-        };
-        if !path.is_file() {
-            let required = std::env::var("FJORD_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
-                || std::env::var("CI").is_ok_and(|v| v == "true");
-            let why = format!(
-                "moto_server not found at {}; run `bash scripts/install-infra-tools.sh` or set FJORD_MOTO_SERVER",
-                path.display()
-            );
-            assert!(!required, "{why} (required because FJORD_REQUIRE_DOCKER=1 or CI=true)");
-            eprintln!("SKIPPED: {why}");
-            return None;
-        }
-        // A port freed just now can be taken by someone else before moto binds it; then moto
-        // exits and we try another.
-        let mut last_failure = String::new();
-        for _ in 0..3 {
-            match Self::spawn(&path) {
-                Ok(moto) => return Some(moto),
-                Err(failure) => last_failure = failure,
-            }
-        }
-        panic!("moto_server did not start: {last_failure}");
-    }
-
-    fn spawn(path: &PathBuf) -> Result<Moto, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let log_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let log_path = log_dir.path().join("moto.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let child = Command::new(path)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
-        let mut moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _log_dir: log_dir,
-            log_path,
-        };
-
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                return Err(format!("moto exited with {status}: {}", moto.log()));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(moto);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("moto did not listen on {addr} within 60 s: {}", moto.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Fake static credentials and region, nothing read from the process environment.
-    fn sdk_config(&self) -> SdkConfig {
-        sdk_config(Some(&self.endpoint))
-    }
-}
-
-fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let credentials = Credentials::new("testing", "testing", Some("testing".into()), None, "moto-tests");
-    let mut config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(SharedCredentialsProvider::new(credentials));
-    if let Some(url) = endpoint_url {
-        config = config.endpoint_url(url);
-    }
-    config.build()
-}
+use std::net::TcpListener;
+use std::time::{Duration, SystemTime};
 
 /// Calls `check` until it yields a value, or panics naming `what` after `within`.
 async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
@@ -158,7 +43,7 @@ fn fast_retries() -> RetryPolicy {
 
 #[tokio::test]
 async fn ecr_credentials_are_fetched_cached_and_refreshed() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let setup = moto.sdk_config();
     let ecr = aws_sdk_ecr::Client::new(&setup);
     ecr.create_repository()
@@ -183,8 +68,8 @@ async fn ecr_credentials_are_fetched_cached_and_refreshed() {
     // moto's tokens carry a fixed expiresAt in the past (2015); a clock set a day before it makes
     // them live tokens. The SDK config has no endpoint: the override is the builder's.
     let clock = move || expires_at - Duration::from_secs(24 * 3600);
-    let creds = EcrCredentials::builder(&sdk_config(None))
-        .endpoint_url(&moto.endpoint)
+    let creds = EcrCredentials::builder(&static_sdk_config(None))
+        .endpoint_url(moto.endpoint_url())
         .clock(clock)
         .build();
     let host = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com");
@@ -236,7 +121,7 @@ async fn ecr_credentials_are_fetched_cached_and_refreshed() {
 
 #[tokio::test]
 async fn ecr_concurrent_callers_share_one_request_and_expired_tokens_are_refetched() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let host = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com");
 
     // With a clock well before moto's fixed expiry, eight callers at once cost one request.
@@ -269,7 +154,7 @@ async fn ecr_concurrent_callers_share_one_request_and_expired_tokens_are_refetch
 async fn ecr_unreachable_endpoint_is_a_retryable_error_naming_the_host() {
     // No moto needed: nothing listens on a port just freed.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let creds = EcrCredentials::builder(&sdk_config(None))
+    let creds = EcrCredentials::builder(&static_sdk_config(None))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     let host = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com");
@@ -281,69 +166,14 @@ async fn ecr_unreachable_endpoint_is_a_retryable_error_naming_the_host() {
 
 // ---------------------------------------------------------------- Auto Scaling
 
-/// Creates a launch template and an Auto Scaling group (min 0, max 10, desired 1) over the
-/// default subnets of two zones.
-async fn create_group(config: &SdkConfig, name: &str) -> Vec<String> {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let images = ec2.describe_images().send().await.expect("DescribeImages");
-    let image_id = images
-        .images()
-        .iter()
-        .find_map(|i| i.image_id())
-        .expect("moto ships AMIs")
-        .to_string();
-
-    let default_subnets = aws_sdk_ec2::types::Filter::builder()
-        .name("default-for-az")
-        .values("true")
-        .build();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(default_subnets)
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let mut by_zone: Vec<(String, String)> = subnets
-        .subnets()
-        .iter()
-        .filter_map(|s| Some((s.availability_zone()?.to_string(), s.subnet_id()?.to_string())))
-        .collect();
-    by_zone.sort();
-    by_zone.dedup_by(|a, b| a.0 == b.0);
-    assert!(
-        by_zone.len() >= 2,
-        "moto's default VPC should have subnets in two zones: {by_zone:?}"
-    );
-    by_zone.truncate(2);
-
-    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-        .image_id(&image_id)
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .build();
-    ec2.create_launch_template()
-        .launch_template_name(format!("{name}-template"))
-        .launch_template_data(data)
-        .send()
-        .await
-        .expect("CreateLaunchTemplate");
-
-    let template = aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-        .launch_template_name(format!("{name}-template"))
-        .version("$Latest")
-        .build();
-    let subnet_ids: Vec<&str> = by_zone.iter().map(|(_, subnet)| subnet.as_str()).collect();
-    aws_sdk_autoscaling::Client::new(config)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_template(template)
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(1)
-        .vpc_zone_identifier(subnet_ids.join(","))
-        .send()
-        .await
-        .expect("CreateAutoScalingGroup");
-    by_zone.into_iter().map(|(zone, _)| zone).collect()
+/// The group every Auto Scaling test starts from: min 0, max 10, one instance.
+async fn create_group(config: &fjord_aws::SdkConfig, name: &str) -> Vec<String> {
+    let size = GroupSize {
+        min: 0,
+        max: 10,
+        desired: 1,
+    };
+    create_auto_scaling_group(config, name, size).await
 }
 
 fn live(snapshot: &GroupSnapshot) -> Vec<&str> {
@@ -357,10 +187,10 @@ fn live(snapshot: &GroupSnapshot) -> Vec<&str> {
 
 #[tokio::test]
 async fn asg_describe_scale_up_and_terminate() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let zones = create_group(&moto.sdk_config(), "fjord-nodes").await;
 
-    let provider = AsgProvider::with_endpoint_url(&sdk_config(None), "fjord-nodes", Some(&moto.endpoint))
+    let provider = AsgProvider::with_endpoint_url(&static_sdk_config(None), "fjord-nodes", Some(moto.endpoint_url()))
         .with_retry_policy(fast_retries());
     assert_eq!(provider.kind(), "aws-asg");
     assert_eq!(provider.group(), "fjord-nodes");
@@ -418,7 +248,7 @@ async fn asg_describe_scale_up_and_terminate() {
 
 #[tokio::test]
 async fn asg_terminate_refuses_another_groups_instance() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     create_group(&moto.sdk_config(), "fjord-nodes").await;
     let other = aws_sdk_autoscaling::Client::new(&moto.sdk_config());
     let template = aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
@@ -452,7 +282,7 @@ async fn asg_terminate_refuses_another_groups_instance() {
 
 #[tokio::test]
 async fn asg_unknown_group_is_a_permanent_error_naming_it() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = MotoServer::start() else { return };
     let provider = AsgProvider::new(&moto.sdk_config(), "no-such-group").with_retry_policy(fast_retries());
     let err = provider.describe().await.expect_err("unknown group");
     assert!(
@@ -467,8 +297,8 @@ async fn asg_unknown_group_is_a_permanent_error_naming_it() {
 async fn asg_unreachable_endpoint_is_retryable_after_the_policy_gave_up() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
-    let provider =
-        AsgProvider::with_endpoint_url(&sdk_config(None), "fjord-nodes", Some(&url)).with_retry_policy(fast_retries());
+    let provider = AsgProvider::with_endpoint_url(&static_sdk_config(None), "fjord-nodes", Some(&url))
+        .with_retry_policy(fast_retries());
     let err = provider.describe().await.expect_err("nothing listens");
     assert!(matches!(err, ProviderError::Unavailable { .. }), "{err:?}");
     assert!(err.retryable());

@@ -9,7 +9,8 @@
 //!   `fjord nodes`) and the group is tried again at the next interval; retryable errors are
 //!   retried with backoff inside the provider.
 //! - **Pending demand goes to one group.** Instances pending for lack of room count for the first
-//!   group in policy order that can still grow, so two groups do not both scale out for them.
+//!   group in policy order that can still grow (else the first group, which then holds at its
+//!   max and does not scale in), so two groups do not both scale out for them.
 
 use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, GroupAction, NodeState};
@@ -108,13 +109,22 @@ pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
             }
         }
 
-        let (mut pending_instances, mut pending_mib) = member.scheduling.pending_for_room();
+        let (pending_instances, pending_mib) = member.scheduling.pending_for_room();
+        // The pending demand goes to the first group that can grow, else to the first group (at
+        // its max it holds, saying so, and it never scales in while instances wait for room).
+        let can_grow = |(group, _, snapshot): &&(&NodeGroupPolicy, _, GroupSnapshot)| {
+            snapshot.desired < group.max_nodes.min(snapshot.max.max(1))
+        };
+        let owner = snapshots
+            .iter()
+            .find(can_grow)
+            .or(snapshots.first())
+            .map(|(group, _, _)| group.name.clone());
         for (group, provider, snapshot) in snapshots {
-            let max = group.max_nodes.min(snapshot.max.max(1));
-            let pending = if pending_instances > 0 && snapshot.desired < max {
+            let pending = if Some(&group.name) == owner.as_ref() {
                 PendingDemand {
-                    instances: std::mem::take(&mut pending_instances),
-                    memory_mib: std::mem::take(&mut pending_mib),
+                    instances: pending_instances,
+                    memory_mib: pending_mib,
                 }
             } else {
                 PendingDemand::default()

@@ -44,9 +44,15 @@ impl ControlLink {
         let mut index = 0usize;
         loop {
             let endpoint = &self.endpoints[index % self.endpoints.len()];
+            let started = std::time::Instant::now();
             match self.session(endpoint).await {
                 Ok(()) => {}
                 Err(e) => tracing::warn!(control_plane = %endpoint, error = %e, "control-plane session ended"),
+            }
+            // A session that lasted was a working member: after it ends (a failover), try the
+            // others quickly, so a new leader hears this node well within its grace period.
+            if started.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100);
             }
             index += 1;
             tokio::time::sleep(backoff).await;

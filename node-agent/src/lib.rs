@@ -88,6 +88,12 @@ pub struct Args {
     /// `{"username": ..., "password": ...}`.
     #[arg(long, env = "FJORD_REGISTRY_AUTH_FILE")]
     pub registry_auth_file: Option<PathBuf>,
+    /// Docker runtime: AWS endpoint override for ECR pull tokens (a local AWS endpoint in
+    /// tests). ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com`) need no entry in
+    /// --registry-auth-file: the agent asks ECR for a token with the node's AWS credentials
+    /// (instance profile or the standard chain) and renews it before it expires.
+    #[arg(long, env = "FJORD_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -144,9 +150,13 @@ pub async fn run(
     let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
         RuntimeKind::Docker => Arc::new(
-            runtime::docker::DockerRuntime::connect(&node_id, registry_auth)
-                .await
-                .map_err(StartError::Docker)?,
+            runtime::docker::DockerRuntime::connect(
+                &node_id,
+                registry_auth,
+                runtime::docker::Ecr::new(args.aws_endpoint_url.clone()),
+            )
+            .await
+            .map_err(StartError::Docker)?,
         ),
     };
     let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {

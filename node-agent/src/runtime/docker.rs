@@ -144,6 +144,9 @@ struct Started {
 struct ImagePuller {
     docker: Docker,
     auth: RegistryAuth,
+    /// Pull credentials for ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com`),
+    /// from GetAuthorizationToken with the node's AWS credentials; made on first use.
+    ecr: Ecr,
     /// One lock per image reference: the first start pulls, the others wait and find it present.
     pulls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per image reference as asked for: pulling, present, or why the last pull failed.
@@ -163,7 +166,7 @@ impl DockerRuntime {
     /// Connects to the local engine with bollard's defaults (`DOCKER_HOST`, else the local
     /// socket), agrees on an API version, and removes every container labelled for `node_id`:
     /// whatever a previous agent of this node started is not ours to serve from.
-    pub async fn connect(node_id: &str, auth: RegistryAuth) -> Result<DockerRuntime, ConnectError> {
+    pub async fn connect(node_id: &str, auth: RegistryAuth, ecr: Ecr) -> Result<DockerRuntime, ConnectError> {
         let docker = Docker::connect_with_local_defaults().map_err(ConnectError::Unreachable)?;
         let docker = docker.negotiate_version().await.map_err(ConnectError::Unreachable)?;
         docker.ping().await.map_err(ConnectError::Unreachable)?;
@@ -173,6 +176,7 @@ impl DockerRuntime {
             images: Arc::new(ImagePuller {
                 docker,
                 auth,
+                ecr,
                 pulls: Mutex::new(HashMap::new()),
                 status: Mutex::new(HashMap::new()),
             }),
@@ -444,6 +448,24 @@ impl ImagePuller {
         })
     }
 
+    /// The credentials for the registry `image` names: `--registry-auth-file` first, then, for
+    /// an ECR host, a token from ECR (cached until shortly before it expires).
+    async fn credentials_for(&self, image: &str) -> Result<Option<DockerCredentials>, String> {
+        if let Some(configured) = self.credentials(image) {
+            return Ok(Some(configured));
+        }
+        let Some(host) = registry_host(image).filter(|h| fjord_aws::ecr_registry(h).is_some()) else {
+            return Ok(None);
+        };
+        let (username, password) = self.ecr.credentials(host).await?;
+        Ok(Some(DockerCredentials {
+            username: Some(username),
+            password: Some(password),
+            serveraddress: Some(host.to_string()),
+            ..Default::default()
+        }))
+    }
+
     /// Makes sure `image` is present, pulling it if not, and records where that stands for
     /// [`ImagePuller::status`]. Concurrent calls for one image share one pull.
     async fn ensure(&self, image: &str) -> Result<(), String> {
@@ -481,6 +503,15 @@ impl ImagePuller {
 
     /// One pull through the engine, its progress recorded as [`ImageStatus::Pulling`].
     async fn pull(&self, image: &str) -> Result<(), String> {
+        match self.pull_once(image).await {
+            // An ECR token refused (revoked, or expired early): once more with a fresh one.
+            Err(reason) if is_auth_failure(&reason) && self.ecr.forget(image) => self.pull_once(image).await,
+            other => other,
+        }
+    }
+
+    async fn pull_once(&self, image: &str) -> Result<(), String> {
+        let credentials = self.credentials_for(image).await?;
         let mut progress = PullProgress::default();
         self.set_status(image, progress.status());
         let mut steps = self.docker.create_image(
@@ -489,7 +520,7 @@ impl ImagePuller {
                 ..Default::default()
             }),
             None,
-            self.credentials(image),
+            credentials,
         );
         while let Some(step) = steps.next().await {
             let step = step.map_err(|e| format!("pulling image {image:?}: {}", engine_reason(e)))?;
@@ -556,7 +587,7 @@ impl ImagePuller {
         }
         let inspect = match self
             .docker
-            .inspect_registry_image(&with_tag(image), self.credentials(image))
+            .inspect_registry_image(&with_tag(image), self.credentials_for(image).await?)
             .await
         {
             Ok(inspect) => inspect,
@@ -585,6 +616,74 @@ impl ImagePuller {
             pinned: format!("{}@{digest}", repository(image)),
             digest,
         })
+    }
+}
+
+fn is_auth_failure(reason: &str) -> bool {
+    let reason = reason.to_lowercase();
+    reason.contains("unauthorized") || reason.contains("denied") || reason.contains("authentication required")
+}
+
+/// ECR pull credentials, set up on first use so a node that never pulls from ECR never loads
+/// the AWS configuration.
+#[derive(Default)]
+pub struct Ecr {
+    /// Endpoint override (a local AWS endpoint in tests).
+    endpoint_url: Option<String>,
+    credentials: tokio::sync::OnceCell<fjord_aws::EcrCredentials>,
+}
+
+impl Ecr {
+    pub fn new(endpoint_url: Option<String>) -> Self {
+        Ecr {
+            endpoint_url,
+            credentials: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// With an AWS configuration already made (tests use fixed credentials).
+    pub fn with_sdk_config(config: &fjord_aws::SdkConfig, endpoint_url: Option<String>) -> Self {
+        let mut builder = fjord_aws::EcrCredentials::builder(config);
+        if let Some(url) = &endpoint_url {
+            builder = builder.endpoint_url(url.clone());
+        }
+        Ecr {
+            endpoint_url,
+            credentials: tokio::sync::OnceCell::new_with(Some(builder.build())),
+        }
+    }
+
+    async fn client(&self) -> &fjord_aws::EcrCredentials {
+        self.credentials
+            .get_or_init(|| async {
+                let config = fjord_aws::load_sdk_config(self.endpoint_url.as_deref()).await;
+                let mut builder = fjord_aws::EcrCredentials::builder(&config);
+                if let Some(url) = &self.endpoint_url {
+                    builder = builder.endpoint_url(url.clone());
+                }
+                builder.build()
+            })
+            .await
+    }
+
+    /// A pull user and password for the ECR registry `host`.
+    pub async fn credentials(&self, host: &str) -> Result<(String, String), String> {
+        self.client()
+            .await
+            .credentials(host)
+            .await
+            .map_err(|e| format!("getting ECR pull credentials for {host}: {e}"))
+    }
+
+    /// Drops the cached token of the ECR registry `image` names; false when it names none.
+    fn forget(&self, image: &str) -> bool {
+        match (registry_host(image), self.credentials.get()) {
+            (Some(host), Some(client)) if fjord_aws::ecr_registry(host).is_some() => {
+                client.invalidate(host);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -1166,6 +1265,48 @@ impl Instance for DockerInstance {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn an_ecr_registry_is_pulled_from_with_a_token_from_ecr_and_the_auth_file_wins() {
+        let Some(moto) = fjord_aws::testing::MotoServer::start() else {
+            return;
+        };
+        let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        let mut auth = super::RegistryAuth::new();
+        auth.insert(
+            "registry.example.com".into(),
+            super::RegistryCredentials {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        );
+        let puller = super::ImagePuller {
+            docker: bollard::Docker::connect_with_local_defaults().unwrap(),
+            auth,
+            ecr: super::Ecr::with_sdk_config(&moto.sdk_config(), Some(moto.endpoint_url().to_string())),
+            pulls: Default::default(),
+            status: Default::default(),
+        };
+        let credentials = puller
+            .credentials_for(&format!("{host}/team/echo:v1"))
+            .await
+            .unwrap()
+            .expect("credentials for an ECR host");
+        assert_eq!(credentials.username.as_deref(), Some("AWS"));
+        assert!(credentials.password.as_deref().is_some_and(|p| !p.is_empty()));
+        assert_eq!(credentials.serveraddress.as_deref(), Some(host));
+        let (_, token_password) = puller.ecr.credentials(host).await.unwrap();
+        assert_eq!(credentials.password.as_deref(), Some(token_password.as_str()));
+        let configured = puller
+            .credentials_for("registry.example.com/team/echo:v1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(configured.username.as_deref(), Some("u"));
+        assert!(puller.credentials_for("other.example.com/x:1").await.unwrap().is_none());
+        assert!(puller.ecr.forget(&format!("{host}/team/echo:v1")));
+        assert!(!puller.ecr.forget("registry.example.com/team/echo:v1"));
+    }
+
     use super::{
         already_pinned, engine_reason, load_registry_auth, registry_host, repository, with_tag, PullProgress, Spare,
         SpareContainers, MAX_SPARES,
