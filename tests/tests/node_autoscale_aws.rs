@@ -248,8 +248,9 @@ async fn pending_instances_grow_the_asg_up_to_its_max_and_quiet_drains_then_term
         Duration::from_secs(30),
         || {
             let status = workers_group(&fjord).map(|g| status_of(&g)).unwrap_or_default();
-            if status.contains("waiting for 2 new nodes to join") {
-                statuses.insert(status);
+            // Waiting for the machines, or holding at the max with instances still pending.
+            if status.contains("waiting for 2 new nodes to join") || status.contains("max of 3") {
+                statuses.insert(format!("{status} #{}", statuses.len()));
             }
             let cloud = &cloud;
             let ticks = statuses.len();
@@ -259,7 +260,7 @@ async fn pending_instances_grow_the_asg_up_to_its_max_and_quiet_drains_then_term
                     group.desired, 3,
                     "the desired capacity moved while nodes were joining: {group:?}"
                 );
-                (ticks >= 5).then_some(())
+                (ticks >= 40).then_some(())
             }
         },
     )
