@@ -123,7 +123,25 @@ async fn a_follower_that_missed_10000_writes_catches_up_by_snapshot() {
                     min_instances: Some(0),
                     max_instances: Some(1 + (n % 500)),
                 };
-                client.scale(request).await.expect("a scale write");
+                // A write the cluster could not confirm in time (two members left, a busy
+                // machine) is retried as the error says a client may: scale is idempotent.
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    match client.scale(request.clone()).await {
+                        Ok(_) => break,
+                        Err(status)
+                            if attempts < 5
+                                && matches!(
+                                    status.code(),
+                                    tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                                ) =>
+                        {
+                            eprintln!("writer {w}: write {i} retried after: {}", status.message());
+                        }
+                        Err(status) => panic!("a scale write failed after {attempts} attempts: {status}"),
+                    }
+                }
             }
         })
     });
