@@ -2,6 +2,8 @@
 # The docker runtime's numbers, in one run:
 #   - cold start, image already local: request to first byte through the lb for a function
 #     scaled to zero, beside plain `docker run` of the same image until it answers, and the ratio;
+#   - the same cold starts with pre-created containers turned off (FJORD_PRECREATE_CONTAINERS=
+#     false, in a platform of its own started first), and the ratio: what pre-creation saves;
 #   - where those cold starts spent their time (p50 per phase, from the agent's "started in"
 #     platform log line: image check, create, start, port lookup, first readiness answer) and
 #     how many took a pre-created container;
@@ -27,7 +29,6 @@ scripts/build-example-images.sh bench >/dev/null
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-lb_port=$(free_port); cp_port=$(free_port); agent_port=$(free_port)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -37,35 +38,45 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/fjord" dev --runtime docker --no-examples --agent-memory-mib 16384 --data-dir "$work/dev" \
-    --lb-port "$lb_port" --control-plane-port "$cp_port" --agent-port "$agent_port" > "$work/dev.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 300); do grep -q "Press Ctrl-C" "$work/dev.out" 2>/dev/null && break; sleep 0.1; done
-grep -q "Press Ctrl-C" "$work/dev.out" || { cat "$work/dev.out"; echo "fjord dev did not start" >&2; exit 1; }
-export FJORD_ADDR="http://127.0.0.1:$cp_port" FJORD_TOKEN_FILE="$work/dev/admin.token"
-lb="http://127.0.0.1:$lb_port"
+# Starts `fjord dev --runtime docker` on free ports in $work/$1 (the environment reaches the
+# agent: FJORD_PRECREATE_CONTAINERS=false turns pre-created containers off); sets lb, dev_pid
+# and the CLI's FJORD_ADDR and FJORD_TOKEN_FILE.
+start_dev() {
+    local dir="$work/$1"
+    local lb_port cp_port agent_port
+    lb_port=$(free_port); cp_port=$(free_port); agent_port=$(free_port)
+    "$bin/fjord" dev --runtime docker --no-examples --agent-memory-mib 16384 --data-dir "$dir" \
+        --lb-port "$lb_port" --control-plane-port "$cp_port" --agent-port "$agent_port" > "$work/$1.out" 2>&1 &
+    dev_pid=$!
+    pids+=("$dev_pid")
+    for _ in $(seq 1 300); do grep -q "Press Ctrl-C" "$work/$1.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q "Press Ctrl-C" "$work/$1.out" || { cat "$work/$1.out"; echo "fjord dev did not start" >&2; exit 1; }
+    export FJORD_ADDR="http://127.0.0.1:$cp_port" FJORD_TOKEN_FILE="$dir/admin.token"
+    lb="http://127.0.0.1:$lb_port"
+}
+stop_dev() { kill "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; }
 ms() { python3 -c 'import time; print(int(time.monotonic()*1e6))'; }
 
-# --- cold start through Fjord, every sample confirmed cold by the agent's header
-cat > "$work/cold.yaml" <<YAML
+# Cold starts through Fjord, every sample confirmed cold by the agent's header, into
+# $work/cold-$1.txt (seconds); sets cold_seen and phases (the agent's account, p50 per phase).
+cold_run() {
+    cat > "$work/cold.yaml" <<YAML
 name: cold
 image: fjord-example/echo:bench
 scale_to_zero_after: 1s
 memory_mib: 64
 YAML
-"$bin/fjord" deploy -f "$work/cold.yaml" >/dev/null
-until curl -sf -d x "$lb/function/cold" >/dev/null; do sleep 0.05; done
-instances() { "$bin/fjord" describe cold --json | python3 -c 'import json,sys; print(sum(i["ready"]+i["starting"] for i in json.load(sys.stdin)["instances"]))'; }
-: > "$work/cold.txt"; cold_seen=0
-for _ in $(seq 1 "$samples"); do
-    until [ "$(instances)" != 0 ]; do sleep 0.1; done
-    until [ "$(instances)" = 0 ]; do sleep 0.1; done
-    curl -s -o /dev/null -D "$work/h.txt" -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold.txt"
-    grep -qi '^x-fjord-cold-start: 1' "$work/h.txt" && cold_seen=$((cold_seen + 1))
-done
-
-# --- the agent's account of each of those starts: p50 per phase, in ms
-phases=$("$bin/fjord" logs cold --json --tail 2000 | python3 -c '
+    "$bin/fjord" deploy -f "$work/cold.yaml" >/dev/null
+    until curl -sf -d x "$lb/function/cold" >/dev/null; do sleep 0.05; done
+    instances() { "$bin/fjord" describe cold --json | python3 -c 'import json,sys; print(sum(i["ready"]+i["starting"] for i in json.load(sys.stdin)["instances"]))'; }
+    : > "$work/cold-$1.txt"; cold_seen=0
+    for _ in $(seq 1 "$samples"); do
+        until [ "$(instances)" != 0 ]; do sleep 0.1; done
+        until [ "$(instances)" = 0 ]; do sleep 0.1; done
+        curl -s -o /dev/null -D "$work/h.txt" -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold-$1.txt"
+        grep -qi '^x-fjord-cold-start: 1' "$work/h.txt" && cold_seen=$((cold_seen + 1))
+    done
+    phases=$("$bin/fjord" logs cold --json --tail 2000 | python3 -c '
 import json, re, sys
 samples = int(sys.argv[1])
 pattern = re.compile(r"started in ([\d.]+) ms: image ([\d.]+) ms, create ([\d.]+) ms, start ([\d.]+) ms, "
@@ -79,7 +90,19 @@ names = ["total", "image", "create", "start", "port", "ready"]
 print("  ".join(f"{n} {p50(i + 1):.1f}" for i, n in enumerate(names)),
       f"| {sum(1 for m in starts if m.group(7))} of {len(starts)} from a pre-created container")
 ' "$samples")
+}
 
+# --- without pre-created containers: every cold start creates its container
+export FJORD_PRECREATE_CONTAINERS=false
+start_dev dev-no-precreate
+unset FJORD_PRECREATE_CONTAINERS
+cold_run no-precreate
+plain_seen=$cold_seen; plain_phases=$phases
+stop_dev
+
+# --- the default: a pre-created container waits for each function's next cold start
+start_dev dev
+cold_run precreate
 # --- plain docker run of the same image until it answers, same limits
 : > "$work/run.txt"
 for _ in $(seq 1 "$samples"); do
@@ -92,7 +115,8 @@ for _ in $(seq 1 "$samples"); do
     docker rm -f "$id" >/dev/null
 done
 stats() { sort -n | awk -v scale="$1" '{v[NR]=$1*scale} END{p50=v[int((NR+1)*0.50)]; p95=v[int(NR*0.95+0.999)]; if (p95=="") p95=v[NR]; printf "%.1f %.1f\n", p50, p95}'; }
-read -r f_p50 f_p95 < <(stats 1000 < "$work/cold.txt")
+read -r f_p50 f_p95 < <(stats 1000 < "$work/cold-precreate.txt")
+read -r n_p50 n_p95 < <(stats 1000 < "$work/cold-no-precreate.txt")
 read -r d_p50 d_p95 < <(stats 0.001 < "$work/run.txt")
 
 # --- warm latency through the docker runtime
@@ -129,11 +153,14 @@ after=$(rss "$agent_pid")
 
 echo
 echo "Docker runtime (image local, FROM scratch echo):"
-echo "  cold start, request to first byte through the lb ($samples samples, $cold_seen confirmed cold):"
-echo "    fjord         p50 ${f_p50} ms   p95 ${f_p95} ms"
-echo "    docker run    p50 ${d_p50} ms   p95 ${d_p95} ms   (create + start + first answer, same image and memory limit)"
+echo "  cold start, request to first byte through the lb ($samples samples each):"
+echo "    fjord                         p50 ${f_p50} ms   p95 ${f_p95} ms   ($cold_seen confirmed cold)"
+echo "    fjord, no pre-created ones    p50 ${n_p50} ms   p95 ${n_p95} ms   ($plain_seen confirmed cold)"
+echo "    docker run                    p50 ${d_p50} ms   p95 ${d_p95} ms   (create + start + first answer, same image and memory limit)"
 awk -v a="$f_p50" -v b="$d_p50" -v c="$f_p95" -v d="$d_p95" 'BEGIN{printf "    ratio fjord / docker run: p50 %.2f  p95 %.2f\n", a/b, c/d}'
+awk -v a="$f_p50" -v b="$n_p50" -v c="$f_p95" -v d="$n_p95" 'BEGIN{printf "    ratio with / without pre-created containers: p50 %.2f  p95 %.2f\n", a/b, c/d}'
 echo "  inside the agent, p50 per phase in ms (the agent's own account of the same starts):"
-echo "    $phases"
+echo "    with pre-created containers:    $phases"
+echo "    without:                        $plain_phases"
 echo "  warm invoke through lb -> agent -> container, one connection: p50 ${w_p50} us   p99 ${w_p99} us"
 echo "  agent RSS: $((before / 1024)) MiB idle, $((after / 1024)) MiB with 50 warm instances"

@@ -94,6 +94,11 @@ pub struct Args {
     /// (instance profile or the standard chain) and renews it before it expires.
     #[arg(long, env = "FJORD_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Docker runtime: after a cold start, create (not start) the function's next container in
+    /// the background, so its next cold start skips the create step. It holds no memory or CPU
+    /// until started and is removed when the function stays unused for a while.
+    #[arg(long, env = "FJORD_PRECREATE_CONTAINERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub precreate_containers: bool,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -156,7 +161,8 @@ pub async fn run(
                 runtime::docker::Ecr::new(args.aws_endpoint_url.clone()),
             )
             .await
-            .map_err(StartError::Docker)?,
+            .map_err(StartError::Docker)?
+            .precreate_containers(args.precreate_containers),
         ),
     };
     let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {

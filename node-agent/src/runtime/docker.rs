@@ -130,6 +130,8 @@ pub struct DockerRuntime {
     node_id: String,
     images: Arc<ImagePuller>,
     spares: Arc<SpareContainers>,
+    /// Whether cold starts leave a pre-created container for the function's next one.
+    precreate: bool,
 }
 
 /// A container the engine has started for an instance, and where it serves.
@@ -181,6 +183,7 @@ impl DockerRuntime {
                 status: Mutex::new(HashMap::new()),
             }),
             spares: Arc::default(),
+            precreate: true,
         };
         let removed = runtime
             .remove_leftovers()
@@ -384,9 +387,20 @@ impl DockerRuntime {
         }
     }
 
+    /// With `false`, no container is pre-created: every cold start creates its own (the
+    /// agent's `--precreate-containers false`, for nodes that must not hold created containers,
+    /// and to measure what pre-creation saves).
+    pub fn precreate_containers(mut self, on: bool) -> Self {
+        self.precreate = on;
+        self
+    }
+
     /// Creates, in the background, the container the function's next cold start will take,
     /// unless it has one or one is being made.
     fn replenish_spare(&self, spec: &FunctionSpec) {
+        if !self.precreate {
+            return;
+        }
         let Some(instance_id) = self.spares.begin_create(&spec.name, &self.node_id) else {
             return;
         };
