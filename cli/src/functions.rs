@@ -27,6 +27,7 @@ fn spec_json(spec: &pb::FunctionSpec) -> serde_json::Value {
         "max": spec.max_instances,
         "target_utilization": spec.target_utilization,
         "scale_to_zero_after": format_duration(Duration::from_millis(spec.scale_to_zero_after_ms)),
+        "keep_alive": if spec.keep_alive.is_empty() { "fixed" } else { spec.keep_alive.as_str() },
         "labels": spec.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
     })
 }

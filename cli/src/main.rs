@@ -76,9 +76,10 @@ enum NodesCommand {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate and store the cluster policy from a YAML file (- for standard input). Sections:
-    /// `defaults` (min, max, concurrency, target_utilization, scale_to_zero_after for functions
-    /// whose fjord.yaml leaves them out), `autoscaler` (stable_window_ms, panic_window_ms,
-    /// panic_threshold, max_scale_up_rate, max_scale_down_rate, bucket_ms) and `scheduler`
+    /// `defaults` (min, max, concurrency, target_utilization, scale_to_zero_after, keep_alive
+    /// for functions whose fjord.yaml leaves them out), `autoscaler` (stable_window_ms,
+    /// panic_window_ms, panic_threshold, max_scale_up_rate, max_scale_down_rate, bucket_ms,
+    /// keep_alive_bucket_ms, keep_alive_min_samples), `node_groups` and `scheduler`
     /// (load_bound_c). An invalid file is refused whole, naming the field.
     Apply {
         #[arg(short, long)]

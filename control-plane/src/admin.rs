@@ -149,6 +149,7 @@ impl AdminService {
                     pulled_bytes: f.pulled_bytes,
                     image_bytes: f.image_bytes,
                     image_error: f.image_error.clone(),
+                    calls: f.calls,
                 })
                 .collect(),
             placed,

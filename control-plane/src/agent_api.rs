@@ -81,6 +81,7 @@ impl pb::agent_server::Agent for AgentService {
                             pulled_bytes: f.pulled_bytes,
                             image_bytes: f.image_bytes,
                             image_error: f.image_error,
+                            calls: f.calls,
                         };
                         (f.name, load)
                     })

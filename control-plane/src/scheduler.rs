@@ -225,7 +225,7 @@ impl Scheduler {
             *entry = (inputs.autoscaler, FunctionAutoscaler::new(inputs.autoscaler));
         }
         let autoscaler = &mut entry.1;
-        let (mut concurrency, mut ready) = (0u32, 0u32);
+        let (mut concurrency, mut ready, mut calls) = (0u32, 0u32, 0u64);
         for (node, load) in &inputs.loads {
             if inputs
                 .nodes
@@ -236,13 +236,25 @@ impl Scheduler {
             }
             if let Some(f) = load.functions.get(name) {
                 concurrency += f.in_flight + f.waiting;
+                calls = calls.wrapping_add(f.calls);
                 if f.revision == record.revision {
                     ready += f.ready + f.starting;
                 }
             }
         }
-        autoscaler.observe(now, concurrency);
+        autoscaler.observe_calls(now, concurrency, calls);
         let decision = autoscaler.decide(now, &record.spec, ready);
+        tracing::debug!(
+            function = %name,
+            concurrency,
+            calls,
+            ready,
+            desired = decision.desired,
+            reason = ?decision.reason,
+            idle_times = autoscaler.idle_times().samples(),
+            idle_state = ?autoscaler.idle_times().state(),
+            "autoscaled"
+        );
         let placed: u32 = inputs.current.get(name).map_or(0, |n| n.values().sum());
         // Without samples (a new leader), keep what the last leader placed.
         let desired = if decision.reason == ScaleReason::NoData {

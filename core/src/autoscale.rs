@@ -23,6 +23,14 @@
 //!   Until then a function with ready instances keeps at least one, even when the windows say
 //!   zero. The idle time is counted from the first sample showing nothing in flight, the latest
 //!   moment the last request can have been running, so the autoscaler never scales to zero early.
+//! - **Adaptive keep-alive** (`keep_alive: adaptive`, `min: 0`): the autoscaler learns the
+//!   function's idle times in a [`HybridHistogram`] (from the end of activity to the next call,
+//!   as the samples show them). Once the histogram is representative, an idle function is given
+//!   0 instances at once, 1 from the histogram's prewarm time until its keep-alive time, and 0
+//!   after; until then, and whenever the idle times are not predictable, the fixed rule above
+//!   holds. A sample counts as activity when it shows a request in flight or when the function's
+//!   call counter moved since the previous sample, so calls shorter than the sampling interval
+//!   are seen too.
 //! - **No data**: with no sample in the stable window (a new leader that has heard no heartbeat
 //!   yet), the autoscaler holds the ready count instead of reading silence as "idle".
 //!
@@ -31,7 +39,8 @@
 //! into buckets of `bucket_ms`, and buckets older than the stable window are dropped, so one
 //! autoscaler holds at most `ceil(stable_window_ms / bucket_ms) + 1` buckets.
 
-use crate::spec::FunctionSpec;
+use crate::keepalive::{HistogramConfig, HybridHistogram, KeepAlivePolicy};
+use crate::spec::{FunctionSpec, KeepAlive};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,6 +51,10 @@ pub const DEFAULT_BUCKET_MS: u64 = 1_000;
 pub const DEFAULT_PANIC_THRESHOLD: f64 = 2.0;
 pub const DEFAULT_MAX_SCALE_UP_RATE: f64 = 10.0;
 pub const DEFAULT_MAX_SCALE_DOWN_RATE: f64 = 2.0;
+pub const DEFAULT_KEEP_ALIVE_BUCKET_MS: u64 = 60_000;
+pub const DEFAULT_KEEP_ALIVE_MIN_SAMPLES: u64 = 5;
+/// Buckets of the adaptive keep-alive histogram: with 1-minute buckets, idle times up to 4 hours.
+const KEEP_ALIVE_BUCKETS: usize = 240;
 
 /// The autoscaler's settings, the same for every function.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -59,6 +72,10 @@ pub struct AutoscalerConfig {
     pub max_scale_up_rate: f64,
     /// At least the ready instances divided by this per evaluation.
     pub max_scale_down_rate: f64,
+    /// Adaptive keep-alive: the width of one bucket of the idle-time histogram (240 buckets).
+    pub keep_alive_bucket_ms: u64,
+    /// Adaptive keep-alive: idle times needed before the histogram is used.
+    pub keep_alive_min_samples: u64,
 }
 
 impl Default for AutoscalerConfig {
@@ -70,6 +87,8 @@ impl Default for AutoscalerConfig {
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
             max_scale_up_rate: DEFAULT_MAX_SCALE_UP_RATE,
             max_scale_down_rate: DEFAULT_MAX_SCALE_DOWN_RATE,
+            keep_alive_bucket_ms: DEFAULT_KEEP_ALIVE_BUCKET_MS,
+            keep_alive_min_samples: DEFAULT_KEEP_ALIVE_MIN_SAMPLES,
         }
     }
 }
@@ -125,6 +144,15 @@ impl AutoscalerConfig {
                 format!("must be a number above 1 (got {})", self.max_scale_down_rate),
             );
         }
+        if self.keep_alive_bucket_ms < 100 {
+            return fail(
+                "keep_alive_bucket_ms",
+                format!("must be at least 100 (got {})", self.keep_alive_bucket_ms),
+            );
+        }
+        if self.keep_alive_min_samples == 0 {
+            return fail("keep_alive_min_samples", "must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -157,6 +185,12 @@ pub enum ScaleReason {
     IdleKeptWarm,
     /// No sample in the stable window: holding the ready count.
     NoData,
+    /// Adaptive keep-alive: idle, and the next call is not expected yet.
+    KeepAliveUnloaded,
+    /// Adaptive keep-alive: idle, inside the window the next call is expected in.
+    KeepAliveWarm,
+    /// Adaptive keep-alive: idle past the window the next call was expected in.
+    KeepAliveExpired,
 }
 
 impl fmt::Display for ScaleReason {
@@ -172,6 +206,15 @@ impl fmt::Display for ScaleReason {
             ScaleReason::ScaledToZero => "scaled to zero: no request in flight for scale_to_zero_after",
             ScaleReason::IdleKeptWarm => "no load: keeping one instance until idle for scale_to_zero_after",
             ScaleReason::NoData => "no concurrency samples in the stable window yet: holding",
+            ScaleReason::KeepAliveUnloaded => {
+                "adaptive keep-alive: unloaded until just before the next call the idle-time histogram expects"
+            }
+            ScaleReason::KeepAliveWarm => {
+                "adaptive keep-alive: one instance warm for the next call the idle-time histogram expects"
+            }
+            ScaleReason::KeepAliveExpired => {
+                "adaptive keep-alive: idle past the window the idle-time histogram expects calls in"
+            }
         })
     }
 }
@@ -210,6 +253,12 @@ pub struct FunctionAutoscaler {
     panic_triggered_ms: Option<u64>,
     /// The highest count asked for during the current panic.
     panic_floor: u32,
+    /// The function's call counter at the previous sample, when samples carry one.
+    last_calls: Option<u64>,
+    /// Whether the previous sample showed activity.
+    was_active: bool,
+    /// The function's idle times, for the adaptive keep-alive.
+    idle_times: HybridHistogram,
 }
 
 impl FunctionAutoscaler {
@@ -226,7 +275,29 @@ impl FunctionAutoscaler {
             idle_since_ms: None,
             panic_triggered_ms: None,
             panic_floor: 0,
+            last_calls: None,
+            was_active: false,
+            idle_times: HybridHistogram::new(HistogramConfig {
+                bucket_ms: config.keep_alive_bucket_ms.max(1),
+                buckets: KEEP_ALIVE_BUCKETS,
+                min_samples: config.keep_alive_min_samples.max(1),
+                ..HistogramConfig::default()
+            }),
         }
+    }
+
+    /// The idle times learned for the adaptive keep-alive.
+    pub fn idle_times(&self) -> &HybridHistogram {
+        &self.idle_times
+    }
+
+    /// Like [`observe`](Self::observe), with the function's call counter (the sum of the nodes'
+    /// counters of admitted requests): a counter that moved since the previous sample counts as
+    /// activity even with nothing in flight now.
+    pub fn observe_calls(&mut self, now_ms: u64, in_flight: u32, calls: u64) {
+        let called = self.last_calls.is_some_and(|previous| previous != calls);
+        self.last_calls = Some(calls);
+        self.record(now_ms, in_flight, in_flight > 0 || called);
     }
 
     pub fn config(&self) -> &AutoscalerConfig {
@@ -235,6 +306,10 @@ impl FunctionAutoscaler {
 
     /// Records that `in_flight` requests of the function were running over all nodes at `now_ms`.
     pub fn observe(&mut self, now_ms: u64, in_flight: u32) {
+        self.record(now_ms, in_flight, in_flight > 0);
+    }
+
+    fn record(&mut self, now_ms: u64, in_flight: u32, active: bool) {
         let now = now_ms.max(self.latest_ms);
         self.latest_ms = now;
         let index = now / self.config.bucket_ms;
@@ -249,11 +324,19 @@ impl FunctionAutoscaler {
                 count: 1,
             }),
         }
-        if in_flight > 0 {
+        if active {
+            if !self.was_active {
+                // The end of an idle time (if one was under way since activity).
+                self.idle_times.on_call_start(now);
+            }
             self.idle_since_ms = None;
         } else if self.idle_since_ms.is_none() {
             self.idle_since_ms = Some(now);
+            if self.was_active {
+                self.idle_times.on_call_end(now);
+            }
         }
+        self.was_active = active;
         self.drop_old_buckets(index);
     }
 
@@ -325,6 +408,27 @@ impl FunctionAutoscaler {
         }
 
         let idle_for_ms = self.idle_since_ms.map(|since| now.saturating_sub(since));
+        let learned = self.idle_times.windows_ms();
+        if let (0, KeepAlive::Adaptive, Some(idle_for), Some((prewarm_after, unload_after))) =
+            (spec.min, spec.keep_alive, idle_for_ms, learned)
+        {
+            self.panic_triggered_ms = None;
+            self.panic_floor = 0;
+            let (desired, reason) = if idle_for >= unload_after {
+                (0, ScaleReason::KeepAliveExpired)
+            } else if idle_for < prewarm_after {
+                (0, ScaleReason::KeepAliveUnloaded)
+            } else {
+                (1, ScaleReason::KeepAliveWarm)
+            };
+            return ScaleDecision {
+                desired,
+                reason,
+                stable_concurrency: stable,
+                panic_concurrency: panic,
+                panicking: false,
+            };
+        }
         let scale_to_zero_after_ms = u64::try_from(spec.scale_to_zero_after.as_millis()).unwrap_or(u64::MAX);
         if spec.min == 0 && idle_for_ms.is_some_and(|idle| idle >= scale_to_zero_after_ms) {
             self.panic_triggered_ms = None;
@@ -495,6 +599,20 @@ mod tests {
                     ..Default::default()
                 },
                 "max_scale_down_rate",
+            ),
+            (
+                AutoscalerConfig {
+                    keep_alive_bucket_ms: 10,
+                    ..Default::default()
+                },
+                "keep_alive_bucket_ms",
+            ),
+            (
+                AutoscalerConfig {
+                    keep_alive_min_samples: 0,
+                    ..Default::default()
+                },
+                "keep_alive_min_samples",
             ),
         ];
         for (config, field) in bad {
@@ -806,8 +924,154 @@ mod tests {
             ScaleReason::ScaledToZero,
             ScaleReason::IdleKeptWarm,
             ScaleReason::NoData,
+            ScaleReason::KeepAliveUnloaded,
+            ScaleReason::KeepAliveWarm,
+            ScaleReason::KeepAliveExpired,
         ];
         let texts: std::collections::BTreeSet<String> = reasons.iter().map(|r| r.to_string()).collect();
         assert_eq!(texts.len(), reasons.len());
+    }
+
+    /// One-second histogram buckets and three idle times to learn, so a test learns in minutes
+    /// of simulated time.
+    fn keep_alive_config() -> AutoscalerConfig {
+        AutoscalerConfig {
+            keep_alive_bucket_ms: 1_000,
+            keep_alive_min_samples: 3,
+            ..Default::default()
+        }
+    }
+
+    fn keep_alive_spec(keep_alive: KeepAlive, min: u32) -> FunctionSpec {
+        let mut s = spec(1, 1.0, min, 10);
+        s.keep_alive = keep_alive;
+        s.scale_to_zero_after = Duration::from_secs(300);
+        s
+    }
+
+    /// Samples every 500 ms from `from` until `until` (exclusive); a call (shorter than the
+    /// sampling interval, so never seen in flight) at each time in `calls`, seen through the
+    /// counter. Returns the counter.
+    fn sample_calls(
+        autoscaler: &mut FunctionAutoscaler,
+        from: u64,
+        until: u64,
+        calls: &[u64],
+        mut counter: u64,
+    ) -> u64 {
+        let mut t = from;
+        while t < until {
+            counter += calls.iter().filter(|&&c| c > t.saturating_sub(500) && c <= t).count() as u64;
+            autoscaler.observe_calls(t, 0, counter);
+            t += 500;
+        }
+        counter
+    }
+
+    #[test]
+    fn adaptive_keep_alive_unloads_a_periodic_function_at_once_and_prewarms_before_its_next_call() {
+        // A call every 20 s: the samples see each call through the counter, then 19.5 s of idle.
+        let mut autoscaler = FunctionAutoscaler::new(keep_alive_config());
+        let adaptive = keep_alive_spec(KeepAlive::Adaptive, 0);
+        let calls = [1_000, 21_000, 41_000, 61_000];
+        let counter = sample_calls(&mut autoscaler, 0, 61_500, &calls, 0);
+        assert_eq!(autoscaler.idle_times().samples(), 3);
+        assert_eq!(
+            autoscaler.idle_times().state(),
+            crate::keepalive::HistogramState::Representative
+        );
+        // Idle since 61.5 s. Idle times of 19.5 s fall in bucket 19: prewarm after 19 s × 0.9,
+        // unload after 20 s × 1.1.
+        let idle_since = 61_500;
+        let counter = sample_calls(&mut autoscaler, 61_500, 62_000, &[], counter);
+        let d = autoscaler.decide(62_000, &adaptive, 1);
+        assert_eq!((d.desired, d.reason), (0, ScaleReason::KeepAliveUnloaded));
+        let counter = sample_calls(&mut autoscaler, 62_000, idle_since + 17_100, &[], counter);
+        let d = autoscaler.decide(idle_since + 17_099, &adaptive, 0);
+        assert_eq!((d.desired, d.reason), (0, ScaleReason::KeepAliveUnloaded));
+        let counter = sample_calls(&mut autoscaler, idle_since + 17_100, idle_since + 17_600, &[], counter);
+        let d = autoscaler.decide(idle_since + 17_500, &adaptive, 0);
+        assert_eq!((d.desired, d.reason), (1, ScaleReason::KeepAliveWarm));
+        // The call that was expected never comes: the instance goes at the end of the window.
+        let counter = sample_calls(&mut autoscaler, idle_since + 17_600, idle_since + 22_500, &[], counter);
+        let d = autoscaler.decide(idle_since + 22_000, &adaptive, 1);
+        assert_eq!((d.desired, d.reason), (0, ScaleReason::KeepAliveExpired));
+        // A call brings back the ordinary rules (one instance for it) and a fresh idle time.
+        sample_calls(
+            &mut autoscaler,
+            idle_since + 22_500,
+            idle_since + 30_000,
+            &[idle_since + 25_000],
+            counter,
+        );
+        assert_eq!(autoscaler.idle_times().samples(), 4);
+    }
+
+    #[test]
+    fn fixed_keep_alive_on_the_same_calls_keeps_one_instance_for_scale_to_zero_after() {
+        let mut autoscaler = FunctionAutoscaler::new(keep_alive_config());
+        let fixed = keep_alive_spec(KeepAlive::Fixed, 0);
+        let counter = sample_calls(&mut autoscaler, 0, 62_000, &[1_000, 21_000, 41_000, 61_000], 0);
+        let d = autoscaler.decide(62_000, &fixed, 1);
+        assert_eq!((d.desired, d.reason), (1, ScaleReason::IdleKeptWarm));
+        sample_calls(&mut autoscaler, 62_000, 361_500, &[], counter);
+        assert_eq!(autoscaler.decide(361_499, &fixed, 1).desired, 1);
+        assert_eq!(autoscaler.decide(361_500, &fixed, 1).reason, ScaleReason::ScaledToZero);
+    }
+
+    #[test]
+    fn adaptive_keep_alive_follows_the_fixed_rule_while_learning_and_with_min_instances() {
+        let mut autoscaler = FunctionAutoscaler::new(keep_alive_config());
+        // Two idle times: still learning.
+        let counter = sample_calls(&mut autoscaler, 0, 42_000, &[1_000, 21_000, 41_000], 0);
+        assert_eq!(autoscaler.idle_times().samples(), 2);
+        let adaptive = keep_alive_spec(KeepAlive::Adaptive, 0);
+        let d = autoscaler.decide(42_000, &adaptive, 1);
+        assert_eq!((d.desired, d.reason), (1, ScaleReason::IdleKeptWarm));
+        // Learned, but min is 1: min wins, the keep-alive only governs going to zero.
+        sample_calls(&mut autoscaler, 42_000, 62_000, &[61_000], counter);
+        let with_min = keep_alive_spec(KeepAlive::Adaptive, 2);
+        let d = autoscaler.decide(62_000, &with_min, 2);
+        assert_eq!((d.desired, d.reason), (2, ScaleReason::Min));
+    }
+
+    #[test]
+    fn adaptive_keep_alive_falls_back_to_fixed_when_idle_times_are_spread() {
+        // Idle times spread evenly over the histogram's range are no prediction.
+        let mut autoscaler = FunctionAutoscaler::new(keep_alive_config());
+        let mut calls = Vec::new();
+        let mut t = 1_000;
+        for i in 0..60u64 {
+            t += 1_000 + (i * 37 % 230) * 1_000;
+            calls.push(t);
+        }
+        let end = t + 500;
+        sample_calls(&mut autoscaler, 0, end, &calls, 0);
+        assert_eq!(
+            autoscaler.idle_times().state(),
+            crate::keepalive::HistogramState::Spread
+        );
+        let adaptive = keep_alive_spec(KeepAlive::Adaptive, 0);
+        let d = autoscaler.decide(end, &adaptive, 1);
+        assert_eq!((d.desired, d.reason), (1, ScaleReason::IdleKeptWarm));
+    }
+
+    #[test]
+    fn calls_between_samples_keep_the_function_from_scaling_to_zero() {
+        // A 10 ms call every 5 s is never in flight when sampled. Without the counter the
+        // function looks idle and goes to zero after 10 s; with it, it stays.
+        let mut s = keep_alive_spec(KeepAlive::Fixed, 0);
+        s.scale_to_zero_after = Duration::from_secs(10);
+        let calls: Vec<u64> = (0..12).map(|i| 1_000 + i * 5_000).collect();
+        let mut with_counter = FunctionAutoscaler::new(AutoscalerConfig::default());
+        sample_calls(&mut with_counter, 0, 60_000, &calls, 0);
+        assert_eq!(with_counter.decide(60_000, &s, 1).desired, 1);
+        let mut in_flight_only = FunctionAutoscaler::new(AutoscalerConfig::default());
+        let mut t = 0;
+        while t < 60_000 {
+            in_flight_only.observe(t, 0);
+            t += 500;
+        }
+        assert_eq!(in_flight_only.decide(60_000, &s, 1).reason, ScaleReason::ScaledToZero);
     }
 }

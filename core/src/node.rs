@@ -50,6 +50,10 @@ pub struct FunctionLoad {
     /// Why the last pull failed (the registry's or the engine's words).
     #[serde(default)]
     pub image_error: String,
+    /// Requests of the function the node has admitted since its agent started; a change between
+    /// two heartbeats means calls came, even ones that began and ended between them.
+    #[serde(default)]
+    pub calls: u64,
 }
 
 /// A node's load from its last heartbeat (soft state, never in the log).

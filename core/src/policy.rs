@@ -6,12 +6,15 @@
 //!   concurrency: 4
 //!   target_utilization: 0.7
 //!   scale_to_zero_after: 10m
+//!   keep_alive: adaptive    # or fixed
 //!   max: 50
 //! autoscaler:               # the leader's function autoscaler
 //!   stable_window_ms: 60000
 //!   panic_window_ms: 6000
 //!   max_scale_up_rate: 10
 //!   max_scale_down_rate: 2
+//!   keep_alive_bucket_ms: 60000   # adaptive keep-alive: idle-time histogram buckets
+//!   keep_alive_min_samples: 5
 //! scheduler:
 //!   load_bound_c: 1.25
 //! node_groups:              # sized by the node autoscaler (see node_autoscale)
@@ -34,7 +37,7 @@ use crate::autoscale::AutoscalerConfig;
 use crate::duration::parse_duration;
 use crate::hashing::DEFAULT_LOAD_BOUND_C;
 use crate::node_autoscale::{NodeGroupPolicy, NodeGroupPolicyError};
-use crate::spec::{FunctionSpec, SpecError};
+use crate::spec::{FunctionSpec, KeepAlive, SpecError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -42,7 +45,14 @@ use std::time::Duration;
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 
 /// The scaling fields of a spec that the policy may default, as `fjord.yaml` names them.
-pub const DEFAULTABLE_FIELDS: [&str; 5] = ["min", "max", "concurrency", "target_utilization", "scale_to_zero_after"];
+pub const DEFAULTABLE_FIELDS: [&str; 6] = [
+    "min",
+    "max",
+    "concurrency",
+    "target_utilization",
+    "scale_to_zero_after",
+    "keep_alive",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,6 +81,9 @@ pub struct FunctionDefaults {
     /// A duration such as `90s` or `10m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_to_zero_after: Option<String>,
+    /// `fixed` or `adaptive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +199,7 @@ impl FunctionDefaults {
                         })?;
                     }
                 }
+                "keep_alive" => spec.keep_alive = self.keep_alive.unwrap_or(spec.keep_alive),
                 other => {
                     return Err(SpecError::Parse(format!(
                         "{other:?} is not a field the policy defaults (one of {})",

@@ -13,6 +13,7 @@
 //! min: 0
 //! max: 20
 //! scale_to_zero_after: 5m
+//! keep_alive: fixed                              # or adaptive
 //! ```
 
 use crate::duration::serde_human;
@@ -77,8 +78,50 @@ pub struct FunctionSpec {
     pub target_utilization: f64,
     #[serde(default = "default_scale_to_zero_after", with = "serde_human")]
     pub scale_to_zero_after: Duration,
+    /// When an idle function (with `min: 0`) gives its instances back.
+    #[serde(default, skip_serializing_if = "KeepAlive::is_fixed")]
+    pub keep_alive: KeepAlive,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The keep-alive policy of a function with `min: 0`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepAlive {
+    /// Keep one instance until the function has been idle for `scale_to_zero_after`.
+    #[default]
+    Fixed,
+    /// Learn the function's idle times (the hybrid histogram policy): once they are predictable,
+    /// give the instance back as soon as a call ends and start one again shortly before the
+    /// next call is expected; until then, and when they are not, behave as `fixed`.
+    Adaptive,
+}
+
+impl KeepAlive {
+    pub fn is_fixed(&self) -> bool {
+        *self == KeepAlive::Fixed
+    }
+
+    /// The name `fjord.yaml` uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeepAlive::Fixed => "fixed",
+            KeepAlive::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl std::str::FromStr for KeepAlive {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "fixed" => Ok(KeepAlive::Fixed),
+            "adaptive" => Ok(KeepAlive::Adaptive),
+            other => Err(format!("must be `fixed` or `adaptive` (got {other:?})")),
+        }
+    }
 }
 
 fn default_memory_mib() -> u32 {
@@ -149,6 +192,7 @@ impl FunctionSpec {
             max: DEFAULT_MAX_INSTANCES,
             target_utilization: DEFAULT_TARGET_UTILIZATION,
             scale_to_zero_after: DEFAULT_SCALE_TO_ZERO_AFTER,
+            keep_alive: KeepAlive::Fixed,
             labels: BTreeMap::new(),
         }
     }
@@ -336,9 +380,10 @@ mod tests {
     fn full_spec_round_trips_through_yaml() {
         let yaml = "name: api\nimage: reg.local/api:1\nenv: {A: b}\nsecrets: {KEY: s3cret}\nmemory_mib: 256\n\
                     cpu_millis: 250\ntimeout: 2s\nconcurrency: 8\nmin: 1\nmax: 4\nscale_to_zero_after: 90s\n\
-                    labels: {team: pay}\ntarget_utilization: 0.5\n";
+                    labels: {team: pay}\ntarget_utilization: 0.5\nkeep_alive: adaptive\n";
         let spec = FunctionSpec::from_yaml(yaml).unwrap();
         assert_eq!(spec.timeout, Duration::from_secs(2));
+        assert_eq!(spec.keep_alive, KeepAlive::Adaptive);
         assert_eq!(FunctionSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
     }
 
@@ -364,6 +409,21 @@ mod tests {
             "scale_to_zero_after"
         );
         assert_eq!(field_of("name: a\ncommand: ['']\n"), "command");
+    }
+
+    #[test]
+    fn keep_alive_is_fixed_unless_asked_and_a_bad_value_names_the_field() {
+        let spec = FunctionSpec::from_yaml("name: a\ncommand: [x]\n").unwrap();
+        assert_eq!(spec.keep_alive, KeepAlive::Fixed);
+        assert!(!spec.to_yaml().contains("keep_alive"), "the default is not written out");
+        let err = FunctionSpec::from_yaml("name: a\ncommand: [x]\nkeep_alive: sometimes\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("keep_alive") && text.contains("adaptive"), "{text}");
+        assert_eq!("adaptive".parse::<KeepAlive>(), Ok(KeepAlive::Adaptive));
+        assert!("Fixed"
+            .parse::<KeepAlive>()
+            .unwrap_err()
+            .contains("`fixed` or `adaptive`"));
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl ControlLink {
                             pulled_bytes: f.pulled_bytes,
                             image_bytes: f.image_bytes,
                             image_error: f.image_error,
+                            calls: f.calls,
                         }).collect(),
                     };
                     let known = client.heartbeat(self.request(heartbeat)).await?.into_inner().known;

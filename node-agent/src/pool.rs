@@ -13,6 +13,7 @@
 use crate::logs::LogStore;
 use crate::runtime::{ExitReason, ImageStatus, Instance, Runtime, RuntimeError, StartRequest};
 use fjord_core::node::FunctionLoad;
+use fjord_core::spec::KeepAlive;
 use fjord_core::{FunctionRecord, NodeLoad};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -26,6 +27,10 @@ pub const MAX_WAITING_PER_FUNCTION: u32 = 1_000;
 const UNKNOWN_FUNCTION_GRACE: Duration = Duration::from_secs(3);
 /// How long a stopping instance gets between the polite and the forced signal.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long an instance of a `keep_alive: adaptive` function stays idle on a node where none is
+/// placed: the leader's keep-alive gives the function back by placing none, and this only covers
+/// the time its decision takes to reach the node.
+pub const ADAPTIVE_UNPLACED_IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcquireError {
@@ -60,6 +65,8 @@ struct FunctionState {
 
 struct FunctionPool {
     name: String,
+    /// Requests admitted (each `acquire`), reported in heartbeats.
+    calls: AtomicU64,
     state: Mutex<FunctionState>,
     changed: Notify,
 }
@@ -196,6 +203,7 @@ impl InstancePool {
                 .or_insert_with(|| {
                     Arc::new(FunctionPool {
                         name: record.spec.name.clone(),
+                        calls: AtomicU64::new(0),
                         state: Default::default(),
                         changed: Notify::new(),
                     })
@@ -276,6 +284,7 @@ impl InstancePool {
             Some(f) => f,
             None => self.wait_for_function(name, deadline).await?,
         };
+        function.calls.fetch_add(1, Ordering::Relaxed);
         let mut counted_waiting = false;
         loop {
             let notified = function.changed.notified();
@@ -470,8 +479,9 @@ impl InstancePool {
     }
 
     /// Stops instances idle past their function's `scale_to_zero_after` (at once on a
-    /// draining node), keeping the placed ones, and starts instances up to the placed count
-    /// (prewarm).
+    /// draining node; after [`ADAPTIVE_UNPLACED_IDLE`] for a `keep_alive: adaptive` function
+    /// with no instance placed here), keeping the placed ones, and starts instances up to the
+    /// placed count (prewarm).
     pub fn reap_and_prewarm(self: &Arc<Self>) {
         let draining = self.draining.load(Ordering::Acquire);
         let functions = self.all_functions();
@@ -484,13 +494,21 @@ impl InstancePool {
                     .iter()
                     .filter(|s| s.revision == record.revision)
                     .collect();
+                // An adaptive function with nothing placed here was given back by the leader's
+                // keep-alive (or lives elsewhere): its idle instances go soon. Otherwise the
+                // instances beyond the placed ones wait out scale_to_zero_after, whatever the
+                // policy, so bursts above the placements find them warm.
+                let idle_limit = match record.spec.keep_alive {
+                    KeepAlive::Adaptive if state.placed == 0 => {
+                        record.spec.scale_to_zero_after.min(ADAPTIVE_UNPLACED_IDLE)
+                    }
+                    _ => record.spec.scale_to_zero_after,
+                };
                 let mut idle: Vec<Arc<Slot>> = current
                     .iter()
                     .filter(|s| {
                         s.in_flight.load(Ordering::Acquire) == 0
-                            && (draining
-                                || s.last_used.lock().expect("slot lock poisoned").elapsed()
-                                    >= record.spec.scale_to_zero_after)
+                            && (draining || s.last_used.lock().expect("slot lock poisoned").elapsed() >= idle_limit)
                     })
                     .map(|s| (*s).clone())
                     .collect();
@@ -501,7 +519,7 @@ impl InstancePool {
                 (idle, state.placed.saturating_sub(live))
             };
             for slot in idle {
-                self.retire(&function, &slot, "idle past scale_to_zero_after");
+                self.retire(&function, &slot, "idle and not placed here");
             }
             for _ in 0..missing {
                 let pool = self.clone();
@@ -537,6 +555,7 @@ impl InstancePool {
                 revision: record.revision,
                 starting: state.starting,
                 waiting: state.waiting,
+                calls: function.calls.load(Ordering::Relaxed),
                 ..Default::default()
             };
             if !record.spec.image.is_empty() {

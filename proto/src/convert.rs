@@ -4,6 +4,7 @@
 //! `FunctionSpec`.
 
 use crate::v1 as pb;
+use fjord_core::spec::KeepAlive;
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo, RouteNode, RouteTable, RoutedFunction, SpecError};
 use std::time::Duration;
 
@@ -22,6 +23,11 @@ impl From<&FunctionSpec> for pb::FunctionSpec {
             min_instances: s.min,
             max_instances: s.max,
             scale_to_zero_after_ms: s.scale_to_zero_after.as_millis() as u64,
+            keep_alive: if s.keep_alive.is_fixed() {
+                String::new()
+            } else {
+                s.keep_alive.as_str().to_string()
+            },
             labels: s.labels.clone().into_iter().collect(),
             target_utilization: s.target_utilization,
         }
@@ -46,6 +52,13 @@ impl TryFrom<pb::FunctionSpec> for FunctionSpec {
             max: p.max_instances,
             target_utilization: p.target_utilization,
             scale_to_zero_after: Duration::from_millis(p.scale_to_zero_after_ms),
+            keep_alive: match p.keep_alive.as_str() {
+                "" => KeepAlive::Fixed,
+                text => text.parse().map_err(|reason: String| SpecError::Field {
+                    field: "keep_alive".into(),
+                    reason,
+                })?,
+            },
             labels: p.labels.into_iter().collect(),
         };
         spec.validate()?;

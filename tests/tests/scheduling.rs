@@ -370,3 +370,123 @@ async fn a_leader_failover_while_scaling_neither_loses_nor_duplicates_placements
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Polls `fjord describe NAME` until `check` holds, failing with the last answer after `within`.
+async fn wait_for_status(
+    platform: &Platform,
+    name: &str,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < within {
+        if let Some(status) = describe(platform, name) {
+            if check(&status) {
+                return started.elapsed();
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = platform.control_plane.log_text();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    panic!(
+        "timed out after {within:?} waiting for {what}; last describe: {last:#?}\ncontrol plane log (newest first):\n{}",
+        tail.join("\n")
+    );
+}
+
+/// The decision `fjord describe` shows last, as (desired, reason).
+fn last_decision(status: &serde_json::Value) -> Option<(u64, String)> {
+    let last = status["decisions"].as_array()?.last()?;
+    Some((last["to"].as_u64()?, last["reason"].as_str()?.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adaptive_keep_alive_gives_a_periodic_function_back_between_calls_and_prewarms_it() {
+    let platform = Platform::start_with(1, 2048).await;
+    // One-second histogram buckets and three idle times to learn from, so the test learns in
+    // a minute (the defaults are one-minute buckets and five idle times).
+    let policy = write_file(
+        platform.dir.path(),
+        "policy.yaml",
+        "autoscaler:\n  keep_alive_bucket_ms: 1000\n  keep_alive_min_samples: 3\n",
+    );
+    let out = platform.fjord(&["policy", "apply", "-f", &policy]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // With the fixed policy this function would hold an instance for 10 minutes after each call.
+    let out = platform.deploy_example(
+        "periodic",
+        "sleep",
+        "min: 0\nmemory_mib: 32\ncpu_millis: 50\nscale_to_zero_after: 10m\nkeep_alive: adaptive\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = describe(&platform, "periodic").unwrap();
+    assert_eq!(status["spec"]["keep_alive"], "adaptive", "{status}");
+
+    // A call every 12 s. Five calls give the autoscaler three idle times: the first call
+    // comes before its first sample, so the second is the first it sees.
+    let period = Duration::from_secs(12);
+    let url = platform.lb_url("/function/periodic?ms=20");
+    let first = platform.invoke_when_routable("periodic", "?ms=20", b"", &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let mut last_call = Instant::now();
+    for _ in 0..4 {
+        tokio::time::sleep_until((last_call + period).into()).await;
+        last_call = Instant::now();
+        let answer = http("GET", &url, b"", &[]).await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+
+    // Learned: after each call the instance goes at once (not after 10 minutes), and one is
+    // started again before the next call, which is then served warm.
+    let mut warm_calls = 0;
+    for cycle in 0..3 {
+        wait_for_status(
+            &platform,
+            "periodic",
+            "the instance to be given back after the call",
+            Duration::from_secs(11),
+            |status| {
+                last_decision(status).is_some_and(|(to, reason)| {
+                    to == 0 && reason.contains("adaptive keep-alive: unloaded") && total(status, "ready") == 0
+                })
+            },
+        )
+        .await;
+        let given_back = last_call.elapsed();
+        wait_for_status(
+            &platform,
+            "periodic",
+            "an instance prewarmed for the next call",
+            (period + Duration::from_secs(3)).saturating_sub(last_call.elapsed()),
+            |status| {
+                last_decision(status).is_some_and(|(to, reason)| {
+                    to == 1 && reason.contains("adaptive keep-alive: one instance warm") && total(status, "ready") == 1
+                })
+            },
+        )
+        .await;
+        let prewarmed = last_call.elapsed();
+        tokio::time::sleep_until((last_call + period).into()).await;
+        last_call = Instant::now();
+        let answer = http("GET", &url, b"", &[]).await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let cold = answer.header("x-fjord-cold-start").is_some();
+        if !cold {
+            warm_calls += 1;
+        }
+        eprintln!(
+            "cycle {cycle}: instance given back {} ms after the call, prewarmed {} ms after it; next call {}",
+            given_back.as_millis(),
+            prewarmed.as_millis(),
+            if cold { "cold" } else { "warm" }
+        );
+    }
+    assert_eq!(
+        warm_calls, 3,
+        "each call after a prewarm is served by the prewarmed instance"
+    );
+}

@@ -85,7 +85,11 @@ enum PolicyArg {
 enum KeepAliveArg {
     Fixed,
     Adaptive,
+    AdaptiveIdle,
+    /// fixed and adaptive
     Both,
+    /// fixed, adaptive and adaptive-idle
+    All,
 }
 
 fn main() -> Result<()> {
@@ -154,7 +158,13 @@ fn replay(args: RoutingArgs) -> Result<()> {
     let keep_alives: Vec<KeepAliveKind> = match args.keepalive {
         KeepAliveArg::Fixed => vec![KeepAliveKind::Fixed],
         KeepAliveArg::Adaptive => vec![KeepAliveKind::Adaptive],
+        KeepAliveArg::AdaptiveIdle => vec![KeepAliveKind::AdaptiveIdle],
         KeepAliveArg::Both => vec![KeepAliveKind::Fixed, KeepAliveKind::Adaptive],
+        KeepAliveArg::All => vec![
+            KeepAliveKind::Fixed,
+            KeepAliveKind::Adaptive,
+            KeepAliveKind::AdaptiveIdle,
+        ],
     };
     let configs: Vec<SimConfig> = policies
         .iter()
