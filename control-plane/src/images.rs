@@ -7,8 +7,7 @@
 //! the node's credentials (basic or ECR). Nodes are asked in the function's hashing order, so
 //! the function's home node answers first and starts pulling the image at once.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use crate::agent_http::{self, AgentClient};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
@@ -42,7 +41,7 @@ struct ErrorAnswer {
 
 #[derive(Clone)]
 pub struct ImageResolver {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: AgentClient,
 }
 
 impl Default for ImageResolver {
@@ -78,18 +77,7 @@ impl ImageResolver {
     /// Outer error: the node did not answer usefully; inner error: the registry's refusal.
     async fn ask(&self, addr: &str, image: &str) -> Result<Result<ResolvedImage, String>, String> {
         let uri = format!("http://{addr}/v1/images/resolve?image={}", encode_query(image));
-        let response = self
-            .client
-            .get(uri.parse().map_err(|e| format!("{e}"))?)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (status, body) = agent_http::get(&self.client, &uri).await?;
         match status.as_u16() {
             200 => serde_json::from_slice(&body)
                 .map(Ok)

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod agent_api;
+pub mod agent_http;
 pub mod auth;
 pub mod error;
 pub mod images;

@@ -1,10 +1,9 @@
 //! `fjord logs`: asks every node's agent for the function's recent log lines and merges them in
 //! time order. Logs stay on the nodes (bounded buffers there); nothing is stored here.
 
-use bytes::Bytes;
+use crate::agent_http::{self, AgentClient};
 use fjord_proto::v1 as pb;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use std::time::Duration;
@@ -20,7 +19,7 @@ struct AgentLogLine {
 
 #[derive(Clone)]
 pub struct LogCollector {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: AgentClient,
 }
 
 impl Default for LogCollector {
@@ -62,18 +61,7 @@ impl LogCollector {
 
     async fn fetch(&self, addr: &str, function: &str, tail: u32) -> Result<Vec<AgentLogLine>, String> {
         let uri = format!("http://{addr}/v1/logs/{function}?tail={tail}");
-        let response = self
-            .client
-            .get(uri.parse().map_err(|e| format!("{e}"))?)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (status, body) = agent_http::get(&self.client, &uri).await?;
         if !status.is_success() {
             return Err(format!("agent answered {status}"));
         }
