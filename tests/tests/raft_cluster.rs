@@ -123,21 +123,27 @@ async fn a_follower_that_missed_10000_writes_catches_up_by_snapshot() {
                     min_instances: Some(0),
                     max_instances: Some(1 + (n % 500)),
                 };
-                // A write the cluster could not confirm in time (two members left, a busy
-                // machine) is retried as the error says a client may: scale is idempotent.
+                // A write the cluster could not confirm in time, or one sent while the two
+                // remaining members elect a leader (a busy machine), is retried with backoff as
+                // the error tells a client to: scale is idempotent. A write still failing after
+                // a minute is a real failure.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut backoff = Duration::from_millis(50);
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
                     match client.scale(request.clone()).await {
                         Ok(_) => break,
                         Err(status)
-                            if attempts < 5
+                            if Instant::now() < deadline
                                 && matches!(
                                     status.code(),
                                     tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
                                 ) =>
                         {
                             eprintln!("writer {w}: write {i} retried after: {}", status.message());
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
                         }
                         Err(status) => panic!("a scale write failed after {attempts} attempts: {status}"),
                     }
