@@ -1,5 +1,6 @@
 //! `fjord deploy --wait`: follows a deploy until the function is ready or has failed, with a
-//! progress bar per node (the image pull, then the instances).
+//! progress bar per node (the image pull, then the instances) on a terminal, and a line per node
+//! each time its state changes otherwise (CI logs, pipes).
 //!
 //! Ready means: the instances the autoscaler wants (at least `min`) are running; with none
 //! wanted (min 0), the image is present on a node (so the first call does not pull) or, for a
@@ -10,6 +11,7 @@ use crate::connect::{explain, Admin};
 use fjord_proto::v1 as pb;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -80,11 +82,14 @@ fn describe_node(node: &pb::NodeInstances) -> (String, Option<(u64, u64)>) {
 
 pub async fn wait(admin: &mut Admin, name: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
+    let on_terminal = std::io::stderr().is_terminal();
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("  {prefix:<20} [{bar:30}] {msg}")
         .expect("a valid template")
         .progress_chars("=> ");
     let mut per_node: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    // Without a terminal: the last line written per node, so each change is written once.
+    let mut last_line: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let status = admin
             .get_function(pb::GetFunctionRequest { name: name.into() })
@@ -92,13 +97,20 @@ pub async fn wait(admin: &mut Admin, name: &str, timeout: Duration) -> anyhow::R
             .map_err(explain)?
             .into_inner();
         for node in &status.instances {
+            let (message, progress) = describe_node(node);
+            if !on_terminal {
+                if last_line.get(&node.node_id) != Some(&message) {
+                    eprintln!("  node {}: {message}", node.node_id);
+                    last_line.insert(node.node_id.clone(), message);
+                }
+                continue;
+            }
             let bar = per_node.entry(node.node_id.clone()).or_insert_with(|| {
                 let bar = bars.add(ProgressBar::new(1));
                 bar.set_style(style.clone());
                 bar.set_prefix(format!("node {}", node.node_id));
                 bar
             });
-            let (message, progress) = describe_node(node);
             if let Some((position, length)) = progress {
                 bar.set_length(length);
                 bar.set_position(position.min(length));
@@ -141,5 +153,85 @@ pub async fn wait(admin: &mut Admin, name: &str, timeout: Duration) -> anyhow::R
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(min: u32, desired: u32, nodes: Vec<pb::NodeInstances>) -> pb::FunctionStatus {
+        pb::FunctionStatus {
+            record: Some(pb::FunctionRecord {
+                spec: Some(pb::FunctionSpec {
+                    image: "reg:5000/team/echo@sha256:ab".into(),
+                    min_instances: min,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            desired,
+            instances: nodes,
+            ..Default::default()
+        }
+    }
+
+    fn node(id: &str, image_state: &str, ready: u32, placed: u32) -> pb::NodeInstances {
+        pb::NodeInstances {
+            node_id: id.into(),
+            image_state: image_state.into(),
+            ready,
+            placed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_pull_on_any_node_ends_the_wait_with_the_registrys_reason() {
+        let mut failed = node("n2", "failed", 0, 1);
+        failed.image_error = "manifest unknown".into();
+        match judge(&status(2, 2, vec![node("n1", "ready", 1, 1), failed])) {
+            Outcome::Failed(why) => {
+                assert!(why.contains("n2") && why.contains("manifest unknown"), "{why}")
+            }
+            _ => panic!("a failed pull must end the wait"),
+        }
+    }
+
+    #[test]
+    fn ready_needs_the_wanted_instances_or_with_min_0_the_image_on_a_node() {
+        assert!(matches!(
+            judge(&status(2, 2, vec![node("n1", "ready", 1, 1)])),
+            Outcome::Waiting
+        ));
+        assert!(matches!(
+            judge(&status(
+                2,
+                2,
+                vec![node("n1", "ready", 1, 1), node("n2", "ready", 1, 1)]
+            )),
+            Outcome::Ready(_)
+        ));
+        assert!(matches!(
+            judge(&status(0, 0, vec![node("n1", "pulling", 0, 0)])),
+            Outcome::Waiting
+        ));
+        assert!(matches!(
+            judge(&status(0, 0, vec![node("n1", "ready", 0, 0)])),
+            Outcome::Ready(_)
+        ));
+    }
+
+    #[test]
+    fn a_node_line_shows_the_pull_then_the_instances() {
+        let mut pulling = node("n1", "pulling", 0, 1);
+        pulling.pulled_bytes = 3 << 20;
+        pulling.image_bytes = 12 << 20;
+        let (message, progress) = describe_node(&pulling);
+        assert_eq!(message, "pulling image 3.0/12.0 MiB");
+        assert_eq!(progress, Some((3 << 20, 12 << 20)));
+        let (message, progress) = describe_node(&node("n1", "ready", 1, 2));
+        assert_eq!(message, "1 ready, 0 starting, 2 placed (image present)");
+        assert_eq!(progress, Some((1, 2)));
     }
 }

@@ -2,7 +2,8 @@
 //! saying which instance served it and how many requests that instance had in flight at once.
 //! `?fail=1` writes a line to stderr and answers 500, to show failing calls in `fjord logs`.
 //! `?alloc_mib=N` first allocates and touches N MiB (at most 4096), to show what an instance that
-//! exceeds its memory limit looks like.
+//! exceeds its memory limit looks like. `?exit=N` ends the whole instance with exit code N
+//! before answering, to show what a crashing function looks like to its caller.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +12,10 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 pub fn run() {
     crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
+        if let Some(code) = crate::query_param(&request, "exit").and_then(|v| v.parse::<i32>().ok()) {
+            eprintln!("sleep: exiting with code {code} on purpose");
+            std::process::exit(code);
+        }
         let in_flight = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
         let ms: u64 = crate::query_param(&request, "ms")
             .and_then(|v| v.parse().ok())

@@ -25,6 +25,9 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a failed call waits to learn whether, and why, its instance died.
+const EXIT_REASON_WAIT: Duration = Duration::from_secs(3);
+
 pub struct InvokeService {
     pub pool: Arc<InstancePool>,
     pub node_id: String,
@@ -169,8 +172,10 @@ impl InvokeService {
                 Response::from_parts(parts, GuardedBody::new(body, lease).map_err(Into::into).boxed())
             }
             Ok(Err(e)) => {
-                // The instance may have died mid-request: give its exit a moment to be reaped.
-                let reason = match tokio::time::timeout(Duration::from_millis(500), instance.wait_exit()).await {
+                // The instance may have died mid-request: give the runtime a moment to learn
+                // why (the engine reports a container's exit a little after the connection
+                // breaks, later still on a busy node), so the caller is told the reason.
+                let reason = match tokio::time::timeout(EXIT_REASON_WAIT, instance.wait_exit()).await {
                     Ok(reason) => format!("the instance {} {reason}", instance.id()),
                     Err(_) => format!("the connection to instance {} failed: {e}", instance.id()),
                 };

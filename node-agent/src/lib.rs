@@ -99,6 +99,19 @@ pub struct Args {
     /// until started and is removed when the function stays unused for a while.
     #[arg(long, env = "FJORD_PRECREATE_CONTAINERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub precreate_containers: bool,
+    /// Docker runtime: the network function containers join (created if absent, with traffic
+    /// between containers off).
+    #[arg(long, env = "FJORD_FUNCTION_NETWORK", default_value = "fjord-functions")]
+    pub function_network: String,
+    /// Docker runtime: the Linux bridge of --function-network (at most 15 characters).
+    #[arg(long, env = "FJORD_FUNCTION_BRIDGE", default_value = "fjord0")]
+    pub function_bridge: String,
+    /// Docker runtime: install host firewall rules (iptables, needs root) so functions cannot
+    /// open connections to this node, to the instance metadata service, or to the control
+    /// plane's and agents' ports anywhere. Turn off only where the engine is not the host's
+    /// (rootless, Docker Desktop) and every function is trusted.
+    #[arg(long, env = "FJORD_FUNCTION_FIREWALL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub function_firewall: bool,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -120,6 +133,36 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_ascii_lowercase())
         .unwrap_or_else(|_| "node".into())
+}
+
+/// The docker runtime's network and firewall from the flags: the platform ports no function may
+/// reach are the control-plane members' and this agent's own.
+fn network_isolation(args: &Args, listen_port: u16) -> Result<runtime::docker::NetworkIsolation, StartError> {
+    let network = runtime::function_network::FunctionNetwork::new(&args.function_network, &args.function_bridge)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let mut platform_ports = vec![listen_port];
+    for endpoint in &args.control_plane {
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| StartError::Config(format!("--control-plane {endpoint:?}: {e}")))?;
+        platform_ports.push(uri.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        }));
+    }
+    if let Some(port) = args
+        .advertise
+        .as_deref()
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+    {
+        platform_ports.push(port);
+    }
+    let firewall = args.function_firewall.then(|| runtime::function_network::HostFirewall {
+        bridge: network.bridge.clone(),
+        platform_ports,
+    });
+    Ok(runtime::docker::NetworkIsolation { network, firewall })
 }
 
 /// Starts the agent on an already-bound listener and runs until `shutdown` resolves; then stops
@@ -152,6 +195,10 @@ pub async fn run(
             .map_err(|e| StartError::Config(format!("--registry-auth-file: {e}")))?,
         None => Default::default(),
     };
+    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
+        addr: args.listen.clone(),
+        source,
+    })?;
     let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
         RuntimeKind::Docker => Arc::new(
@@ -159,16 +206,13 @@ pub async fn run(
                 &node_id,
                 registry_auth,
                 runtime::docker::Ecr::new(args.aws_endpoint_url.clone()),
+                network_isolation(&args, local.port())?,
             )
             .await
             .map_err(StartError::Docker)?
             .precreate_containers(args.precreate_containers),
         ),
     };
-    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
-        addr: args.listen.clone(),
-        source,
-    })?;
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
     let pool = pool::InstancePool::new(runtime, &node_id, args.memory_mib);
     let node = NodeInfo {

@@ -27,6 +27,8 @@ pub const MAX_WAITING_PER_FUNCTION: u32 = 1_000;
 const UNKNOWN_FUNCTION_GRACE: Duration = Duration::from_secs(3);
 /// How long a stopping instance gets between the polite and the forced signal.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long an agent that is stopping waits for the instance starts in flight to end.
+const STARTS_SETTLE_WITHIN: Duration = Duration::from_secs(20);
 /// How long an instance of a `keep_alive: adaptive` function stays idle on a node where none is
 /// placed: the leader's keep-alive gives the function back by placing none, and this only covers
 /// the time its decision takes to reach the node.
@@ -116,6 +118,8 @@ pub struct InstancePool {
     node_id: String,
     /// The node is draining: idle instances beyond the placed ones stop at once.
     draining: AtomicBool,
+    /// The agent is stopping: no instance starts, and one that finishes starting is stopped.
+    closing: AtomicBool,
 }
 
 enum Next {
@@ -135,6 +139,7 @@ impl InstancePool {
             next_instance: AtomicU64::new(1),
             node_id: node_id.to_string(),
             draining: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -284,6 +289,9 @@ impl InstancePool {
             Some(f) => f,
             None => self.wait_for_function(name, deadline).await?,
         };
+        if self.closing.load(Ordering::Acquire) {
+            return Err(AcquireError::Busy("the agent is stopping".into()));
+        }
         function.calls.fetch_add(1, Ordering::Relaxed);
         let mut counted_waiting = false;
         loop {
@@ -300,10 +308,15 @@ impl InstancePool {
                 };
                 let concurrency = record.spec.concurrency;
                 // Most recently used first: keeps a few instances hot and lets the rest go idle.
+                // An instance that died a moment ago is skipped: its watcher is about to remove it.
                 let free = state
                     .instances
                     .iter()
-                    .filter(|s| s.revision == record.revision && s.in_flight.load(Ordering::Acquire) < concurrency)
+                    .filter(|s| {
+                        s.revision == record.revision
+                            && s.in_flight.load(Ordering::Acquire) < concurrency
+                            && s.instance.exit_reason().is_none()
+                    })
                     .max_by_key(|s| *s.last_used.lock().expect("slot lock poisoned"))
                     .cloned();
                 if let Some(slot) = free {
@@ -406,10 +419,24 @@ impl InstancePool {
                 ready_within: record.spec.timeout.max(Duration::from_secs(10)),
             })
             .await;
+        let result = match result {
+            Ok(instance) if self.closing.load(Ordering::Acquire) => {
+                instance.stop(STOP_GRACE).await;
+                Err(AcquireError::Busy("the agent is stopping".into()))
+            }
+            Ok(instance) => Ok(instance),
+            Err(e) => Err(e.into()),
+        };
+        if let Ok(instance) = &result {
+            // A runtime may serve the start with an instance it prepared under its own id.
+            self.logs
+                .rename_instance(&record.spec.name, &instance_id, instance.id());
+        }
         let mut state = function.state.lock().expect("function lock poisoned");
         state.starting -= 1;
         match result {
             Ok(instance) => {
+                let served_by = instance.id().to_string();
                 let slot = Arc::new(Slot {
                     instance,
                     revision: record.revision,
@@ -422,7 +449,7 @@ impl InstancePool {
                 drop(state);
                 self.logs.push(
                     &record.spec.name,
-                    &instance_id,
+                    &served_by,
                     "platform",
                     &format!("instance ready in {} ms", started.elapsed().as_millis()),
                 );
@@ -445,8 +472,9 @@ impl InstancePool {
                     "platform",
                     &format!("instance failed to start: {e}"),
                 );
+                self.logs.instance_ended(&record.spec.name, &instance_id);
                 function.changed.notify_waiters();
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -475,6 +503,7 @@ impl InstancePool {
                 }
                 function.changed.notify_waiters();
             }
+            pool.logs.instance_ended(&function.name, slot.instance.id());
         });
     }
 
@@ -483,6 +512,7 @@ impl InstancePool {
     /// with no instance placed here), keeping the placed ones, and starts instances up to the
     /// placed count (prewarm).
     pub fn reap_and_prewarm(self: &Arc<Self>) {
+        self.forget_removed_functions();
         let draining = self.draining.load(Ordering::Acquire);
         let functions = self.all_functions();
         for function in functions {
@@ -541,6 +571,24 @@ impl InstancePool {
         }
     }
 
+    /// Drops the functions that were removed and have nothing left on this node (no instance,
+    /// no start, no waiting request), with their logs.
+    fn forget_removed_functions(&self) {
+        let mut functions = self.functions.write().expect("pool lock poisoned");
+        let gone: Vec<String> = functions
+            .iter()
+            .filter(|(_, pool)| {
+                let state = pool.state.lock().expect("function lock poisoned");
+                state.record.is_none() && state.instances.is_empty() && state.starting == 0 && state.waiting == 0
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            functions.remove(&name);
+            self.logs.forget(&name);
+        }
+    }
+
     /// What this node reports in its heartbeat.
     pub fn load(&self) -> NodeLoad {
         let functions = self.all_functions();
@@ -590,8 +638,25 @@ impl InstancePool {
         load
     }
 
-    /// Stops every instance (agent shutdown).
+    /// Stops every instance (agent shutdown): no new start begins, the starts in flight end
+    /// (each stops the instance it made, waited for at most [`STARTS_SETTLE_WITHIN`]), then every
+    /// instance is stopped and the runtime releases the rest.
     pub async fn stop_all(&self) {
+        self.closing.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + STARTS_SETTLE_WITHIN;
+        for function in self.all_functions() {
+            loop {
+                let notified = function.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if function.state.lock().expect("function lock poisoned").starting == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    break;
+                }
+            }
+        }
         let functions = self.all_functions();
         let mut stops = Vec::new();
         for function in functions {

@@ -15,15 +15,20 @@ use std::time::{Duration, Instant};
 /// The tag of the example images the tests build and deploy.
 pub const IMAGE_TAG: &str = "test";
 
-/// Whether a Docker engine answers the `docker` CLI.
-pub fn docker_available() -> bool {
-    Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
+/// Whether `program ARGS` runs and exits 0 (its output is discarded).
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether a Docker engine answers the `docker` CLI.
+pub fn docker_available() -> bool {
+    succeeds("docker", &["version", "--format", "{{.Server.Version}}"])
 }
 
 /// True when the docker tests can run. Without an engine: panics when `FJORD_REQUIRE_DOCKER=1`
@@ -82,6 +87,42 @@ pub fn example_image(example: &str) -> String {
     format!("fjord-example/{example}:{IMAGE_TAG}")
 }
 
+/// Whether this host lets the agent install its function firewall (`iptables` usable and the
+/// engine's `DOCKER-USER` chain present: root on a host whose engine uses iptables).
+pub fn host_firewall_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| succeeds("iptables", &["-w", "-S", "DOCKER-USER"]))
+}
+
+/// The gateway address (the host's side of the bridge) of the engine's network `name`.
+pub fn network_gateway(name: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+            name,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_string)
+}
+
+/// Whether `iptables -C CHAIN RULE...` finds the rule.
+pub fn firewall_rule_present(chain: &str, rule: &[&str]) -> bool {
+    succeeds("iptables", &[&["-w", "-C", chain], rule].concat())
+}
+
+/// Removes the engine's network `name` (its containers must be gone).
+pub fn remove_network(name: &str) {
+    succeeds("docker", &["network", "rm", name]);
+}
+
 /// A node id no other platform in this or another test process uses.
 pub fn unique_node_id() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -122,6 +163,14 @@ impl DockerPlatform {
         std::fs::write(&token_file, TEST_TOKEN).unwrap();
         let control_plane_port = free_port();
         let control_plane = start_control_plane(dir.path(), &token_file, control_plane_port, true);
+        let mut agent_flags: Vec<&str> = agent_flags.to_vec();
+        if !host_firewall_available() && !agent_flags.contains(&"--function-firewall") {
+            eprintln!(
+                "this host cannot take the agent's function firewall (not root, or no iptables): running without"
+            );
+            agent_flags.extend(["--function-firewall", "false"]);
+        }
+        let agent_flags = &agent_flags[..];
         let mut node_ids = Vec::new();
         let mut agent_daemons = Vec::new();
         let mut agent_ports = Vec::new();
@@ -232,6 +281,30 @@ impl Drop for DockerPlatform {
     fn drop(&mut self) {
         for agent in &mut self.platform.agents {
             stop_agent(agent, Duration::from_secs(15));
+        }
+        // The agents' firewall rules for this platform's own (random) ports stay behind on
+        // purpose in production; a test takes them away, so runs do not pile them up.
+        let ports = self
+            .platform
+            .agent_ports
+            .iter()
+            .chain([&self.platform.control_plane_port]);
+        for port in ports {
+            let port = port.to_string();
+            let rule = [
+                "-w",
+                "-D",
+                "DOCKER-USER",
+                "-i",
+                "fjord0",
+                "-p",
+                "tcp",
+                "--dport",
+                &port,
+                "-j",
+                "DROP",
+            ];
+            succeeds("iptables", &rule);
         }
         for node in &self.node_ids {
             let ids = containers(&[&format!("fjord.node={node}")]);
@@ -394,12 +467,22 @@ impl LocalRegistry {
         DockerPlatform::start_with(1, &["--registry-auth-file", path.to_str().unwrap()]).await
     }
 
+    /// The `docker` CLI with a client configuration of this registry's own: the login is kept
+    /// there, not in the user's `~/.docker/config.json`, which tests running at once would
+    /// otherwise rewrite under each other.
+    fn docker_cli(&self) -> Command {
+        let mut command = Command::new("docker");
+        command.env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        command
+    }
+
     /// Pushes the local image `source` as `<registry>/<name>` and removes the local copy of the
     /// pushed name, so an agent has to pull it. Returns the pushed reference.
     pub fn push(&self, source: &str, name: &str, user: &str, password: &str) -> String {
         let host = self.host();
         let target = format!("{host}/{name}");
-        let mut login = Command::new("docker")
+        let mut login = self
+            .docker_cli()
             .args(["login", &host, "-u", user, "--password-stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -412,15 +495,15 @@ impl LocalRegistry {
             "docker login to the local registry failed"
         );
         for args in [vec!["tag", source, &target], vec!["push", &target]] {
-            let out = Command::new("docker").args(&args).output().unwrap();
+            let out = self.docker_cli().args(&args).output().unwrap();
             assert!(
                 out.status.success(),
                 "docker {args:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let _ = Command::new("docker").args(["logout", &host]).output();
-        let _ = Command::new("docker").args(["rmi", &target]).output();
+        let _ = self.docker_cli().args(["logout", &host]).output();
+        let _ = self.docker_cli().args(["rmi", &target]).output();
         target
     }
 }

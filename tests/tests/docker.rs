@@ -136,7 +136,13 @@ fn assert_locked_down(c: &serde_json::Value, node: &str, function: &str, instanc
     assert_eq!(host["Init"], true, "an init process passes signals on");
     let network_mode = host["NetworkMode"].as_str().unwrap_or_default();
     assert_ne!(network_mode, "host", "never the host's network");
-    assert_eq!(network_mode, "bridge");
+    assert_eq!(network_mode, "fjord-functions", "the node's function network");
+    let log_config = &host["LogConfig"];
+    assert_eq!(log_config["Type"], "json-file");
+    assert!(
+        log_config["Config"]["max-size"].is_string(),
+        "the engine's copy of the output is bounded: {log_config}"
+    );
 
     let bindings = host["PortBindings"]["8080/tcp"]
         .as_array()
@@ -184,6 +190,139 @@ fn assert_locked_down(c: &serde_json::Value, node: &str, function: &str, instanc
     ] {
         assert!(env.contains(&expected), "{expected} in the container's env: {env:?}");
     }
+}
+
+/// What `env`'s `/connect?to=` says from inside an instance of `function`.
+async fn reach_from(platform: &DockerPlatform, function: &str, to: &str) -> String {
+    let answer = http(
+        "GET",
+        &platform.lb_url(&format!("/function/{function}/connect?to={to}")),
+        b"",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}\n{}", answer.text(), platform.agent_logs());
+    answer.text()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_cannot_reach_the_node_or_the_platform_and_writes_only_to_tmp() {
+    if !require_docker() {
+        return;
+    }
+    if !host_firewall_available() {
+        assert!(
+            std::env::var("FJORD_REQUIRE_DOCKER").map_or(true, |v| v != "1"),
+            "FJORD_REQUIRE_DOCKER=1 but this host cannot take the agent's function firewall (iptables as root)"
+        );
+        eprintln!("SKIPPED: iptables is not usable here (not root, or no DOCKER-USER chain)");
+        return;
+    }
+    example_images();
+    // A service on the node listening on every interface: what a function on the bridge could
+    // reach through the bridge's gateway address, were it not for the firewall.
+    let service = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let service_port = service.local_addr().unwrap().port();
+
+    let platform = DockerPlatform::start(1).await;
+    let out = platform.deploy_image("probe", &example_image("env"), "");
+    assert!(out.status.success(), "deploy: {}", stderr(&out));
+    let answer = platform.invoke_when_routable("probe", "/", b"", &[]).await;
+    assert_eq!(answer.status, 200, "{}\n{}", answer.text(), platform.agent_logs());
+    let gateway = network_gateway("fjord-functions").expect("the function network has a gateway");
+
+    // The probe works: the instance reaches its own port.
+    assert_eq!(reach_from(&platform, "probe", "127.0.0.1:8080").await, "connected\n");
+    // It cannot open a connection to the node, whatever listens there.
+    let to_node = reach_from(&platform, "probe", &format!("{gateway}:{service_port}")).await;
+    assert!(to_node.starts_with("unreachable"), "the node's service: {to_node}");
+    // The rules that keep it off the metadata service and the platform's ports elsewhere.
+    let bridge = ["-i", "fjord0"];
+    assert!(firewall_rule_present(
+        "DOCKER-USER",
+        &[&bridge[..], &["-d", "169.254.169.254/32", "-j", "DROP"]].concat()
+    ));
+    for port in [platform.control_plane_port, platform.agent_ports[0]] {
+        let port = port.to_string();
+        assert!(
+            firewall_rule_present(
+                "DOCKER-USER",
+                &[&bridge[..], &["-p", "tcp", "--dport", &port, "-j", "DROP"]].concat()
+            ),
+            "no rule for platform port {port}"
+        );
+    }
+    // Its root filesystem is read-only; /tmp is writable.
+    let write = |path: &'static str| {
+        let url = platform.lb_url(&format!("/function/probe/write?path={path}"));
+        async move { http("GET", &url, b"", &[]).await.unwrap().text() }
+    };
+    assert!(write("/escape").await.starts_with("refused"), "the root is read-only");
+    assert_eq!(write("/tmp/scratch").await, "written\n");
+
+    // The same function on a network without the firewall reaches the node's service: the
+    // rules, not the setup of this machine, are what kept it off.
+    let open_network = format!("fjord-open-{}", std::process::id());
+    let open_bridge = format!("fjo{}", std::process::id() % 1_000_000);
+    let open = DockerPlatform::start_with(
+        1,
+        &[
+            "--function-network",
+            &open_network,
+            "--function-bridge",
+            &open_bridge,
+            "--function-firewall",
+            "false",
+        ],
+    )
+    .await;
+    assert!(open.deploy_image("probe", &example_image("env"), "").status.success());
+    let answer = open.invoke_when_routable("probe", "/", b"", &[]).await;
+    assert_eq!(answer.status, 200, "{}\n{}", answer.text(), open.agent_logs());
+    let open_gateway = network_gateway(&open_network).expect("the open network has a gateway");
+    let reached = reach_from(&open, "probe", &format!("{open_gateway}:{service_port}")).await;
+    assert_eq!(reached, "connected\n", "without the firewall the node is reachable");
+    drop(open);
+    remove_network(&open_network);
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_instance_is_reported_with_its_exit_code_and_replaced() {
+    let Some(platform) = docker_platform().await else {
+        return;
+    };
+    let out = platform.deploy_image("crashy", &example_image("sleep"), "");
+    assert!(out.status.success(), "deploy: {}", stderr(&out));
+    let warm = platform.invoke_when_routable("crashy", "/?ms=0", b"", &[]).await;
+    assert_eq!(warm.status, 200, "{}\n{}", warm.text(), platform.agent_logs());
+    let first = warm.header("x-fjord-instance").unwrap().to_string();
+
+    let crashed = http("POST", &platform.lb_url("/function/crashy?exit=3"), b"", &[])
+        .await
+        .unwrap();
+    assert_eq!(crashed.status, 502, "{}\n{}", crashed.text(), platform.agent_logs());
+    assert!(
+        crashed.text().contains("exited with code 3"),
+        "the caller is told how it died: {}",
+        crashed.text()
+    );
+    let next = http("POST", &platform.lb_url("/function/crashy?ms=0"), b"", &[])
+        .await
+        .unwrap();
+    assert_eq!(next.status, 200, "{}\n{}", next.text(), platform.agent_logs());
+    assert_ne!(
+        next.header("x-fjord-instance"),
+        Some(first.as_str()),
+        "a fresh instance"
+    );
+    eventually("the crash in fjord logs", Duration::from_secs(10), || async {
+        let out = platform.fjord(&["logs", "crashy"]);
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        (logs.contains("exiting with code 3 on purpose") && logs.contains("exited with code 3")).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -354,6 +493,15 @@ async fn images_are_pinned_at_deploy_pulled_with_credentials_and_bad_ones_fail_t
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // Without a terminal, --wait writes a line per node each time its state changes.
+    let progress = stderr(&out);
+    let node_line = format!("node {}: ", platform.node_ids[0]);
+    assert!(
+        progress
+            .lines()
+            .any(|l| l.contains(&node_line) && l.contains("1 ready")),
+        "progress per node: {progress}"
+    );
     // The record keeps the tag as deployed; the spec the nodes run names the digest.
     let described = platform.fjord(&["describe", "pulled", "--json"]);
     let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
@@ -378,6 +526,22 @@ async fn images_are_pinned_at_deploy_pulled_with_credentials_and_bad_ones_fail_t
     assert!(
         error.to_lowercase().contains("not found") || error.contains("manifest unknown"),
         "{error}"
+    );
+
+    // A pinned digest the registry lacks passes the deploy (nothing to resolve) but not the
+    // pull: --wait ends with the node's reason instead of waiting out its timeout.
+    let absent = format!("{host}/team/echo@sha256:{}", "0".repeat(64));
+    std::fs::write(&path, format!("name: unpullable\nimage: {absent}\nmin: 1\n")).unwrap();
+    let out = platform.fjord(&["deploy", "-f", path.to_str().unwrap(), "--wait", "--timeout", "120s"]);
+    assert!(!out.status.success(), "--wait must fail when the pull fails");
+    let error = stderr(&out);
+    assert!(
+        error.contains("could not pull") && error.contains(&absent),
+        "the failed pull, naming the image: {error}"
+    );
+    assert!(
+        error.to_lowercase().contains("manifest unknown") || error.to_lowercase().contains("not found"),
+        "the registry's reason: {error}"
     );
 
     // Wrong credentials: the registry refuses, and the deploy says so.
@@ -471,6 +635,37 @@ async fn an_image_resolves_to_its_registry_digest_and_the_node_pulls_it() {
         reason.to_lowercase().contains("manifest unknown") || reason.to_lowercase().contains("not found"),
         "the registry's reason: {reason}"
     );
+
+    // Eight calls at once to a function whose image the node lacks: one pull serves them all.
+    let crowd = registry.push(&example_image("echo"), "team/crowd:v1", "fjord", "registry-pass-2");
+    assert!(platform.deploy_image("crowd", &crowd, "").status.success());
+    let url = platform.lb_url("/function/crowd");
+    let calls = (0..8).map(|i| {
+        let url = url.clone();
+        async move {
+            eventually("the lb to route crowd", Duration::from_secs(20), || async {
+                http("POST", &url, format!("call {i}").as_bytes(), &[])
+                    .await
+                    .ok()
+                    .filter(|a| a.status != 404)
+            })
+            .await
+        }
+    });
+    for (i, answer) in futures::future::join_all(calls).await.into_iter().enumerate() {
+        assert_eq!(
+            (answer.status, answer.text()),
+            (200, format!("call {i}")),
+            "{}",
+            platform.agent_logs()
+        );
+    }
+    let logs = platform.agent_logs();
+    let pulls = logs
+        .lines()
+        .filter(|l| l.contains("pulling image") && l.contains("team/crowd"))
+        .count();
+    assert_eq!(pulls, 1, "one pull for every waiting start:\n{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

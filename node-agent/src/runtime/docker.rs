@@ -22,8 +22,12 @@
 //! **Isolation.** Each container gets the spec's memory as a hard limit with no swap, its CPU as
 //! `nano_cpus`, at most [`PIDS_LIMIT`] processes, a read-only root filesystem with a size-limited
 //! tmpfs at `/tmp` (whose pages also count against the memory limit), every capability dropped,
-//! `no-new-privileges`, never privileged, on the default bridge network, never the host's. The
-//! engine's init runs as PID 1, so a stop's SIGTERM reaches the function.
+//! `no-new-privileges`, never privileged, on the node's function network
+//! ([`super::function_network`]: its own bridge, no traffic between containers, host firewall
+//! rules that keep functions off the node, the metadata service and the platform's ports), never
+//! the host's network. The engine's init runs as PID 1, so a stop's SIGTERM reaches the function.
+//! The engine keeps at most [`ENGINE_LOG_MAX`] of a container's output on disk; the agent's own
+//! capture is what `fjord logs` reads.
 //!
 //! **Networking.** The container's 8080/tcp is published on 127.0.0.1 with a port the engine
 //! picks, and the instance's address is that port on loopback. This works wherever the engine
@@ -34,6 +38,7 @@
 //! nothing. Readiness here therefore waits for an HTTP answer on `GET /_/health`
 //! ([`wait_http_ready`]) instead of the process runtime's connect-or-health probe.
 
+use super::function_network::{FunctionNetwork, HostFirewall, NetworkError};
 use super::{
     ExitReason, ExitState, ImageStatus, Instance, ResolvedImage, Runtime, RuntimeError, StartPhases, StartRequest,
 };
@@ -41,7 +46,9 @@ use crate::logs::LogStore;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, CreateImageInfo, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, CreateImageInfo, HostConfig, HostConfigLogConfig, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
     StopContainerOptions, WaitContainerOptions,
@@ -70,6 +77,10 @@ pub const LABEL_INSTANCE: &str = "fjord.instance";
 pub const LABEL_NODE: &str = "fjord.node";
 
 const PORT_KEY: &str = "8080/tcp";
+/// The engine's own copy of a container's output (json-file driver): at most this size, one
+/// file. The agent captures output as it is written, so the engine's copy is only a backstop and
+/// must not fill the node's disk.
+pub const ENGINE_LOG_MAX: &str = "10m";
 /// How long readiness is probed every millisecond before the probes back off.
 const READY_TIGHT_FOR: Duration = Duration::from_millis(100);
 /// How long after a start its function's next container is pre-created: out of the way of the
@@ -128,6 +139,8 @@ pub fn registry_host(image: &str) -> Option<&str> {
 pub struct DockerRuntime {
     docker: Docker,
     node_id: String,
+    /// The network every container joins.
+    network: FunctionNetwork,
     images: Arc<ImagePuller>,
     spares: Arc<SpareContainers>,
     /// Whether cold starts leave a pre-created container for the function's next one.
@@ -155,11 +168,22 @@ struct ImagePuller {
     status: Mutex<HashMap<String, ImageStatus>>,
 }
 
+/// How the docker runtime isolates functions on the network.
+#[derive(Debug, Clone)]
+pub struct NetworkIsolation {
+    pub network: FunctionNetwork,
+    /// The host firewall rules to install, or `None` to run without them
+    /// (`--function-firewall false`).
+    pub firewall: Option<HostFirewall>,
+}
+
 /// Why the engine could not be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("no Docker engine answers on its local socket ({0}); is the daemon running and may this user use it?")]
     Unreachable(DockerError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("removing containers a previous agent of node {node} left behind: {source}")]
     Cleanup { node: String, source: DockerError },
 }
@@ -168,13 +192,34 @@ impl DockerRuntime {
     /// Connects to the local engine with bollard's defaults (`DOCKER_HOST`, else the local
     /// socket), agrees on an API version, and removes every container labelled for `node_id`:
     /// whatever a previous agent of this node started is not ours to serve from.
-    pub async fn connect(node_id: &str, auth: RegistryAuth, ecr: Ecr) -> Result<DockerRuntime, ConnectError> {
+    pub async fn connect(
+        node_id: &str,
+        auth: RegistryAuth,
+        ecr: Ecr,
+        isolation: NetworkIsolation,
+    ) -> Result<DockerRuntime, ConnectError> {
         let docker = Docker::connect_with_local_defaults().map_err(ConnectError::Unreachable)?;
         let docker = docker.negotiate_version().await.map_err(ConnectError::Unreachable)?;
         docker.ping().await.map_err(ConnectError::Unreachable)?;
+        isolation.network.ensure(&docker).await?;
+        match isolation.firewall {
+            Some(firewall) => {
+                let added = tokio::task::spawn_blocking(move || firewall.install())
+                    .await
+                    .map_err(|e| NetworkError::Firewall {
+                        rule: "(all)".into(),
+                        reason: e.to_string(),
+                    })??;
+                tracing::info!(network = %isolation.network.name, bridge = %isolation.network.bridge, added,
+                    "function network ready; host firewall rules in place");
+            }
+            None => tracing::warn!(network = %isolation.network.name,
+                "--function-firewall false: functions can reach this node's services and the metadata service"),
+        }
         let runtime = DockerRuntime {
             docker: docker.clone(),
             node_id: node_id.to_string(),
+            network: isolation.network,
             images: Arc::new(ImagePuller {
                 docker,
                 auth,
@@ -277,7 +322,14 @@ impl DockerRuntime {
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 privileged: Some(false),
-                network_mode: Some("bridge".to_string()),
+                network_mode: Some(self.network.name.clone()),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), ENGINE_LOG_MAX.to_string()),
+                        ("max-file".to_string(), "1".to_string()),
+                    ])),
+                }),
                 port_bindings: Some(port_bindings),
                 auto_remove: Some(false),
                 // The engine's tiny init as PID 1: it passes SIGTERM on (a function's own
@@ -599,11 +651,20 @@ impl ImagePuller {
         if let Some(pinned) = already_pinned(image) {
             return Ok(pinned);
         }
-        let inspect = match self
+        let mut asked = self
             .docker
             .inspect_registry_image(&with_tag(image), self.credentials_for(image).await?)
-            .await
-        {
+            .await;
+        // An ECR token refused (revoked, or expired early): once more with a fresh one.
+        if let Err(e) = &asked {
+            if is_auth_failure(&e.to_string()) && self.ecr.forget(image) {
+                asked = self
+                    .docker
+                    .inspect_registry_image(&with_tag(image), self.credentials_for(image).await?)
+                    .await;
+            }
+        }
+        let inspect = match asked {
             Ok(inspect) => inspect,
             Err(e) => {
                 let reason = engine_reason(e);
@@ -1038,6 +1099,13 @@ impl Runtime for DockerRuntime {
                 .iter()
                 .map(|spare| remove_container_quietly(&self.docker, &spare.container));
             futures::future::join_all(removals).await;
+            // Whatever else carries this node's label (a start the agent gave up waiting for)
+            // goes too: no container outlives the agent that made it.
+            match self.remove_leftovers().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed containers still labelled for this node"),
+                Err(e) => tracing::warn!("removing this node's remaining containers: {e}"),
+            }
         }
         .boxed()
     }

@@ -3,6 +3,7 @@
 //! whether, and why, it has died.
 
 pub mod docker;
+pub mod function_network;
 pub mod process;
 
 use crate::logs::LogStore;
