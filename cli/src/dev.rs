@@ -181,7 +181,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     for (j, addr) in agent_addrs.iter().enumerate() {
         let id = format!("agent-{}", j + 1);
-        let flags = vec![
+        let mut flags: Vec<String> = vec![
             "node-agent".into(),
             "--node-id".into(),
             id.clone(),
@@ -201,6 +201,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 fjord_node_agent::RuntimeKind::Docker => "docker".into(),
             },
         ];
+        if args.runtime == fjord_node_agent::RuntimeKind::Docker && !firewall_usable() {
+            if j == 0 {
+                eprintln!(
+                    "fjord dev: iptables is not usable by this user (not root, or an engine without iptables): \
+                     functions run without the node firewall, so they can reach this machine's ports"
+                );
+            }
+            flags.extend(["--function-firewall".into(), "false".into()]);
+        }
         let log = dir.join(format!("logs/{id}.log"));
         daemons.push(Daemon {
             role: "node-agent",
@@ -270,15 +279,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             http_ok(lb_addr).await
         })
         .await?;
-        let examples = !args.no_examples && args.runtime == fjord_node_agent::RuntimeKind::Process;
-        if examples {
-            deploy_examples(&connect, &exe).await?;
-        } else if !args.no_examples {
-            eprintln!(
-                "fjord dev: with --runtime docker the examples need images: build them with \
-                 scripts/build-example-images.sh and deploy specs with `image: fjord-example/echo:test`"
-            );
-        }
+        let examples = !args.no_examples
+            && match args.runtime {
+                fjord_node_agent::RuntimeKind::Process => {
+                    deploy_examples(&connect, &exe).await?;
+                    true
+                }
+                fjord_node_agent::RuntimeKind::Docker => match deploy_example_images(&connect).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!(
+                            "fjord dev: the example images are not deployed ({e:#}); build them with \
+                             scripts/build-example-images.sh (fjord-example/echo:test and the others) and run \
+                             fjord dev again, or deploy a spec with your own `image:`"
+                        );
+                        false
+                    }
+                },
+            };
         print_tour(lb_addr, &cluster_path, &token_path, !examples);
         anyhow::Ok(())
     }
@@ -325,6 +343,39 @@ async fn deploy_examples(connect: &ConnectArgs, exe: &Path) -> anyhow::Result<()
             .map_err(crate::connect::explain)?;
     }
     Ok(())
+}
+
+/// The example images `scripts/build-example-images.sh` makes.
+const EXAMPLE_IMAGE_TAG: &str = "test";
+
+/// With `--runtime docker`: deploys the examples as the images of `scripts/build-example-images.sh`;
+/// the deploy resolves them on a node, so an image the engine lacks is an error.
+async fn deploy_example_images(connect: &ConnectArgs) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    for (name, yaml) in EXAMPLES {
+        let mut spec = FunctionSpec::from_yaml(yaml).map_err(|e| anyhow::anyhow!("example {name}: {e}"))?;
+        spec.command.clear();
+        spec.image = format!("fjord-example/{name}:{EXAMPLE_IMAGE_TAG}");
+        admin
+            .deploy(pb::DeployRequest {
+                spec: Some((&spec).into()),
+                defaulted: Vec::new(),
+            })
+            .await
+            .map_err(crate::connect::explain)?;
+    }
+    Ok(())
+}
+
+/// Whether the agents can install their function firewall here (iptables usable, as root).
+fn firewall_usable() -> bool {
+    std::process::Command::new("iptables")
+        .args(["-w", "-S", "DOCKER-USER"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn print_tour(lb: SocketAddr, cluster: &Path, token: &Path, no_examples: bool) {

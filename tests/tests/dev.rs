@@ -91,3 +91,56 @@ async fn fjord_dev_runs_three_members_two_agents_and_the_examples_then_stops_cle
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fjord_dev_with_the_docker_runtime_serves_the_example_images() {
+    if !fjord_tests::docker::require_docker() {
+        return;
+    }
+    fjord_tests::docker::example_images();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    let (cp, agent, lb) = (free_port(), free_port(), free_port());
+    let args: Vec<String> = [
+        "dev",
+        "--runtime",
+        "docker",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--control-plane-port",
+        &cp.to_string(),
+        "--agent-port",
+        &agent.to_string(),
+        "--lb-port",
+        &lb.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.path().join("dev.out"));
+    eventually("fjord dev to say it is ready", Duration::from_secs(90), || async {
+        dev.log_text().contains("Press Ctrl-C").then_some(())
+    })
+    .await;
+    let out = dev.log_text();
+    assert!(
+        out.contains(&format!("curl -d hello http://127.0.0.1:{lb}/function/echo")),
+        "the examples are deployed as images: {out}"
+    );
+    let answer = http("POST", &format!("http://127.0.0.1:{lb}/function/echo"), b"hello", &[])
+        .await
+        .unwrap();
+    assert_eq!((answer.status, answer.text().as_str()), (200, "hello"), "{out}");
+    let instance = answer.header("x-fjord-instance").unwrap().to_string();
+    let running = fjord_tests::docker::instance_containers(&["fjord.node=agent-1", "fjord.function=echo"]);
+    assert!(
+        running.iter().any(|c| fjord_tests::docker::inspect(c)
+            .is_some_and(|c| c["Config"]["Labels"]["fjord.instance"] == instance.as_str())),
+        "instance {instance} is a container: {running:?}"
+    );
+
+    let exit = dev.terminate(Duration::from_secs(30));
+    assert!(exit.success(), "fjord dev exited with {exit}");
+    let left = fjord_tests::docker::containers(&["fjord.node=agent-1"]);
+    assert!(left.is_empty(), "fjord dev left containers: {left:?}");
+}
