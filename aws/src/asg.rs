@@ -2,16 +2,27 @@
 //!
 //! `describe` reads the group (DescribeAutoScalingGroups) and its instances' private addresses
 //! (EC2 DescribeInstances); `set_desired` calls SetDesiredCapacity without honouring cooldowns
-//! (the node autoscaler keeps its own pace); `terminate` checks that the instance belongs to this
-//! group, then calls TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, so
-//! the group removes exactly that machine and does not replace it.
+//! (the node autoscaler keeps its own pace); `terminate` calls TerminateInstanceInAutoScalingGroup
+//! with ShouldDecrementDesiredCapacity, so the group removes exactly that machine and does not
+//! replace it.
+//!
+//! **A termination lowers the desired capacity at most once.** Each accepted call lowers it by
+//! one, so `terminate` never sends the call for an instance already on its way out: before each
+//! send it reads where the instance stands (DescribeAutoScalingInstances, and EC2 when no group
+//! lists it), and an instance in `Terminating*`/`Terminated`, or gone from the group and
+//! terminated in EC2, counts as done. The call itself is sent again only after an answer that
+//! says it was not acted on (throttled, another change in progress); after a timeout, a lost
+//! connection or a server error it may have been, so `terminate` returns the error and the next
+//! attempt starts by reading the state again. AWS's refusal of an instance that is "not in
+//! InService or Standby" counts as done too. An instance of another group, or of none and not
+//! terminated, is refused.
 //!
 //! Retryable failures are retried by [`crate::retry`] under the provider's [`RetryPolicy`]; the
 //! SDK's own retries are off for these clients so that policy is the whole story. It decides
 //! nothing: what size the group should be is the caller's business.
 
 use crate::retry::{retry, RetryPolicy};
-use crate::sdk_error::{self, FailureClass};
+use crate::sdk_error::{self, FailureClass, SdkFailure};
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
 use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError, ProviderInstance};
@@ -210,8 +221,8 @@ impl AsgProvider {
         Ok(())
     }
 
-    async fn terminate_once(&self, instance_id: &str) -> Result<(), ProviderError> {
-        // TerminateInstanceInAutoScalingGroup acts on any group's instance: make sure it is ours.
+    /// Where `instance_id` stands before a termination is sent.
+    async fn standing(&self, instance_id: &str) -> Result<Standing, ProviderError> {
         let owner = self
             .autoscaling
             .describe_auto_scaling_instances()
@@ -219,30 +230,152 @@ impl AsgProvider {
             .send()
             .await
             .map_err(|e| self.error("DescribeAutoScalingInstances", &e))?;
-        let group = owner
+        let listed = owner
             .auto_scaling_instances()
             .iter()
             .find(|i| i.instance_id() == Some(instance_id))
-            .and_then(|i| i.auto_scaling_group_name());
-        if group != Some(self.group.as_str()) {
-            return Err(ProviderError::InvalidRequest {
-                message: match group {
-                    Some(other) => format!(
-                        "instance {instance_id} belongs to group {other:?}, not {:?}",
-                        self.group
-                    ),
-                    None => format!("instance {instance_id} is not in Auto Scaling group {:?}", self.group),
-                },
+            .map(|i| {
+                (
+                    i.auto_scaling_group_name().unwrap_or_default(),
+                    i.lifecycle_state().unwrap_or_default(),
+                )
             });
+        let ec2_state = match listed {
+            Some(_) => None,
+            None => self.ec2_state(instance_id).await?,
+        };
+        Ok(standing(&self.group, listed, ec2_state.as_deref()))
+    }
+
+    /// The EC2 state of an instance (`running`, `shutting-down`, `terminated`...), `None` when
+    /// EC2 does not know it.
+    async fn ec2_state(&self, instance_id: &str) -> Result<Option<String>, ProviderError> {
+        let output = match self.ec2.describe_instances().instance_ids(instance_id).send().await {
+            Ok(output) => output,
+            Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+            Err(err) => return Err(self.error("DescribeInstances", &err)),
+        };
+        Ok(output
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(instance_id))
+            .and_then(|i| i.state())
+            .and_then(|state| state.name())
+            .map(|name| name.as_str().to_string()))
+    }
+
+    /// Terminates `instance_id` with decrement, sending the call only while the instance is in
+    /// service (see the module's documentation).
+    async fn terminate_with_decrement(&self, instance_id: &str) -> Result<(), ProviderError> {
+        let attempts = self.retry.attempts.max(1);
+        let mut sent = 0;
+        loop {
+            match retry(self.retry, || self.standing(instance_id)).await? {
+                Standing::InGroup => {}
+                Standing::Leaving | Standing::Terminated => {
+                    tracing::info!(group = %self.group, instance = instance_id, "already terminating: not asked again");
+                    return Ok(());
+                }
+                Standing::OtherGroup(other) => {
+                    return Err(ProviderError::InvalidRequest {
+                        message: format!(
+                            "instance {instance_id} belongs to group {other:?}, not {:?}",
+                            self.group
+                        ),
+                    })
+                }
+                Standing::NotInGroup => {
+                    return Err(ProviderError::InvalidRequest {
+                        message: format!("instance {instance_id} is not in Auto Scaling group {:?}", self.group),
+                    })
+                }
+            }
+            sent += 1;
+            let err = match self
+                .autoscaling
+                .terminate_instance_in_auto_scaling_group()
+                .instance_id(instance_id)
+                .should_decrement_desired_capacity(true)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let mut failure = sdk_error::classify("TerminateInstanceInAutoScalingGroup", &err);
+            match after_terminate_failure(&failure) {
+                TerminateFailure::AlreadyLeaving => {
+                    tracing::info!(group = %self.group, instance = instance_id, message = %failure.message, "already terminating");
+                    return Ok(());
+                }
+                TerminateFailure::NotActedOn if sent < attempts => {
+                    let delay = self.retry.delay_after(sent);
+                    tracing::debug!(message = %failure.message, attempt = sent, delay_ms = delay.as_millis() as u64, "terminate refused for now");
+                    tokio::time::sleep(delay).await;
+                }
+                TerminateFailure::MayHaveActed => {
+                    failure.message.push_str(
+                        "; it may have taken effect, so the instance's state is read before it is asked again",
+                    );
+                    return Err(failure.into_provider_error());
+                }
+                TerminateFailure::NotActedOn | TerminateFailure::Refused => return Err(failure.into_provider_error()),
+            }
         }
-        self.autoscaling
-            .terminate_instance_in_auto_scaling_group()
-            .instance_id(instance_id)
-            .should_decrement_desired_capacity(true)
-            .send()
-            .await
-            .map_err(|e| self.error("TerminateInstanceInAutoScalingGroup", &e))?;
-        Ok(())
+    }
+}
+
+/// Where an instance stands when a termination is about to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Standing {
+    /// In this group and not leaving it: terminating it is ours to do.
+    InGroup,
+    /// In this group and already on its way out (`Terminating*`, `Terminated`).
+    Leaving,
+    /// In no group, and shutting down or terminated in EC2: terminated earlier.
+    Terminated,
+    /// In another group: never ours to terminate.
+    OtherGroup(String),
+    /// In no group and not terminated (detached, or no such instance).
+    NotInGroup,
+}
+
+/// Where an instance stands, from the group and lifecycle state Auto Scaling lists it with (if
+/// any), and its EC2 state (read when no group lists it).
+fn standing(group: &str, listed: Option<(&str, &str)>, ec2_state: Option<&str>) -> Standing {
+    match listed {
+        Some((owner, _)) if owner != group => Standing::OtherGroup(owner.to_string()),
+        Some((_, state)) if lifecycle(state) == InstanceState::Terminating => Standing::Leaving,
+        Some(_) => Standing::InGroup,
+        None if matches!(ec2_state, Some("shutting-down" | "terminated")) => Standing::Terminated,
+        None => Standing::NotInGroup,
+    }
+}
+
+/// What a failed TerminateInstanceInAutoScalingGroup call means for sending it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TerminateFailure {
+    /// AWS says the instance is no longer in InService or Standby: it is leaving already.
+    AlreadyLeaving,
+    /// AWS answered that it did not act (throttled, another change in progress): it may be sent
+    /// again, after reading the instance's state.
+    NotActedOn,
+    /// No answer, or a server error: it may have acted, so it is not sent again now.
+    MayHaveActed,
+    /// Refused for good (permissions, an invalid request).
+    Refused,
+}
+
+fn after_terminate_failure(failure: &SdkFailure) -> TerminateFailure {
+    let message = failure.message.to_ascii_lowercase();
+    match failure.class {
+        FailureClass::Invalid if message.contains("inservice") && message.contains("standby") => {
+            TerminateFailure::AlreadyLeaving
+        }
+        FailureClass::Throttled => TerminateFailure::NotActedOn,
+        FailureClass::Unavailable | FailureClass::Server => TerminateFailure::MayHaveActed,
+        FailureClass::Invalid | FailureClass::AccessDenied => TerminateFailure::Refused,
     }
 }
 
@@ -275,7 +408,7 @@ impl CapacityProvider for AsgProvider {
     }
 
     fn terminate<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(retry(self.retry, move || self.terminate_once(instance_id)))
+        Box::pin(self.terminate_with_decrement(instance_id))
     }
 }
 
@@ -291,5 +424,104 @@ mod tests {
         assert_eq!(lifecycle("Terminating:Proceed"), InstanceState::Terminating);
         assert_eq!(lifecycle("Terminated"), InstanceState::Terminating);
         assert_eq!(lifecycle("Standby"), InstanceState::Other("Standby".into()));
+    }
+
+    #[test]
+    fn an_instance_already_leaving_or_terminated_is_not_terminated_again() {
+        let ours = |state| standing("fjord-nodes", Some(("fjord-nodes", state)), None);
+        assert_eq!(ours("InService"), Standing::InGroup);
+        assert_eq!(ours("Pending:Wait"), Standing::InGroup);
+        assert_eq!(ours("Standby"), Standing::InGroup);
+        // On its way out after an earlier call (whose answer may have been lost): done.
+        for state in ["Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated"] {
+            assert_eq!(ours(state), Standing::Leaving, "{state}");
+        }
+        // Gone from the group and terminated in EC2: done earlier.
+        for ec2 in ["shutting-down", "terminated"] {
+            assert_eq!(standing("fjord-nodes", None, Some(ec2)), Standing::Terminated);
+        }
+        // Detached and running, or unknown to EC2: not ours to terminate.
+        assert_eq!(standing("fjord-nodes", None, Some("running")), Standing::NotInGroup);
+        assert_eq!(standing("fjord-nodes", None, None), Standing::NotInGroup);
+        assert_eq!(
+            standing("fjord-nodes", Some(("someone-else", "InService")), None),
+            Standing::OtherGroup("someone-else".into())
+        );
+    }
+
+    fn failure(class: FailureClass, message: &str) -> SdkFailure {
+        SdkFailure {
+            class,
+            code: None,
+            message: format!("TerminateInstanceInAutoScalingGroup: {message}"),
+        }
+    }
+
+    #[test]
+    fn a_terminate_is_sent_again_only_after_an_answer_that_it_was_not_acted_on() {
+        // Refusals that say nothing was done: read the state, then send again.
+        assert_eq!(
+            after_terminate_failure(&failure(FailureClass::Throttled, "Throttling: Rate exceeded")),
+            TerminateFailure::NotActedOn
+        );
+        assert_eq!(
+            after_terminate_failure(&failure(FailureClass::Throttled, "ScalingActivityInProgress: busy")),
+            TerminateFailure::NotActedOn
+        );
+        // A timeout, a lost connection, a server error: it may have lowered the desired capacity
+        // already, so it is not sent again now.
+        for class in [FailureClass::Unavailable, FailureClass::Server] {
+            assert_eq!(
+                after_terminate_failure(&failure(class, "dispatch failure")),
+                TerminateFailure::MayHaveActed
+            );
+        }
+        // AWS refusing an instance no longer in service: the earlier call took effect.
+        assert_eq!(
+            after_terminate_failure(&failure(
+                FailureClass::Invalid,
+                "ValidationError: The instance i-0abc is not in InService or Standby."
+            )),
+            TerminateFailure::AlreadyLeaving
+        );
+        assert_eq!(
+            after_terminate_failure(&failure(FailureClass::Invalid, "ValidationError: bad instance id")),
+            TerminateFailure::Refused
+        );
+        assert_eq!(
+            after_terminate_failure(&failure(FailureClass::AccessDenied, "AccessDenied: no")),
+            TerminateFailure::Refused
+        );
+    }
+
+    #[tokio::test]
+    async fn terminating_the_same_instance_twice_lowers_the_desired_capacity_once() {
+        use crate::testing::{create_auto_scaling_group, static_sdk_config, GroupSize, MotoServer};
+        let Some(moto) = MotoServer::start() else { return };
+        let size = GroupSize {
+            min: 0,
+            max: 10,
+            desired: 3,
+        };
+        create_auto_scaling_group(&moto.sdk_config(), "fjord-nodes", size).await;
+        let provider =
+            AsgProvider::with_endpoint_url(&static_sdk_config(None), "fjord-nodes", Some(moto.endpoint_url()));
+        let before = provider.describe().await.expect("describe");
+        assert_eq!(before.desired, 3, "{before:?}");
+        let victim = before.instances[0].instance_id.clone();
+        provider.terminate(&victim).await.expect("terminate");
+        assert_eq!(provider.describe().await.unwrap().desired, 2);
+        // Asked again (a new leader finishing a committed termination, a retry after a lost
+        // answer): done already, and the desired capacity is not lowered again.
+        provider.terminate(&victim).await.expect("terminate again");
+        let after = provider.describe().await.unwrap();
+        assert_eq!(after.desired, 2, "{after:?}");
+        assert!(
+            after
+                .instances
+                .iter()
+                .all(|i| i.instance_id != victim || i.state == InstanceState::Terminating),
+            "{after:?}"
+        );
     }
 }

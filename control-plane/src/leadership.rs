@@ -74,7 +74,9 @@ async fn lead(member: &Member, routes: &watch::Sender<Arc<RouteTable>>, tick: Du
 }
 
 /// Commits `down` for nodes silent past the heartbeat timeout and `ready` for down nodes heard
-/// from again.
+/// from again. A draining node that falls silent is left draining: the scheduler commits it
+/// drained once its placements have moved (nothing there is reachable), so an operator's drain
+/// still holds when it comes back.
 async fn commit_node_transitions(member: &Member, term: u64) {
     let nodes: Vec<(String, NodeState)> = member
         .state

@@ -4,7 +4,8 @@
 //! machine ([`state_machine`], in memory with durable snapshots), the soft state from heartbeats
 //! ([`liveness`]), the routing table built from both ([`routing`]), and four gRPC services on one
 //! server: Admin ([`admin`]), Agent and Routes ([`agent_api`]), Raft ([`network`]). Every service
-//! but Raft's peers-only calls goes through the same bearer token ([`auth`]).
+//! but Raft's peers-only calls goes through the same bearer token ([`auth`]). Prometheus metrics
+//! are served on a separate address, loopback by default, without a token ([`metrics`]).
 //!
 //! It must not hold per-request state: invocations never pass through the control plane.
 
@@ -19,6 +20,7 @@ pub mod liveness;
 pub mod log_store;
 pub mod logs;
 pub mod member;
+pub mod metrics;
 pub mod network;
 pub mod node_scaler;
 pub mod providers;
@@ -103,9 +105,20 @@ pub struct Args {
     /// Take a snapshot (and purge the log before it) after this many entries.
     #[arg(long, env = "FJORD_SNAPSHOT_EVERY", default_value_t = 5000)]
     pub snapshot_every: u64,
+    /// Address to serve Prometheus metrics on, at GET /metrics, without a token (node groups,
+    /// pending instances, Raft role and term), or `off`. The default address is used only if it
+    /// is free (a warning says when it is not); any other address must be free or the member
+    /// does not start. Keep it off the internet.
+    #[arg(long, env = "FJORD_METRICS_LISTEN", default_value = metrics::DEFAULT_METRICS_LISTEN)]
+    pub metrics_listen: String,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// For failover tests only: exit (status 86) right after committing the named decision,
+    /// before acting on it. `node-scale-out`: a node group's scale-out. Read once at start;
+    /// unset, it does nothing.
+    #[arg(long, env = "FJORD_TEST_CRASH_AFTER_COMMIT", hide = true)]
+    pub test_crash_after_commit: Option<node_scaler::CrashPoint>,
 }
 
 /// Why a member could not start.
@@ -157,6 +170,26 @@ fn parse_members(args: &Args, advertise: &str) -> Result<BTreeMap<MemberId, Basi
     Ok(members)
 }
 
+/// Binds `--metrics-listen`: `None` for `off`, or when the default address is taken (a warning
+/// says so); any other address that cannot be bound stops the start.
+async fn bind_metrics(addr: &str) -> Result<Option<TcpListener>, StartError> {
+    if addr == "off" {
+        return Ok(None);
+    }
+    match fjord_core::daemon::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if addr == metrics::DEFAULT_METRICS_LISTEN => {
+            tracing::warn!(
+                error = %e,
+                "serving no metrics: the default metrics address is taken; pass --metrics-listen with a free \
+                 address, or off"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Resolves the cluster token as `--help` describes.
 pub fn load_token(args: &Args) -> Result<Token, StartError> {
     if let Some(path) = &args.token_file {
@@ -206,6 +239,7 @@ pub async fn run_with_faults(
             })?
             .to_string(),
     };
+    let metrics_listener = bind_metrics(&args.metrics_listen).await?;
     std::fs::create_dir_all(&args.data_dir).map_err(|source| StartError::DataDir {
         path: args.data_dir.clone(),
         source,
@@ -268,6 +302,7 @@ pub async fn run_with_faults(
     let node_scaler = node_scaler::NodeScalerConfig {
         interval: Duration::from_millis(args.node_autoscale_interval_ms),
         aws_endpoint_url: args.aws_endpoint_url.clone(),
+        crash_after_commit: args.test_crash_after_commit,
     };
     let publisher = tokio::spawn(leadership::run(member.clone(), routes_tx, tick, node_scaler));
 
@@ -289,7 +324,24 @@ pub async fn run_with_faults(
         shutdown.await;
         let _ = stopping_tx.send(true);
     };
-    tracing::info!(id = args.id, listen = %advertise, data_dir = %args.data_dir.display(), "control plane serving");
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    let metrics_server = metrics_listener.map(|listener| {
+        let mut stopping = stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(metrics::serve(listener, member.clone(), stopped))
+    });
+    tracing::info!(
+        id = args.id,
+        listen = %advertise,
+        metrics = %metrics_addr,
+        data_dir = %args.data_dir.display(),
+        "control plane serving"
+    );
     let served = tonic::transport::Server::builder()
         .add_service(AdminServer::with_interceptor(admin, interceptor.clone()))
         .add_service(AgentServer::with_interceptor(
@@ -313,6 +365,9 @@ pub async fn run_with_faults(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     publisher.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }

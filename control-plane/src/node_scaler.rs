@@ -8,6 +8,15 @@
 //! - **Errors never stop the loop.** A provider error is reported on the group (shown by
 //!   `fjord nodes`) and the group is tried again at the next interval; retryable errors are
 //!   retried with backoff inside the provider.
+//! - **A committed scale-out is finished.** The size a scale-out asked for is committed with it;
+//!   while it is recent, a tick that finds the provider's desired size below it sets it again
+//!   ([`unfinished_scale_out`]), so a leader that died between committing and asking does not
+//!   leave the group short until a new window and cooldown have passed.
+//! - **Demand beyond the max is reported.** A group holding at its max (a static fleet's size,
+//!   `max_nodes`, the provider's max) with instances pending for room logs a warning naming the
+//!   group, the memory pending and the max, once per change, and shows the memory in
+//!   [`GroupReport::unplaceable_memory_mib`] (the `fjord_node_group_unplaceable_memory_mib`
+//!   metric).
 //! - **Pending demand goes to one group.** Instances pending for lack of room count for the first
 //!   group in policy order that can still grow (else the first group, which then holds at its
 //!   max and does not scale in), so two groups do not both scale out for them.
@@ -18,7 +27,8 @@ use crate::state::{GroupRecord, RegisteredNode};
 use crate::state_machine::now_millis;
 use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState};
 use fjord_core::node_autoscale::{
-    GroupInput, GroupNode, NodeAutoscaler, NodeDecision, NodeGroupPolicy, PendingDemand, ProviderKind, ProviderSize,
+    unfinished_scale_out, CommittedScaleOut, GroupInput, GroupNode, NodeAutoscaler, NodeDecision, NodeGroupPolicy,
+    NodeReason, PendingDemand, ProviderKind, ProviderSize,
 };
 use fjord_core::placement;
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +41,14 @@ pub struct GroupReport {
     pub provider: String,
     pub desired: u32,
     pub min: u32,
+    /// The provider's max.
     pub max: u32,
+    /// The most nodes the group may have now: the lower of the policy's `max_nodes` and the
+    /// provider's max.
+    pub effective_max: u32,
+    /// Memory of the instances pending for room that this group cannot make room for, because
+    /// it holds at its max (0 when it can grow, or when nothing is pending).
+    pub unplaceable_memory_mib: u64,
     /// Machines the provider lists.
     pub instances: u32,
     /// Registered nodes of the group (terminated ones left out).
@@ -71,11 +88,33 @@ impl NodeGroupsReport {
 pub struct NodeScalerConfig {
     pub interval: Duration,
     pub aws_endpoint_url: Option<String>,
+    /// For failover tests: exit right after committing this kind of decision, before acting.
+    pub crash_after_commit: Option<CrashPoint>,
+}
+
+/// A point where a failover test may have the leader exit on purpose
+/// (`--test-crash-after-commit`, or `FJORD_TEST_CRASH_AFTER_COMMIT`, read once at start). Unset,
+/// it does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashPoint {
+    /// After a node group's scale-out is committed, before the provider is asked.
+    NodeScaleOut,
+}
+
+/// The exit status of a leader that exited at a [`CrashPoint`].
+pub const CRASH_EXIT_STATUS: i32 = 86;
+
+/// What the loop keeps per group between ticks.
+#[derive(Default)]
+struct GroupLoop {
+    autoscaler: NodeAutoscaler,
+    /// The demand last warned about as beyond the group's max: (pending MiB, max nodes).
+    unplaceable: Option<(u64, u32)>,
 }
 
 /// Runs while this member leads in `term`.
 pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
-    let mut autoscalers: HashMap<String, NodeAutoscaler> = HashMap::new();
+    let mut loops: HashMap<String, GroupLoop> = HashMap::new();
     let mut providers: HashMap<String, (NodeGroupPolicy, Arc<dyn CapacityProvider>)> = HashMap::new();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,7 +123,7 @@ pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
     while member.is_leader() && member.term() == term {
         ticker.tick().await;
         let groups = member.state.read(|a| a.cluster.policy.node_groups.clone());
-        autoscalers.retain(|name, _| groups.iter().any(|g| &g.name == name));
+        loops.retain(|name, _| groups.iter().any(|g| &g.name == name));
         providers.retain(|name, (policy, _)| groups.iter().any(|g| &g.name == name && g == policy));
         member.node_groups.retain(|name| groups.iter().any(|g| g.name == name));
 
@@ -129,8 +168,19 @@ pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
             } else {
                 PendingDemand::default()
             };
-            let autoscaler = autoscalers.entry(group.name.clone()).or_default();
-            if !tick_group(&member, term, group, provider.as_ref(), &snapshot, pending, autoscaler).await {
+            let state = loops.entry(group.name.clone()).or_default();
+            if !tick_group(
+                &member,
+                term,
+                &config,
+                group,
+                provider.as_ref(),
+                &snapshot,
+                pending,
+                state,
+            )
+            .await
+            {
                 tracing::info!(term, "a newer leader exists: stopping the node autoscaler");
                 return;
             }
@@ -157,14 +207,16 @@ fn machine_id(node: &RegisteredNode) -> &str {
 }
 
 /// One group, one tick. Returns false when fenced.
+#[allow(clippy::too_many_arguments)]
 async fn tick_group(
     member: &Member,
     term: u64,
+    config: &NodeScalerConfig,
     group: &NodeGroupPolicy,
     provider: &dyn CapacityProvider,
     snapshot: &GroupSnapshot,
     pending: PendingDemand,
-    autoscaler: &mut NodeAutoscaler,
+    state: &mut GroupLoop,
 ) -> bool {
     let (nodes, record, placements, memory_of) = member.state.read(|a| {
         let c = &a.cluster;
@@ -199,6 +251,30 @@ async fn tick_group(
         }
     }
 
+    let now = now_millis();
+    let mut size = ProviderSize {
+        desired: snapshot.desired,
+        min: snapshot.min,
+        max: snapshot.max,
+    };
+    // A committed scale-out the provider did not get (the leader that committed it died before
+    // asking, or the call failed): ask again, for the same absolute size.
+    let mut unfinished = None;
+    if let (Some(to), Some(at_ms)) = (record.scale_out_to, record.last_scale_out_ms) {
+        let committed = CommittedScaleOut { to, at_ms };
+        if let Some(to) = unfinished_scale_out(group, size, committed, record.last_scale_in_ms, now) {
+            tracing::info!(
+                group = %group.name,
+                "finishing a committed scale-out: the provider is at {} nodes, asking for {to}",
+                size.desired
+            );
+            match provider.set_desired(to).await {
+                Ok(()) => size.desired = to,
+                Err(e) => unfinished = Some(format!("finishing the committed scale-out to {to} nodes failed: {e}")),
+            }
+        }
+    }
+
     let group_nodes: Vec<GroupNode> = nodes
         .iter()
         .filter(|n| in_group(n) && !record.terminated.contains(&n.info.id))
@@ -206,26 +282,32 @@ async fn tick_group(
         .collect();
     let input = GroupInput {
         policy: group,
-        provider: ProviderSize {
-            desired: snapshot.desired,
-            min: snapshot.min,
-            max: snapshot.max,
-        },
+        provider: size,
         nodes: &group_nodes,
         pending,
         last_scale_out_ms: record.last_scale_out_ms,
         last_scale_in_ms: record.last_scale_in_ms,
     };
-    let now = now_millis();
-    let decision = autoscaler.decide(now, &input);
+    let decision = state.autoscaler.decide(now, &input);
+    let effective_max = group.max_nodes.min(size.max);
+    let unplaceable_memory_mib = match decision.reason() {
+        Some(NodeReason::AtMax { .. }) => pending.memory_mib,
+        _ => 0,
+    };
+    warn_on_unplaceable_change(group, &decision, pending, effective_max, unplaceable_memory_mib, state);
     let mut report = GroupReport {
         provider: provider.kind().to_string(),
-        desired: snapshot.desired,
-        min: snapshot.min,
-        max: snapshot.max,
+        desired: size.desired,
+        min: size.min,
+        max: size.max,
+        effective_max,
+        unplaceable_memory_mib,
         instances: snapshot.instances.len() as u32,
         nodes: group_nodes.iter().map(|n| n.id.clone()).collect(),
-        status: decision.to_string(),
+        status: match &unfinished {
+            Some(failed) => format!("{decision}; {failed}"),
+            None => decision.to_string(),
+        },
         updated_at_ms: now,
     };
     let action = match &decision {
@@ -249,8 +331,22 @@ async fn tick_group(
     };
     match member.write(command).await {
         Ok(CommandResult::Fenced { .. }) => return false,
+        Ok(CommandResult::NotFound { name }) if name == group.name => {
+            report.status = format!("{decision}: the group is no longer in the policy");
+        }
         Ok(CommandResult::NotFound { name }) => {
             report.status = format!("{decision}: node {name} is no longer registered");
+        }
+        Ok(_)
+            if config.crash_after_commit == Some(CrashPoint::NodeScaleOut)
+                && matches!(action, GroupAction::ScaleOut { .. }) =>
+        {
+            tracing::warn!(
+                group = %group.name,
+                action = %action,
+                "exiting after committing a scale-out, before asking the provider (--test-crash-after-commit node-scale-out)"
+            );
+            std::process::exit(CRASH_EXIT_STATUS);
         }
         Ok(_) => {
             // Committed: now act. The provider retries what is worth retrying.
@@ -274,6 +370,40 @@ async fn tick_group(
     }
     member.node_groups.set(&group.name, report);
     true
+}
+
+/// Logs, once per change, that instances wait for room this group cannot make: a warning naming
+/// the group, the memory pending and the group's max (a static fleet's size, `max_nodes` or the
+/// provider's max), and a line when that is over.
+fn warn_on_unplaceable_change(
+    group: &NodeGroupPolicy,
+    decision: &NodeDecision,
+    pending: PendingDemand,
+    effective_max: u32,
+    unplaceable_memory_mib: u64,
+    state: &mut GroupLoop,
+) {
+    let now = (unplaceable_memory_mib > 0).then_some((unplaceable_memory_mib, effective_max));
+    if now == state.unplaceable {
+        return;
+    }
+    match (now, decision.reason()) {
+        (Some(_), Some(reason)) => tracing::warn!(
+            group = %group.name,
+            provider = group.provider.as_str(),
+            pending_instances = pending.instances,
+            pending_memory_mib = unplaceable_memory_mib,
+            effective_max,
+            "node group {} cannot make room for {unplaceable_memory_mib} MiB of pending instances: {reason}",
+            group.name
+        ),
+        _ => tracing::info!(
+            group = %group.name,
+            "node group {}: no pending instance waits beyond its max any more",
+            group.name
+        ),
+    }
+    state.unplaceable = now;
 }
 
 fn group_node(

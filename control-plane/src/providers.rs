@@ -8,7 +8,10 @@
 //!   `{"desired": N, "min": N, "max": N, "instances": [{"id": "...", "zone": "...",
 //!   "private_ip": "...", "state": "pending|in-service|terminating"}]}`;
 //! - `set-desired N`: make the group N machines (launch or remove), returning once asked;
-//! - `terminate ID`: remove exactly that machine and lower the desired size by one.
+//! - `terminate ID`: remove exactly that machine and lower the desired size by one. It may be
+//!   asked again for a machine it already removed (a new leader finishing a committed
+//!   termination whose outcome it cannot see): a machine already leaving or gone is a success
+//!   that must not lower the desired size again.
 //!
 //! Exit status 0 is success; otherwise stderr is the reason shown to the operator. Exit status
 //! 75 (EX_TEMPFAIL) marks a failure worth retrying. Each call is bounded by a timeout.

@@ -52,6 +52,10 @@ pub const GROUP_DECISIONS_KEPT: usize = 10;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub last_scale_out_ms: Option<u64>,
+    /// The size the last scale-out asked for (committed with `last_scale_out_ms`), so a leader
+    /// can finish one whose provider call never happened.
+    #[serde(default)]
+    pub scale_out_to: Option<u32>,
     pub last_scale_in_ms: Option<u64>,
     /// The node the autoscaler is draining to terminate.
     pub draining: Option<String>,
@@ -196,6 +200,10 @@ impl ClusterState {
                         decided_in: term,
                     };
                 }
+                // A decision made before its group left the policy is not acted on.
+                if !self.policy.node_groups.iter().any(|g| g.name == group) {
+                    return CommandResult::NotFound { name: group };
+                }
                 let node_state = match &action {
                     GroupAction::ScaleOut { .. } => None,
                     GroupAction::Drain { node } => Some((node.clone(), NodeState::Draining)),
@@ -209,7 +217,10 @@ impl ClusterState {
                 }
                 let record = self.node_groups.entry(group).or_default();
                 match &action {
-                    GroupAction::ScaleOut { .. } => record.last_scale_out_ms = Some(at_ms),
+                    GroupAction::ScaleOut { to } => {
+                        record.last_scale_out_ms = Some(at_ms);
+                        record.scale_out_to = Some(*to);
+                    }
                     GroupAction::Drain { node } => record.draining = Some(node.clone()),
                     GroupAction::Terminate { node } => {
                         record.terminated.insert(node.clone());
@@ -370,6 +381,177 @@ mod tests {
 
     fn spec(name: &str) -> FunctionSpec {
         FunctionSpec::with_command(name, vec!["x".into()])
+    }
+
+    fn node_info(id: &str) -> fjord_core::NodeInfo {
+        fjord_core::NodeInfo {
+            id: id.into(),
+            invoke_addr: "127.0.0.1:1".into(),
+            memory_mib: 1024,
+            cpu_millis: 1000,
+            zone: String::new(),
+            runtime: "process".into(),
+            instance_id: format!("i-{id}"),
+        }
+    }
+
+    /// A cluster whose policy has the node group `workers`, with nodes n1 and n2 registered.
+    fn with_group() -> ClusterState {
+        let mut s = ClusterState::default();
+        let mut policy = ClusterPolicy::default();
+        let mut group = fjord_core::node_autoscale::NodeGroupPolicy::new("workers", 1, 5);
+        group.provider = fjord_core::node_autoscale::ProviderKind::AwsAsg;
+        group.asg_name = "fjord-workers".into();
+        policy.node_groups.push(group);
+        assert_eq!(s.apply_now(Command::SetPolicy { policy }), CommandResult::Noop);
+        for id in ["n1", "n2"] {
+            s.apply_now(Command::RegisterNode {
+                info: node_info(id),
+                now_ms: 1,
+            });
+        }
+        s
+    }
+
+    fn group_action(group: &str, action: GroupAction, at_ms: u64, term: u64) -> Command {
+        Command::NodeGroupAction {
+            group: group.into(),
+            action,
+            reason: format!("reason at {at_ms}"),
+            at_ms,
+            term,
+        }
+    }
+
+    #[test]
+    fn a_node_group_action_from_another_term_changes_nothing() {
+        let mut s = with_group();
+        let before = s.clone();
+        for action in [
+            GroupAction::ScaleOut { to: 3 },
+            GroupAction::Drain { node: "n1".into() },
+            GroupAction::Terminate { node: "n1".into() },
+            GroupAction::Restore { node: "n1".into() },
+        ] {
+            // Decided in term 3, proposed in term 4: a deposed leader's decision.
+            assert_eq!(
+                s.apply(group_action("workers", action, 10, 3), 4),
+                CommandResult::Fenced {
+                    proposed_in: 4,
+                    decided_in: 3
+                }
+            );
+        }
+        assert_eq!(s, before);
+        // The same decision in its own term lands.
+        assert_eq!(
+            s.apply(
+                group_action("workers", GroupAction::Drain { node: "n1".into() }, 10, 4),
+                4
+            ),
+            CommandResult::Noop
+        );
+        assert_eq!(s.nodes["n1"].state, NodeState::Draining);
+        assert_eq!(s.node_groups["workers"].draining.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_node_group_action_for_an_unknown_group_or_node_is_refused() {
+        let mut s = with_group();
+        let before = s.clone();
+        assert_eq!(
+            s.apply_now(group_action("gone", GroupAction::ScaleOut { to: 3 }, 10, 1)),
+            CommandResult::NotFound { name: "gone".into() }
+        );
+        assert_eq!(
+            s.apply_now(group_action("gone", GroupAction::Drain { node: "n1".into() }, 10, 1)),
+            CommandResult::NotFound { name: "gone".into() }
+        );
+        assert_eq!(
+            s.apply_now(group_action(
+                "workers",
+                GroupAction::Terminate { node: "n9".into() },
+                10,
+                1
+            )),
+            CommandResult::NotFound { name: "n9".into() }
+        );
+        assert_eq!(s, before, "nothing recorded, no node changed");
+    }
+
+    #[test]
+    fn node_group_actions_record_scale_outs_drains_and_terminated_machines() {
+        let mut s = with_group();
+        s.apply_now(group_action("workers", GroupAction::ScaleOut { to: 4 }, 10, 1));
+        let record = &s.node_groups["workers"];
+        assert_eq!((record.last_scale_out_ms, record.scale_out_to), (Some(10), Some(4)));
+
+        s.apply_now(group_action("workers", GroupAction::Drain { node: "n2".into() }, 20, 1));
+        assert_eq!(s.nodes["n2"].state, NodeState::Draining);
+        let version = s.nodes_version;
+        assert_eq!(
+            s.apply_now(group_action(
+                "workers",
+                GroupAction::Terminate { node: "n2".into() },
+                30,
+                1
+            )),
+            CommandResult::Noop
+        );
+        let record = &s.node_groups["workers"];
+        assert_eq!(record.terminated, ["n2".to_string()].into());
+        assert_eq!(record.draining, None);
+        assert_eq!(record.last_scale_in_ms, Some(30));
+        assert_eq!(
+            record.scale_out_to,
+            Some(4),
+            "a scale-in keeps what the scale-out asked for"
+        );
+        assert_eq!(s.nodes["n2"].state, NodeState::Drained);
+        assert!(s.nodes_version > version);
+
+        s.apply_now(group_action("workers", GroupAction::Drain { node: "n1".into() }, 40, 1));
+        s.apply_now(group_action(
+            "workers",
+            GroupAction::Restore { node: "n1".into() },
+            50,
+            1,
+        ));
+        assert_eq!(s.nodes["n1"].state, NodeState::Ready);
+        assert_eq!(s.node_groups["workers"].draining, None);
+        let actions: Vec<&str> = s.node_groups["workers"]
+            .decisions
+            .iter()
+            .map(|(_, action, _)| action.as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "scale out to 4 nodes",
+                "drain node n2",
+                "terminate node n2",
+                "drain node n1",
+                "restore node n1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_group_keeps_only_its_latest_decisions() {
+        let mut s = with_group();
+        let total = GROUP_DECISIONS_KEPT as u64 + 5;
+        for at_ms in 0..total {
+            let to = 2 + (at_ms % 3) as u32;
+            s.apply_now(group_action("workers", GroupAction::ScaleOut { to }, at_ms, 1));
+        }
+        let kept: Vec<u64> = s.node_groups["workers"]
+            .decisions
+            .iter()
+            .map(|(at, _, _)| *at)
+            .collect();
+        assert_eq!(kept, (5..total).collect::<Vec<_>>(), "the oldest go first");
+        let (_, _, reason) = s.node_groups["workers"].decisions.back().unwrap();
+        assert_eq!(reason, &format!("reason at {}", total - 1));
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //!    target, the larger of the two, at most `max_step_out`, never past the effective max. Nodes
 //!    asked for that have not joined yet (desired size minus the group's nodes) count as coming
 //!    capacity, so the autoscaler waits for them rather than asking again. A group at its max
-//!    holds, naming the max; so does a group in its scale-out cooldown.
+//!    holds, naming the max (for a static fleet, its size: it never grows); so does a group in
+//!    its scale-out cooldown.
 //! 5. **Scale in** when memory reserved / ready capacity has stayed under
 //!    `low_memory_utilization` for `scale_in_window_ms` with nothing pending, no node joining,
 //!    the desired size above the floor, and the emptiest ready node (fewest reserved MiB, ties
@@ -40,6 +41,10 @@
 //! from committed times, so a new leader respects them. The only memory between ticks is since
 //! when each condition has held (pending, above target, under the low mark); a new leader starts
 //! those afresh, which delays a scale-out or scale-in by one window and never hastens one.
+//!
+//! **Finishing a committed scale-out.** A scale-out is committed before the provider is asked;
+//! [`unfinished_scale_out`] gives the size to ask for again when the provider did not get there
+//! (the leader died in between, or the call failed), while the scale-out is recent.
 //!
 //! **Accounting.** Ready nodes are the capacity. Draining nodes are not, but what they still
 //! hold counts as reserved, since it must find room elsewhere. Down nodes add neither capacity
@@ -419,6 +424,8 @@ pub enum BoundSource {
     Policy,
     /// The provider's own size limit (the Auto Scaling group's max or min size).
     Provider,
+    /// A static fleet's size: the nodes its policy lists, which never grows.
+    StaticFleet,
 }
 
 /// Why a decision was taken; its `Display` is the sentence `fjord nodes` shows.
@@ -510,6 +517,7 @@ fn bound_name(source: BoundSource, bound: &str) -> String {
     match source {
         BoundSource::Policy => format!("its {bound}"),
         BoundSource::Provider => format!("the provider's {bound}"),
+        BoundSource::StaticFleet => "the static fleet's size".to_string(),
     }
 }
 
@@ -550,6 +558,16 @@ impl fmt::Display for NodeReason {
                 percent(*reserved_mib, *capacity_mib),
                 target * 100.0,
                 human_ms(*for_ms)
+            ),
+            NodeReason::AtMax {
+                pending_instances,
+                max,
+                source: BoundSource::StaticFleet,
+            } => write!(
+                f,
+                "{} but the static fleet is full at {max} nodes; add machines to the group's nodes list \
+                 or lower the demand",
+                pressure(*pending_instances)
             ),
             NodeReason::AtMax {
                 pending_instances,
@@ -614,6 +632,40 @@ impl fmt::Display for NodeReason {
             }
         }
     }
+}
+
+/// A scale-out as committed: the size asked for, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommittedScaleOut {
+    pub to: u32,
+    pub at_ms: u64,
+}
+
+/// The size to ask the provider for again when a committed scale-out did not reach it, else
+/// `None`.
+///
+/// The leader commits [`NodeDecision::ScaleOut`] before it calls the provider. If it dies in
+/// between, or the call fails, the provider's desired size stays below the committed one, and the
+/// cooldown (counted from the commit) keeps [`NodeAutoscaler::decide`] from asking again. So the
+/// next tick, of this leader or of the next, finishes it: while the scale-out is recent (committed
+/// less than `scale_out_cooldown_ms` ago; a time before the commit, from a clock behind the one
+/// that committed, counts as recent), when no scale-in was committed since (a termination lowers
+/// the desired size on purpose), never above the effective max as it is now, and only when that
+/// is above the provider's desired size. Asking twice sets the same absolute size.
+pub fn unfinished_scale_out(
+    policy: &NodeGroupPolicy,
+    provider: ProviderSize,
+    committed: CommittedScaleOut,
+    last_scale_in_ms: Option<u64>,
+    now_ms: u64,
+) -> Option<u32> {
+    let recent = now_ms < committed.at_ms.saturating_add(policy.scale_out_cooldown_ms);
+    let scaled_in_since = last_scale_in_ms.is_some_and(|at| at >= committed.at_ms);
+    if !recent || scaled_in_since {
+        return None;
+    }
+    let to = committed.to.min(policy.max_nodes).min(provider.max);
+    (to > provider.desired).then_some(to)
 }
 
 /// One group's autoscaler: since when each condition has held. Everything else comes in with
@@ -866,7 +918,9 @@ struct Tick<'a> {
 impl<'a> Tick<'a> {
     fn new(now: u64, input: &'a GroupInput<'a>) -> Self {
         let policy = input.policy;
-        let (max, max_source) = if input.provider.max < policy.max_nodes {
+        let (max, max_source) = if policy.provider == ProviderKind::Static && input.provider.max <= policy.max_nodes {
+            (input.provider.max, BoundSource::StaticFleet)
+        } else if input.provider.max < policy.max_nodes {
             (input.provider.max, BoundSource::Provider)
         } else {
             (policy.max_nodes, BoundSource::Policy)
@@ -1432,6 +1486,7 @@ windows:
         );
         // The provider's max, when it is the lower one, is the one named.
         let mut sim = Sim::new(NodeGroupPolicy::new("workers", 1, 10), nodes(&[4000; 4]));
+        sim.policy.provider = ProviderKind::AwsAsg;
         sim.provider.max = 4;
         sim.pending = pending(3, 3 * 512);
         assert_eq!(
@@ -1444,6 +1499,106 @@ windows:
             sim.decide().to_string(),
             "holding: memory reserved is above the target but the group is at its max of 2 nodes"
         );
+    }
+
+    #[test]
+    fn a_full_static_fleet_holds_naming_the_fleet() {
+        // A static fleet of two reports desired = min = max = 2, below the policy's max of 5.
+        let mut sim = Sim::new(NodeGroupPolicy::new("vps", 1, 5), nodes(&[4000, 4000]));
+        sim.provider = ProviderSize {
+            desired: 2,
+            min: 2,
+            max: 2,
+        };
+        sim.pending = pending(2, 1200);
+        let d = sim.decide();
+        assert_eq!(
+            d,
+            NodeDecision::Hold {
+                reason: NodeReason::AtMax {
+                    pending_instances: 2,
+                    max: 2,
+                    source: BoundSource::StaticFleet
+                }
+            }
+        );
+        assert_eq!(
+            d.to_string(),
+            "holding: 2 instances pending but the static fleet is full at 2 nodes; add machines to the \
+             group's nodes list or lower the demand"
+        );
+        // A policy max equal to the fleet: the fleet is still what stops it.
+        sim.policy.max_nodes = 2;
+        assert!(matches!(
+            sim.decide().reason(),
+            Some(NodeReason::AtMax {
+                source: BoundSource::StaticFleet,
+                ..
+            })
+        ));
+        // Below the fleet, the policy's max is the bound named.
+        sim.policy.max_nodes = 1;
+        assert!(matches!(
+            sim.decide().reason(),
+            Some(NodeReason::AtMax {
+                max: 1,
+                source: BoundSource::Policy,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_committed_scale_out_the_provider_missed_is_finished_while_recent() {
+        let policy = NodeGroupPolicy::new("workers", 1, 6);
+        let size = |desired, max| ProviderSize { desired, min: 0, max };
+        let committed = CommittedScaleOut { to: 3, at_ms: T0 };
+        // The leader committed `to 3` and died before asking: the next tick asks for 3.
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 10), committed, None, T0 + SECOND),
+            Some(3)
+        );
+        // A clock behind the one that committed still counts it as recent.
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 10), committed, None, T0 - SECOND),
+            Some(3)
+        );
+        // Reached (or passed): nothing to do, so it is asked for once.
+        assert_eq!(
+            unfinished_scale_out(&policy, size(3, 10), committed, None, T0 + SECOND),
+            None
+        );
+        assert_eq!(
+            unfinished_scale_out(&policy, size(4, 10), committed, None, T0 + SECOND),
+            None
+        );
+        // Only within the scale-out cooldown of the commit.
+        let end = T0 + policy.scale_out_cooldown_ms;
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 10), committed, None, end - 1),
+            Some(3)
+        );
+        assert_eq!(unfinished_scale_out(&policy, size(1, 10), committed, None, end), None);
+        // A termination committed since lowered the desired size on purpose.
+        assert_eq!(
+            unfinished_scale_out(&policy, size(2, 10), committed, Some(T0 + 1), T0 + SECOND),
+            None
+        );
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 10), committed, Some(T0 - MINUTE), T0 + SECOND),
+            Some(3)
+        );
+        // Never above the max as it is now: the policy's or the provider's, whichever is lower.
+        let big = CommittedScaleOut { to: 9, at_ms: T0 };
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 10), big, None, T0 + SECOND),
+            Some(6)
+        );
+        assert_eq!(
+            unfinished_scale_out(&policy, size(1, 4), big, None, T0 + SECOND),
+            Some(4)
+        );
+        assert_eq!(unfinished_scale_out(&policy, size(4, 4), big, None, T0 + SECOND), None);
     }
 
     #[test]
@@ -1949,6 +2104,11 @@ windows:
                 pending_instances: 1,
                 max: 5,
                 source: BoundSource::Policy,
+            },
+            NodeReason::AtMax {
+                pending_instances: 1,
+                max: 5,
+                source: BoundSource::StaticFleet,
             },
             NodeReason::ScaleOutWindow {
                 pending_instances: 0,

@@ -1,7 +1,8 @@
 //! Node autoscaling end to end with a `command` capacity provider whose machines are real
 //! node-agent processes on loopback (tests/scripts/process-provider.py): under a surge a new
 //! node joins, placements spread onto it and no request fails; under quiet the node is drained,
-//! then exactly that machine is terminated, with no failed request.
+//! then exactly that machine is terminated, with no failed request. A static fleet too small for
+//! the demand says so: in the group's status, in a warning, and in the leader's metrics.
 
 use fjord_tests::*;
 use std::path::Path;
@@ -204,4 +205,127 @@ async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
         "scale-in: {} requests during the drain and termination of {terminated}, none failed",
         results.len()
     );
+}
+
+/// The value of one series (name with its labels) in a Prometheus text exposition.
+fn sample(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The leader's metrics, when it answers.
+async fn scrape(url: &str) -> Option<String> {
+    let answer = http("GET", url, b"", &[]).await.ok()?;
+    (answer.status == 200).then(|| answer.text())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_fleet_too_small_for_the_demand_says_so_in_its_status_a_warning_and_metrics() {
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let metrics_url = format!("http://{metrics_listen}/metrics");
+    let platform = Platform::start_full(
+        2,
+        1024,
+        &[],
+        &[
+            "--node-autoscale-interval-ms",
+            "300",
+            "--metrics-listen",
+            &metrics_listen,
+        ],
+    )
+    .await;
+    let policy = "node_groups:\n  - name: vps\n    provider: static\n    nodes: [node-0, node-1]\n    min_nodes: 1\n\
+                  \x20   max_nodes: 5\n    scale_out_window_ms: 500\n";
+    let policy_file = platform.dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policy).unwrap();
+    let out = platform.fjord(&["policy", "apply", "-f", policy_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // One 600 MiB instance fits on a 1024 MiB node: of four, two are placed and two (1200 MiB)
+    // wait for room the fleet of two cannot make.
+    let out = platform.deploy_example("wide", "sleep", "min: 4\nmax: 4\nmemory_mib: 600\ncpu_millis: 50\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let unplaceable = "fjord_node_group_unplaceable_memory_mib{group=\"vps\"}";
+    let metrics = eventually(
+        "the leader's metrics to show 1200 MiB the fleet cannot place",
+        Duration::from_secs(30),
+        || async {
+            let metrics = scrape(&metrics_url).await?;
+            (sample(&metrics, unplaceable)? == 1200).then_some(metrics)
+        },
+    )
+    .await;
+    for (series, value) in [
+        ("fjord_node_group_desired{group=\"vps\"}", 2),
+        ("fjord_node_group_nodes{group=\"vps\"}", 2),
+        ("fjord_node_group_max{group=\"vps\"}", 2),
+        ("fjord_pending_instances", 2),
+        ("fjord_raft_is_leader", 1),
+    ] {
+        assert_eq!(sample(&metrics, series), Some(value), "{series} in:\n{metrics}");
+    }
+    assert!(
+        sample(&metrics, "fjord_raft_term").is_some_and(|term| term >= 1),
+        "{metrics}"
+    );
+
+    // `fjord nodes groups` names the fleet's limit and what to do.
+    let status = eventually("the group's status", Duration::from_secs(10), || async {
+        let group = groups(&platform)?[0].clone();
+        let status = group["status"].as_str()?.to_string();
+        status.contains("static fleet is full at 2 nodes").then_some(status)
+    })
+    .await;
+    assert!(status.contains("2 instances pending"), "{status}");
+    assert!(status.contains("add machines"), "{status}");
+    // A warning names the group, the memory and the fleet's size, once for as long as that holds.
+    let warning = "node group vps cannot make room for";
+    let log = platform.control_plane.log_text();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(warning)).collect();
+    assert_eq!(warnings.len(), 1, "one warning per change: {warnings:#?}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("1200 MiB")
+            && warnings[0].contains("static fleet is full at 2 nodes"),
+        "{}",
+        warnings[0]
+    );
+
+    eprintln!("static fleet too small: status `{status}`; warning: {}", warnings[0]);
+
+    // The demand changes: one instance (600 MiB) waits now; one more warning says so.
+    let out = platform.fjord(&["scale", "wide", "--min", "3", "--max", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually("the metrics to show 600 MiB", Duration::from_secs(30), || async {
+        (sample(&scrape(&metrics_url).await?, unplaceable)? == 600).then_some(())
+    })
+    .await;
+    let log = platform.control_plane.log_text();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(warning)).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(warnings[1].contains("600 MiB"), "{}", warnings[1]);
+
+    // The demand fits: nothing is beyond the fleet any more.
+    let out = platform.fjord(&["scale", "wide", "--min", "2", "--max", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics = eventually(
+        "the metrics to show nothing unplaceable",
+        Duration::from_secs(30),
+        || async {
+            let metrics = scrape(&metrics_url).await?;
+            (sample(&metrics, unplaceable)? == 0).then_some(metrics)
+        },
+    )
+    .await;
+    assert_eq!(sample(&metrics, "fjord_pending_instances"), Some(0), "{metrics}");
+    eventually("the all-clear in the log", Duration::from_secs(10), || async {
+        platform
+            .control_plane
+            .log_text()
+            .contains("node group vps: no pending instance waits beyond its max any more")
+            .then_some(())
+    })
+    .await;
 }

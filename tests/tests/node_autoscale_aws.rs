@@ -9,6 +9,9 @@
 //!   desired capacity decremented (no replacement), one node at a time down to `min_nodes`.
 //! - A leader killed right after committing a scale-out leaves a desired capacity of exactly
 //!   what that scale-out asked for: the next leader neither repeats it on top nor adds more.
+//! - A leader that exits between committing a scale-out and asking AWS for it
+//!   (`--test-crash-after-commit node-scale-out`) has it finished by the next leader: the desired
+//!   capacity rises to the committed size, once, with no second scale-out committed.
 //!
 //! Skipped (with a message) without moto unless `FJORD_REQUIRE_DOCKER=1` or `CI=true`; see
 //! `fjord_aws::testing`.
@@ -86,10 +89,15 @@ fn pending_instances(fjord: &dyn Fn(&[&str]) -> Output, function: &str) -> Optio
 
 /// Applies a policy with one `aws-asg` group, `workers`, over [`ASG`], with short windows.
 fn apply_policy(fjord: &dyn Fn(&[&str]) -> Output, dir: &Path, max_nodes: u32) {
+    apply_policy_with_cooldown(fjord, dir, max_nodes, 500);
+}
+
+/// [`apply_policy`] with another `scale_out_cooldown_ms`.
+fn apply_policy_with_cooldown(fjord: &dyn Fn(&[&str]) -> Output, dir: &Path, max_nodes: u32, cooldown_ms: u64) {
     let policy = format!(
         "node_groups:\n  - name: workers\n    provider: aws-asg\n    asg_name: {ASG}\n    min_nodes: 1\n\
          \x20   max_nodes: {max_nodes}\n    scale_out_window_ms: 500\n    scale_in_window_ms: 2000\n\
-         \x20   scale_out_cooldown_ms: 500\n    scale_in_cooldown_ms: 500\n"
+         \x20   scale_out_cooldown_ms: {cooldown_ms}\n    scale_in_cooldown_ms: 500\n"
     );
     let path = dir.join("policy.yaml");
     std::fs::write(&path, policy).unwrap();
@@ -479,6 +487,142 @@ async fn a_leader_killed_right_after_committing_a_scale_out_does_not_get_it_repe
         elected_after.as_millis(),
         statuses.len(),
         sizes.len(),
+        status_of(&group)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_exits_between_committing_a_scale_out_and_asking_aws_has_it_finished_by_the_next() {
+    let Some((cloud, first_machine)) = Cloud::start().await else {
+        return;
+    };
+
+    // Every member exits right after committing a scale-out, before asking AWS for it; the
+    // heartbeat timeout is long for the reason given in the test above.
+    let mut flags = cloud.control_plane_flags();
+    flags.extend(
+        [
+            "--heartbeat-timeout-ms",
+            "10000",
+            "--test-crash-after-commit",
+            "node-scale-out",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut members = Members::start(3, &flags).await;
+    let urls = members.all_urls();
+    let other_members: Vec<String> = members.ports.keys().skip(1).map(|id| members.url(*id)).collect();
+    let _agent = start_machine_agent(
+        members.dir.path(),
+        &members.token_file,
+        members.ports[&1],
+        "asg-node-0",
+        &first_machine,
+        &["--control-plane", &other_members.join(",")],
+    );
+    eventually("the node registered and ready", Duration::from_secs(30), || async {
+        let nodes = json_of(&members.fjord_at(&urls, &["nodes", "--json"]))?;
+        nodes.as_array()?.iter().any(|n| n["state"] == "ready").then_some(())
+    })
+    .await;
+    // A cooldown long enough that no leader decides a second scale-out during the test: only
+    // finishing the committed one can raise the desired capacity.
+    apply_policy_with_cooldown(&|args| members.fjord_at(&urls, args), members.dir.path(), 6, 120_000);
+
+    // Two instances fit on the node, four wait: 1600 MiB, two more nodes' worth: desired 3.
+    let spec = members.dir.path().join("work.yaml");
+    let yaml = format!(
+        "name: work\ncommand: [{:?}]\nmin: 6\nmax: 6\n{FUNCTION_YAML_SIZES}",
+        bin("fjord-sleep").display().to_string()
+    );
+    std::fs::write(&spec, yaml).unwrap();
+    let out = members.fjord_at(&urls, &["deploy", "-f", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The leader commits the scale-out and exits before asking AWS.
+    let (crashed, exit) = eventually(
+        "the leader to exit after committing a scale-out",
+        Duration::from_secs(60),
+        || {
+            let exited = members
+                .daemons
+                .iter_mut()
+                .find_map(|(id, daemon)| Some((*id, daemon.child.try_wait().ok()??)));
+            async move { exited }
+        },
+    )
+    .await;
+    let crashed_log = members.daemons[&crashed].log_text();
+    assert_eq!(exit.code(), Some(86), "the crash hook's status; log:\n{crashed_log}");
+    assert!(
+        crashed_log.contains("exiting after committing a scale-out"),
+        "{crashed_log}"
+    );
+    members.kill(crashed);
+    let new_leader = eventually("a new leader", Duration::from_secs(30), || async {
+        members.leader_seen_by_others(Some(crashed)).filter(|l| *l != crashed)
+    })
+    .await;
+    let fjord = |args: &[&str]| members.fjord_at(&urls, args);
+    let committed = scale_outs(&actions_of(&workers_group(&fjord).expect("the group")));
+    assert_eq!(committed, vec![3], "one scale-out committed, to 3");
+
+    // The new leader finds AWS at 1 and raises it to the committed 3, then holds there while the
+    // machines join: over six ticks of its autoscaler, nothing is asked again.
+    eventually(
+        "the desired capacity in AWS to reach 3",
+        Duration::from_secs(60),
+        || async {
+            let group = cloud.read().await?;
+            (group.desired == 3).then_some(())
+        },
+    )
+    .await;
+    let mut statuses = BTreeSet::new();
+    eventually(
+        "six ticks of the new leader's autoscaler",
+        Duration::from_secs(60),
+        || {
+            let status = workers_group(&fjord).map(|g| status_of(&g)).unwrap_or_default();
+            if !status.is_empty() && status != "not looked at yet" {
+                statuses.insert(status);
+            }
+            let (cloud, ticks) = (&cloud, statuses.len());
+            async move {
+                let group = cloud.read().await?;
+                assert_eq!(group.desired, 3, "the desired capacity moved: {group:?}");
+                (ticks >= 6).then_some(())
+            }
+        },
+    )
+    .await;
+    let group = workers_group(&fjord).expect("the group");
+    assert_eq!(
+        scale_outs(&actions_of(&group)),
+        vec![3],
+        "the new leader finished the scale-out instead of committing another: {group}"
+    );
+    assert!(
+        cloud.max_desired_seen() <= 3,
+        "saw desired {}",
+        cloud.max_desired_seen()
+    );
+    let log = members.daemons[&new_leader].log_text();
+    let finished: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("finishing a committed scale-out"))
+        .collect();
+    assert_eq!(finished.len(), 1, "asked AWS once: {finished:#?}");
+    assert!(
+        finished[0].contains("the provider is at 1 nodes, asking for 3"),
+        "found AWS at 1, asked for 3: {}",
+        finished[0]
+    );
+    eprintln!(
+        "crash after commit: member {crashed} exited after committing `scale out to 3`; member {new_leader} \
+         finished it (AWS desired 1 -> 3) and held over {} ticks; last status: {}",
+        statuses.len(),
         status_of(&group)
     );
 }
