@@ -130,7 +130,16 @@ async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
         },
     )
     .await;
+    // While waiting for the new node's first answer, note when it registered (the control plane
+    // lists it), to split machine start from what the platform does after.
+    let registered_at = std::sync::Mutex::new(None);
     let served_at = eventually("a request served by the new node", Duration::from_secs(60), || async {
+        if registered_at.lock().unwrap().is_none() {
+            let out = platform.fjord(&["nodes", "--json"]);
+            if String::from_utf8_lossy(&out.stdout).contains("\"sim-2\"") {
+                *registered_at.lock().unwrap() = Some(now_ms());
+            }
+        }
         let results = surge.results.lock().unwrap();
         results
             .iter()
@@ -138,6 +147,7 @@ async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
             .then(now_ms)
     })
     .await;
+    let registered_at = registered_at.into_inner().unwrap().unwrap_or(served_at);
     eventually("the group to count 2 nodes", Duration::from_secs(30), || async {
         (groups(&platform)?[0]["nodes"].as_array()?.len() == 2).then_some(())
     })
@@ -159,10 +169,12 @@ async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
     let results = surge.finish().await;
     assert_no_failure(&results, "the surge");
     eprintln!(
-        "node autoscaling: pending seen -> set-desired after {} ms; set-desired -> first request served by the new \
-         node after {} ms (machine start, registration, placement, prewarm); {} requests, none failed",
+        "node autoscaling: pending seen -> set-desired after {} ms; set-desired -> the new node registered after \
+         {} ms (machine start); registered -> its first request served after {} ms (placement, prewarm, routing; \
+         at most one CLI poll late); {} requests, none failed",
         scaled_at.saturating_sub(pressure_seen),
-        served_at.saturating_sub(scaled_at),
+        registered_at.saturating_sub(scaled_at),
+        served_at.saturating_sub(registered_at),
         results.len()
     );
 
