@@ -74,21 +74,34 @@ YAML
         until [ "$(instances)" = 0 ]; do sleep 0.1; done
         curl -s -o /dev/null -D "$work/h.txt" -d x -w '%{time_starttransfer}\n' "$lb/function/cold" >> "$work/cold-$1.txt"
         grep -qi '^x-fjord-cold-start: 1' "$work/h.txt" && cold_seen=$((cold_seen + 1))
+        # The agent keeps the logs of a few ended instances only: collect each start's line now.
+        "$bin/fjord" logs cold --json --tail 200 >> "$work/logs-$1.jsonl"
     done
-    phases=$("$bin/fjord" logs cold --json --tail 2000 | python3 -c '
+    phases=$(python3 -c '
 import json, re, sys
 samples = int(sys.argv[1])
 pattern = re.compile(r"started in ([\d.]+) ms: image ([\d.]+) ms, create ([\d.]+) ms, start ([\d.]+) ms, "
                      r"port ([\d.]+) ms, ready ([\d.]+) ms( \(pre-created container\))?")
-starts = [m for m in (pattern.search(l["line"]) for l in json.load(sys.stdin)["lines"] if l["stream"] == "platform") if m]
-starts = starts[-samples:]
+seen = {}
+text, at, decoder = open(sys.argv[2]).read(), 0, json.JSONDecoder()
+dumps = []
+while text[at:].strip():
+    at += len(text[at:]) - len(text[at:].lstrip())
+    dump, at = decoder.raw_decode(text, at)
+    dumps.append(dump)
+for dump in dumps:
+    for l in dump["lines"]:
+        m = pattern.search(l["line"]) if l["stream"] == "platform" else None
+        if m:
+            seen[(l["instance_id"], l["timestamp_ms"])] = m
+starts = [seen[k] for k in sorted(seen, key=lambda k: k[1])][-samples:]
 def p50(i):
     v = sorted(float(m.group(i)) for m in starts)
     return v[(len(v) - 1) // 2] if v else float("nan")
 names = ["total", "image", "create", "start", "port", "ready"]
 print("  ".join(f"{n} {p50(i + 1):.1f}" for i, n in enumerate(names)),
       f"| {sum(1 for m in starts if m.group(7))} of {len(starts)} from a pre-created container")
-' "$samples")
+' "$samples" "$work/logs-$1.jsonl")
 }
 
 # --- without pre-created containers: every cold start creates its container

@@ -205,10 +205,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             if j == 0 {
                 eprintln!(
                     "fjord dev: iptables is not usable by this user (not root, or an engine without iptables): \
-                     functions run without the node firewall, so they can reach this machine's ports"
+                     functions run without the node firewall, so they can reach this machine's ports, and are \
+                     reached on published loopback ports"
                 );
             }
-            flags.extend(["--function-firewall".into(), "false".into()]);
+            // Most likely a rootless engine, whose bridge the host cannot reach either.
+            flags.extend([
+                "--function-firewall".into(),
+                "false".into(),
+                "--instance-address".into(),
+                "published".into(),
+            ]);
         }
         let log = dir.join(format!("logs/{id}.log"));
         daemons.push(Daemon {

@@ -106,6 +106,12 @@ pub struct Args {
     /// Docker runtime: the Linux bridge of --function-network (at most 15 characters).
     #[arg(long, env = "FJORD_FUNCTION_BRIDGE", default_value = "fjord0")]
     pub function_bridge: String,
+    /// Docker runtime: how the agent reaches instances. `bridge`: the container's address on
+    /// --function-network (nothing published on the host, no port proxy per container);
+    /// `published`: a port published on 127.0.0.1, for engines whose bridge the host cannot
+    /// reach (rootless, Docker Desktop).
+    #[arg(long, env = "FJORD_INSTANCE_ADDRESS", value_enum, default_value = "bridge")]
+    pub instance_address: runtime::docker::InstanceAddress,
     /// Docker runtime: install host firewall rules (iptables, needs root) so functions cannot
     /// open connections to this node, to the instance metadata service, or to the control
     /// plane's and agents' ports anywhere. Turn off only where the engine is not the host's
@@ -162,7 +168,11 @@ fn network_isolation(args: &Args, listen_port: u16) -> Result<runtime::docker::N
         bridge: network.bridge.clone(),
         platform_ports,
     });
-    Ok(runtime::docker::NetworkIsolation { network, firewall })
+    Ok(runtime::docker::NetworkIsolation {
+        network,
+        instance_address: args.instance_address,
+        firewall,
+    })
 }
 
 /// Starts the agent on an already-bound listener and runs until `shutdown` resolves; then stops

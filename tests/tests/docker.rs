@@ -144,28 +144,19 @@ fn assert_locked_down(c: &serde_json::Value, node: &str, function: &str, instanc
         "the engine's copy of the output is bounded: {log_config}"
     );
 
-    let bindings = host["PortBindings"]["8080/tcp"]
-        .as_array()
-        .expect("8080/tcp is published");
-    assert!(!bindings.is_empty());
-    for binding in bindings {
-        assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only: {binding}");
-    }
-    // The engine publishes ports when it starts a container.
+    // Nothing is published on the host: the agent reaches the instance on the function network.
+    let published = host["PortBindings"].as_object().map_or(0, |b| b.len());
+    assert_eq!(published, 0, "no port published on the host: {}", host["PortBindings"]);
     if c["State"]["Running"] == true {
-        let published = c["NetworkSettings"]["Ports"]["8080/tcp"]
-            .as_array()
-            .expect("published ports");
-        assert!(!published.is_empty());
-        for binding in published {
-            assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only: {binding}");
+        for (port, bound) in c["NetworkSettings"]["Ports"].as_object().into_iter().flatten() {
+            assert!(bound.is_null(), "{port} is published on the host: {bound}");
         }
-        for (port, bound) in c["NetworkSettings"]["Ports"].as_object().unwrap() {
-            assert!(
-                port == "8080/tcp" || bound.is_null(),
-                "only 8080/tcp is published: {port}"
-            );
-        }
+        let address = &c["NetworkSettings"]["Networks"]["fjord-functions"]["IPAddress"];
+        assert!(
+            address.as_str().is_some_and(|a| !a.is_empty()),
+            "an address on the function network: {}",
+            c["NetworkSettings"]["Networks"]
+        );
     }
 
     let labels = &c["Config"]["Labels"];
@@ -274,12 +265,21 @@ async fn a_function_cannot_reach_the_node_or_the_platform_and_writes_only_to_tmp
             &open_bridge,
             "--function-firewall",
             "false",
+            // The other way to reach instances (rootless engines): a port published on loopback.
+            "--instance-address",
+            "published",
         ],
     )
     .await;
     assert!(open.deploy_image("probe", &example_image("env"), "").status.success());
     let answer = open.invoke_when_routable("probe", "/", b"", &[]).await;
     assert_eq!(answer.status, 200, "{}\n{}", answer.text(), open.agent_logs());
+    let container = instance_containers(&[&format!("fjord.node={}", open.node_ids[0])]);
+    let published = inspect(&container[0]).unwrap()["NetworkSettings"]["Ports"]["8080/tcp"].clone();
+    assert_eq!(
+        published[0]["HostIp"], "127.0.0.1",
+        "published on loopback only: {published}"
+    );
     let open_gateway = network_gateway(&open_network).expect("the open network has a gateway");
     let reached = reach_from(&open, "probe", &format!("{open_gateway}:{service_port}")).await;
     assert_eq!(reached, "connected\n", "without the firewall the node is reachable");

@@ -29,14 +29,15 @@
 //! The engine keeps at most [`ENGINE_LOG_MAX`] of a container's output on disk; the agent's own
 //! capture is what `fjord logs` reads.
 //!
-//! **Networking.** The container's 8080/tcp is published on 127.0.0.1 with a port the engine
-//! picks, and the instance's address is that port on loopback. This works wherever the engine
-//! runs on the agent's host (rootless engines and Docker Desktop included, where bridge addresses
-//! are not reachable from the host), keeps functions off every non-loopback interface, and needs
-//! no free-port guessing. The price: the engine's userland proxy accepts connections on the port
-//! before the function listens (and closes them when it cannot reach it), so a TCP connect proves
-//! nothing. Readiness here therefore waits for an HTTP answer on `GET /_/health`
-//! ([`wait_http_ready`]) instead of the process runtime's connect-or-health probe.
+//! **Networking.** By default ([`InstanceAddress::Bridge`]) the agent reaches an instance at its
+//! address on the function network, port 8080: nothing is published on the host, so the engine
+//! starts no port proxy per container (a process of about 3 MiB each) and the warm path has one
+//! hop less. Where the host cannot reach bridge addresses (rootless engines, Docker Desktop),
+//! [`InstanceAddress::Published`] publishes 8080 on 127.0.0.1 with a port the engine picks and
+//! the instance is reached there; the engine's userland proxy then accepts connections before
+//! the function listens, so a TCP connect proves nothing. Readiness therefore always waits for an
+//! HTTP answer on `GET /_/health` ([`wait_http_ready`]; any status below 500 counts, so a
+//! function without the route is ready once it serves HTTP).
 
 use super::function_network::{FunctionNetwork, HostFirewall, NetworkError};
 use super::{
@@ -141,6 +142,8 @@ pub struct DockerRuntime {
     node_id: String,
     /// The network every container joins.
     network: FunctionNetwork,
+    /// How instances are reached.
+    instance_address: InstanceAddress,
     images: Arc<ImagePuller>,
     spares: Arc<SpareContainers>,
     /// Whether cold starts leave a pre-created container for the function's next one.
@@ -151,7 +154,7 @@ pub struct DockerRuntime {
 struct Started {
     container: String,
     instance_id: String,
-    port: u16,
+    addr: SocketAddr,
 }
 
 /// The engine's images as this agent sees them: pulls (one per reference however many wait for
@@ -168,10 +171,20 @@ struct ImagePuller {
     status: Mutex<HashMap<String, ImageStatus>>,
 }
 
+/// How the agent reaches an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstanceAddress {
+    /// The container's address on the function network (the host must reach the bridge).
+    Bridge,
+    /// A port the engine publishes on 127.0.0.1 (rootless engines, Docker Desktop).
+    Published,
+}
+
 /// How the docker runtime isolates functions on the network.
 #[derive(Debug, Clone)]
 pub struct NetworkIsolation {
     pub network: FunctionNetwork,
+    pub instance_address: InstanceAddress,
     /// The host firewall rules to install, or `None` to run without them
     /// (`--function-firewall false`).
     pub firewall: Option<HostFirewall>,
@@ -220,6 +233,7 @@ impl DockerRuntime {
             docker: docker.clone(),
             node_id: node_id.to_string(),
             network: isolation.network,
+            instance_address: isolation.instance_address,
             images: Arc::new(ImagePuller {
                 docker,
                 auth,
@@ -297,13 +311,15 @@ impl DockerRuntime {
             (LABEL_NODE.to_string(), self.node_id.clone()),
         ]);
         let memory_bytes = i64::from(spec.memory_mib) << 20;
-        let port_bindings = HashMap::from([(
-            PORT_KEY.to_string(),
-            Some(vec![PortBinding {
-                host_ip: Some(Ipv4Addr::LOCALHOST.to_string()),
-                host_port: Some(String::new()),
-            }]),
-        )]);
+        let port_bindings = (self.instance_address == InstanceAddress::Published).then(|| {
+            HashMap::from([(
+                PORT_KEY.to_string(),
+                Some(vec![PortBinding {
+                    host_ip: Some(Ipv4Addr::LOCALHOST.to_string()),
+                    host_port: Some(String::new()),
+                }]),
+            )])
+        });
         ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(env),
@@ -330,7 +346,7 @@ impl DockerRuntime {
                         ("max-file".to_string(), "1".to_string()),
                     ])),
                 }),
-                port_bindings: Some(port_bindings),
+                port_bindings,
                 auto_remove: Some(false),
                 // The engine's tiny init as PID 1: it passes SIGTERM on (a function's own
                 // process as PID 1 would ignore it and always wait out the grace) and reaps.
@@ -351,8 +367,9 @@ impl DockerRuntime {
         Ok(self.docker.create_container(Some(options), config).await?.id)
     }
 
-    /// Starts a created container and returns the loopback port the engine published 8080 on.
-    async fn start_created(&self, container: &str, phases: &mut StartPhases) -> Result<u16, String> {
+    /// Starts a created container and returns where it serves: its address on the function
+    /// network, or the loopback port the engine published 8080 on.
+    async fn start_created(&self, container: &str, phases: &mut StartPhases) -> Result<SocketAddr, String> {
         let t = Instant::now();
         self.docker
             .start_container(container, None)
@@ -366,8 +383,17 @@ impl DockerRuntime {
             .await
             .map_err(|e| format!("inspecting the container: {e}"))?;
         phases.port_us = micros(t.elapsed());
-        inspect
-            .network_settings
+        let settings = inspect.network_settings;
+        if self.instance_address == InstanceAddress::Bridge {
+            return settings
+                .and_then(|n| n.networks)
+                .and_then(|mut networks| networks.remove(&self.network.name))
+                .and_then(|endpoint| endpoint.ip_address)
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .map(|ip| SocketAddr::from((ip, CONTAINER_PORT)))
+                .ok_or_else(|| format!("the engine gave the container no address on {}", self.network.name));
+        }
+        settings
             .and_then(|n| n.ports)
             .and_then(|mut ports| ports.remove(PORT_KEY).flatten())
             .into_iter()
@@ -375,6 +401,7 @@ impl DockerRuntime {
             .find(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
             .and_then(|b| b.host_port)
             .and_then(|p| p.parse::<u16>().ok())
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .ok_or_else(|| format!("the engine published no loopback port for {PORT_KEY}"))
     }
 
@@ -400,10 +427,10 @@ impl DockerRuntime {
         let container = created.map_err(|e| format!("creating the container: {e}"))?;
         phases.create_us = micros(t.elapsed());
         match self.start_created(&container, phases).await {
-            Ok(port) => Ok(Started {
+            Ok(addr) => Ok(Started {
                 container,
                 instance_id: request.instance_id.clone(),
-                port,
+                addr,
             }),
             Err(e) => {
                 remove_container_quietly(&self.docker, &container).await;
@@ -422,12 +449,12 @@ impl DockerRuntime {
             return None;
         }
         match self.start_created(&spare.container, phases).await {
-            Ok(port) => {
+            Ok(addr) => {
                 phases.precreated = true;
                 Some(Started {
                     container: spare.container,
                     instance_id: spare.instance_id,
-                    port,
+                    addr,
                 })
             }
             Err(e) => {
@@ -1138,7 +1165,7 @@ impl Runtime for DockerRuntime {
             let instance = Arc::new(DockerInstance {
                 id: started.instance_id,
                 container: started.container,
-                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, started.port)),
+                addr: started.addr,
                 docker: self.docker.clone(),
                 exit: exit.clone(),
                 phases: OnceLock::new(),
