@@ -8,7 +8,9 @@
 #     platform log line: image check, create, start, port lookup, first readiness answer) and
 #     how many took a pre-created container;
 #   - warm invoke latency through the docker runtime (one connection, back to back);
-#   - the agent's memory with 50 warm instances.
+#   - the agent's memory with 50 warm instances;
+#   - warm latency and the engine's port proxies with instances reached on a published loopback
+#     port instead of the function network (FJORD_INSTANCE_ADDRESS=published, a third platform).
 #
 #   bench/docker.sh [COLD_SAMPLES] [WARM_SECONDS]       defaults: 20 and 10
 #
@@ -93,7 +95,7 @@ for dump in dumps:
     for l in dump["lines"]:
         m = pattern.search(l["line"]) if l["stream"] == "platform" else None
         if m:
-            seen[(l["instance_id"], l["timestamp_ms"])] = m
+            seen[(l["instance"], l["timestamp_ms"])] = m
 starts = [seen[k] for k in sorted(seen, key=lambda k: k[1])][-samples:]
 def p50(i):
     v = sorted(float(m.group(i)) for m in starts)
@@ -146,17 +148,20 @@ read -r f_p50 f_p95 < <(stats 1000 < "$work/cold-precreate.txt")
 read -r n_p50 n_p95 < <(stats 1000 < "$work/cold-no-precreate.txt")
 read -r d_p50 d_p95 < <(stats 0.001 < "$work/run.txt")
 
-# --- warm latency through the docker runtime
-cat > "$work/warm.yaml" <<YAML
+# --- warm latency through the docker runtime (sets the $1 figures from the platform at $lb)
+warm_run() {
+    cat > "$work/warm.yaml" <<YAML
 name: warm
 image: fjord-example/echo:bench
 memory_mib: 64
 YAML
-"$bin/fjord" deploy -f "$work/warm.yaml" >/dev/null
-until curl -sf -d x "$lb/function/warm" >/dev/null; do sleep 0.05; done
-read -r w_p50 w_p99 < <(wrk -t1 -c1 -d"${seconds}s" --latency "$lb/function/warm" 2>/dev/null | awk '
+    "$bin/fjord" deploy -f "$work/warm.yaml" >/dev/null
+    until curl -sf -d x "$lb/function/warm" >/dev/null; do sleep 0.05; done
+    wrk -t1 -c1 -d"${seconds}s" --latency "$lb/function/warm" 2>/dev/null | awk '
 function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
-/^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} END {printf "%.0f %.0f\n", p50, p99}')
+/^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} END {printf "%.0f %.0f\n", p50, p99}'
+}
+read -r w_p50 w_p99 < <(warm_run)
 
 # --- agent memory with 50 warm instances (the scheduler places them within the node's
 #     CPU, 4000 millicores by default: 50 x 50)
@@ -177,6 +182,24 @@ deadline=$((SECONDS + 300))
 until [ "$(ready)" -ge 50 ]; do [ $SECONDS -lt $deadline ] || { echo "50 instances not ready in 300 s" >&2; exit 1; }; sleep 1; done
 sleep 2
 after=$(rss "$agent_pid")
+# The engine's port proxies: one process per published port (none when instances are reached on
+# the function network, the default).
+proxies=$({ pgrep -x docker-proxy || true; } | wc -l)
+proxy_kib=$(for p in $(pgrep -x docker-proxy || true); do rss "$p"; done | awk '{s+=$1} END {print s+0}')
+stop_dev
+
+# --- the same warm latency with instances reached on a published loopback port instead, and
+#     the port proxies 50 instances then bring
+export FJORD_INSTANCE_ADDRESS=published
+start_dev dev-published
+unset FJORD_INSTANCE_ADDRESS
+read -r pw_p50 pw_p99 < <(warm_run)
+"$bin/fjord" deploy -f "$work/many.yaml" >/dev/null
+deadline=$((SECONDS + 300))
+until [ "$(ready)" -ge 50 ]; do [ $SECONDS -lt $deadline ] || { echo "50 instances not ready in 300 s" >&2; exit 1; }; sleep 1; done
+sleep 2
+p_proxies=$({ pgrep -x docker-proxy || true; } | wc -l)
+p_proxy_kib=$(for p in $(pgrep -x docker-proxy || true); do rss "$p"; done | awk '{s+=$1} END {print s+0}')
 
 echo
 echo "Docker runtime (image local, FROM scratch echo):"
@@ -189,5 +212,10 @@ awk -v a="$f_p50" -v b="$n_p50" -v c="$f_p95" -v d="$n_p95" 'BEGIN{printf "    r
 echo "  inside the agent, p50 per phase in ms (the agent's own account of the same starts):"
 echo "    with pre-created containers:    $phases"
 echo "    without:                        $plain_phases"
-echo "  warm invoke through lb -> agent -> container, one connection: p50 ${w_p50} us   p99 ${w_p99} us"
+echo "  warm invoke through lb -> agent -> container, one connection:"
+echo "    reached on the function network (default)   p50 ${w_p50} us   p99 ${w_p99} us"
+echo "    reached on a published loopback port         p50 ${pw_p50} us   p99 ${pw_p99} us"
+awk -v a="$w_p50" -v b="$pw_p50" 'BEGIN{printf "    ratio network / published: p50 %.2f\n", a/b}'
 echo "  agent RSS: $((before / 1024)) MiB idle, $((after / 1024)) MiB with 50 warm instances"
+echo "  engine port proxies with 51 instances: $proxies processes, $((proxy_kib / 1024)) MiB (network, default);" \
+     "$p_proxies processes, $((p_proxy_kib / 1024)) MiB (published)"
