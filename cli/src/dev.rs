@@ -336,20 +336,11 @@ async fn http_ok(addr: SocketAddr) -> bool {
 }
 
 async fn deploy_examples(connect: &ConnectArgs, exe: &Path) -> anyhow::Result<()> {
-    let mut admin = connect.admin().await?;
-    for (name, yaml) in EXAMPLES {
-        let mut spec = FunctionSpec::from_yaml(yaml).map_err(|e| anyhow::anyhow!("example {name}: {e}"))?;
-        // The examples are built into this binary: run them from here, whatever PATH holds.
+    // The examples are built into this binary: run them from here, whatever PATH holds.
+    deploy_each_example(connect, |spec, name| {
         spec.command = vec![exe.display().to_string(), "example".into(), name.to_string()];
-        admin
-            .deploy(pb::DeployRequest {
-                spec: Some((&spec).into()),
-                defaulted: Vec::new(),
-            })
-            .await
-            .map_err(crate::connect::explain)?;
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// The example images `scripts/build-example-images.sh` makes.
@@ -358,11 +349,22 @@ const EXAMPLE_IMAGE_TAG: &str = "test";
 /// With `--runtime docker`: deploys the examples as the images of `scripts/build-example-images.sh`;
 /// the deploy resolves them on a node, so an image the engine lacks is an error.
 async fn deploy_example_images(connect: &ConnectArgs) -> anyhow::Result<()> {
+    deploy_each_example(connect, |spec, name| {
+        spec.command.clear();
+        spec.image = format!("fjord-example/{name}:{EXAMPLE_IMAGE_TAG}");
+    })
+    .await
+}
+
+/// Deploys every example, each spec adjusted by `how_it_runs` (its command or image).
+async fn deploy_each_example(
+    connect: &ConnectArgs,
+    how_it_runs: impl Fn(&mut FunctionSpec, &str),
+) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
     for (name, yaml) in EXAMPLES {
         let mut spec = FunctionSpec::from_yaml(yaml).map_err(|e| anyhow::anyhow!("example {name}: {e}"))?;
-        spec.command.clear();
-        spec.image = format!("fjord-example/{name}:{EXAMPLE_IMAGE_TAG}");
+        how_it_runs(&mut spec, name);
         admin
             .deploy(pb::DeployRequest {
                 spec: Some((&spec).into()),

@@ -16,35 +16,44 @@ fn free_range(count: u16) -> u16 {
     }
 }
 
+/// Starts `fjord dev` with `args` and waits until it says it is ready; returns it and what it
+/// printed.
+async fn start_dev(args: &[&str], dir: &std::path::Path, within: Duration) -> (Daemon, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.join("dev.out"));
+    eventually("fjord dev to say it is ready", within, || async {
+        dev.log_text().contains("Press Ctrl-C").then_some(())
+    })
+    .await;
+    let out = dev.log_text();
+    (dev, out)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fjord_dev_runs_three_members_two_agents_and_the_examples_then_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dev");
     let (cp, agents, lb) = (free_range(3), free_range(2), free_port());
-    let args: Vec<String> = [
-        "dev",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--control-planes",
-        "3",
-        "--agents",
-        "2",
-        "--control-plane-port",
-        &cp.to_string(),
-        "--agent-port",
-        &agents.to_string(),
-        "--lb-port",
-        &lb.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.path().join("dev.out"));
-    eventually("fjord dev to say it is ready", Duration::from_secs(60), || async {
-        dev.log_text().contains("Press Ctrl-C").then_some(())
-    })
+    let (mut dev, out) = start_dev(
+        &[
+            "dev",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--control-planes",
+            "3",
+            "--agents",
+            "2",
+            "--control-plane-port",
+            &cp.to_string(),
+            "--agent-port",
+            &agents.to_string(),
+            "--lb-port",
+            &lb.to_string(),
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    )
     .await;
-    let out = dev.log_text();
     assert!(
         out.contains(&format!("curl -d hello http://127.0.0.1:{lb}/function/echo")),
         "{out}"
@@ -101,28 +110,24 @@ async fn fjord_dev_with_the_docker_runtime_serves_the_example_images() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dev");
     let (cp, agent, lb) = (free_port(), free_port(), free_port());
-    let args: Vec<String> = [
-        "dev",
-        "--runtime",
-        "docker",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--control-plane-port",
-        &cp.to_string(),
-        "--agent-port",
-        &agent.to_string(),
-        "--lb-port",
-        &lb.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.path().join("dev.out"));
-    eventually("fjord dev to say it is ready", Duration::from_secs(90), || async {
-        dev.log_text().contains("Press Ctrl-C").then_some(())
-    })
+    let (mut dev, out) = start_dev(
+        &[
+            "dev",
+            "--runtime",
+            "docker",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--control-plane-port",
+            &cp.to_string(),
+            "--agent-port",
+            &agent.to_string(),
+            "--lb-port",
+            &lb.to_string(),
+        ],
+        dir.path(),
+        Duration::from_secs(90),
+    )
     .await;
-    let out = dev.log_text();
     assert!(
         out.contains(&format!("curl -d hello http://127.0.0.1:{lb}/function/echo")),
         "the examples are deployed as images: {out}"
