@@ -62,6 +62,10 @@ struct FunctionState {
     placed: u32,
     instances: Vec<Arc<Slot>>,
     starting: u32,
+    /// Requests the instances now starting will take besides the ones that started them: a
+    /// request-started instance adds `concurrency - 1`, a prewarm `concurrency`. A request that
+    /// finds no free instance waits for these before it starts another.
+    start_capacity: u32,
     waiting: u32,
 }
 
@@ -294,6 +298,9 @@ impl InstancePool {
         }
         function.calls.fetch_add(1, Ordering::Relaxed);
         let mut counted_waiting = false;
+        // Whether this request waited on an instance another start was bringing up: it is a
+        // cold start for the caller all the same.
+        let mut waited_for_start = false;
         loop {
             let notified = function.changed.notified();
             tokio::pin!(notified);
@@ -330,13 +337,17 @@ impl InstancePool {
                         function: function.clone(),
                         pool: self.clone(),
                         record,
-                        cold: false,
+                        cold: waited_for_start,
                     });
                 }
                 let live =
                     state.instances.iter().filter(|s| s.revision == record.revision).count() as u32 + state.starting;
-                if live < record.spec.max && self.reserve_memory(record.spec.memory_mib) {
+                // The requests already waiting come first for the instances now starting.
+                let ahead = state.waiting - u32::from(counted_waiting);
+                let a_start_will_serve = ahead < state.start_capacity;
+                if !a_start_will_serve && live < record.spec.max && self.reserve_memory(record.spec.memory_mib) {
                     state.starting += 1;
+                    state.start_capacity += concurrency - 1;
                     if counted_waiting {
                         state.waiting -= 1;
                         counted_waiting = false;
@@ -361,11 +372,15 @@ impl InstancePool {
                         state.waiting += 1;
                         counted_waiting = true;
                     }
+                    waited_for_start |= a_start_will_serve;
                     Next::Wait
                 }
             };
             match next {
-                Next::Start(record) => return self.start_instance(&function, *record).await,
+                Next::Start(record) => {
+                    let lease = self.start_instance(&function, *record, true).await?;
+                    return Ok(lease.expect("a start for a request returns its lease"));
+                }
                 Next::Wait => {
                     if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
                         let mut state = function.state.lock().expect("function lock poisoned");
@@ -396,11 +411,15 @@ impl InstancePool {
         }
     }
 
+    /// Starts an instance of `record`; `for_request` leases it to the caller (`Some`), otherwise
+    /// (a prewarm) it joins the pool free. The caller counted it in `starting` and
+    /// `start_capacity`; this takes it out of both.
     async fn start_instance(
         self: &Arc<Self>,
         function: &Arc<FunctionPool>,
         record: FunctionRecord,
-    ) -> Result<Lease, AcquireError> {
+        for_request: bool,
+    ) -> Result<Option<Lease>, AcquireError> {
         let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
         let instance_id = format!("{}-{}-{n}", record.spec.name, self.node_id);
         self.logs.push(
@@ -434,6 +453,7 @@ impl InstancePool {
         }
         let mut state = function.state.lock().expect("function lock poisoned");
         state.starting -= 1;
+        state.start_capacity -= record.spec.concurrency - u32::from(for_request);
         match result {
             Ok(instance) => {
                 let served_by = instance.id().to_string();
@@ -441,7 +461,7 @@ impl InstancePool {
                     instance,
                     revision: record.revision,
                     memory_mib: record.spec.memory_mib,
-                    in_flight: AtomicU32::new(1),
+                    in_flight: AtomicU32::new(u32::from(for_request)),
                     last_used: Mutex::new(Instant::now()),
                     retired: AtomicBool::new(false),
                 });
@@ -455,13 +475,13 @@ impl InstancePool {
                 );
                 self.watch_exit(function.clone(), slot.clone());
                 function.changed.notify_waiters();
-                Ok(Lease {
+                Ok(for_request.then(|| Lease {
                     slot,
                     function: function.clone(),
                     pool: self.clone(),
                     record,
                     cold: true,
-                })
+                }))
             }
             Err(e) => {
                 drop(state);
@@ -562,10 +582,10 @@ impl InstancePool {
                             return;
                         }
                         state.starting += 1;
+                        state.start_capacity += record.spec.concurrency;
                         record
                     };
-                    // The lease is dropped at once: the instance stays warm and free.
-                    let _ = pool.start_instance(&function, record).await;
+                    let _ = pool.start_instance(&function, record, false).await;
                 });
             }
         }
@@ -669,5 +689,198 @@ impl InstancePool {
         }
         futures::future::join_all(stops).await;
         self.runtime.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use tokio::sync::Semaphore;
+
+    /// A runtime whose starts wait for the test to let them finish, each with a permit.
+    struct GatedRuntime {
+        starts: AtomicU32,
+        finish: Semaphore,
+        fail: AtomicBool,
+    }
+
+    impl Default for GatedRuntime {
+        fn default() -> Self {
+            GatedRuntime {
+                starts: AtomicU32::new(0),
+                finish: Semaphore::new(0),
+                fail: AtomicBool::new(false),
+            }
+        }
+    }
+
+    struct FakeInstance {
+        id: String,
+        stopped: watch::Sender<bool>,
+    }
+
+    impl Instance for FakeInstance {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn addr(&self) -> std::net::SocketAddr {
+            ([127, 0, 0, 1], 9).into()
+        }
+        fn exit_reason(&self) -> Option<ExitReason> {
+            (*self.stopped.borrow()).then_some(ExitReason::Stopped)
+        }
+        fn wait_exit(&self) -> BoxFuture<'_, ExitReason> {
+            let mut stopped = self.stopped.subscribe();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                ExitReason::Stopped
+            }
+            .boxed()
+        }
+        fn stop(&self, _grace: Duration) -> BoxFuture<'_, ()> {
+            self.stopped.send_replace(true);
+            async {}.boxed()
+        }
+    }
+
+    impl Runtime for GatedRuntime {
+        fn name(&self) -> &'static str {
+            "gated"
+        }
+        fn start<'a>(&'a self, request: StartRequest<'a>) -> BoxFuture<'a, Result<Arc<dyn Instance>, RuntimeError>> {
+            async move {
+                self.starts.fetch_add(1, Ordering::SeqCst);
+                self.finish.acquire().await.expect("semaphore open").forget();
+                if self.fail.load(Ordering::SeqCst) {
+                    return Err(RuntimeError::Other("refused by the test".into()));
+                }
+                let instance: Arc<dyn Instance> = Arc::new(FakeInstance {
+                    id: request.instance_id,
+                    stopped: watch::channel(false).0,
+                });
+                Ok(instance)
+            }
+            .boxed()
+        }
+    }
+
+    fn record(concurrency: u32) -> FunctionRecord {
+        let yaml = format!("name: f\ncommand: [f]\nconcurrency: {concurrency}\nmax: 10\nmemory_mib: 64\n");
+        FunctionRecord {
+            spec: fjord_core::FunctionSpec::from_yaml(&yaml).unwrap(),
+            revision: 1,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            image_ref: String::new(),
+        }
+    }
+
+    fn pool_with(runtime: &Arc<GatedRuntime>, record: FunctionRecord, placed: u32) -> Arc<InstancePool> {
+        let pool = InstancePool::new(runtime.clone(), "n1", 4096);
+        pool.set_assignments(vec![record], &HashMap::from([("f".to_string(), placed)]), false);
+        pool
+    }
+
+    async fn starts_reach(runtime: &GatedRuntime, n: u32) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while runtime.starts.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the starts were asked for");
+    }
+
+    fn acquire_in_background(pool: &Arc<InstancePool>) -> tokio::task::JoinHandle<Result<Lease, AcquireError>> {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire("f", Instant::now() + Duration::from_secs(10)).await })
+    }
+
+    #[tokio::test]
+    async fn a_cold_burst_within_one_instances_concurrency_starts_one_instance() {
+        let runtime = Arc::new(GatedRuntime::default());
+        let pool = pool_with(&runtime, record(4), 0);
+        let calls: Vec<_> = (0..4).map(|_| acquire_in_background(&pool)).collect();
+        starts_reach(&runtime, 1).await;
+        // Let every call reach the pool before the start finishes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runtime.finish.add_permits(10);
+        let mut instances = std::collections::HashSet::new();
+        for call in calls {
+            let lease = call.await.unwrap().expect("every call is served");
+            assert!(lease.cold, "each call waited for the cold start");
+            instances.insert(lease.instance().id().to_string());
+        }
+        assert_eq!(
+            runtime.starts.load(Ordering::SeqCst),
+            1,
+            "one start serves four calls of concurrency 4"
+        );
+        assert_eq!(instances.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_beyond_what_the_starting_instances_take_starts_another() {
+        let runtime = Arc::new(GatedRuntime::default());
+        let pool = pool_with(&runtime, record(2), 0);
+        let calls: Vec<_> = (0..3).map(|_| acquire_in_background(&pool)).collect();
+        starts_reach(&runtime, 2).await;
+        runtime.finish.add_permits(10);
+        for call in calls {
+            call.await.unwrap().expect("every call is served");
+        }
+        assert_eq!(
+            runtime.starts.load(Ordering::SeqCst),
+            2,
+            "3 calls of concurrency 2 need 2 instances"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_during_a_prewarm_takes_the_prewarmed_instance() {
+        let runtime = Arc::new(GatedRuntime::default());
+        let pool = pool_with(&runtime, record(1), 1);
+        pool.reap_and_prewarm();
+        starts_reach(&runtime, 1).await;
+        let call = acquire_in_background(&pool);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runtime.finish.add_permits(10);
+        let lease = call.await.unwrap().expect("the call is served");
+        assert!(lease.cold, "it waited for a start");
+        drop(lease);
+        assert_eq!(
+            runtime.starts.load(Ordering::SeqCst),
+            1,
+            "the prewarm's instance served the call"
+        );
+        assert_eq!(pool.load().functions["f"].ready, 1);
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_start_that_fails_start_their_own() {
+        let runtime = Arc::new(GatedRuntime::default());
+        let pool = pool_with(&runtime, record(4), 0);
+        let calls: Vec<_> = (0..3).map(|_| acquire_in_background(&pool)).collect();
+        starts_reach(&runtime, 1).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runtime.fail.store(true, Ordering::SeqCst);
+        runtime.finish.add_permits(1);
+        // The waiters start again; that start succeeds and serves both of them.
+        starts_reach(&runtime, 2).await;
+        runtime.fail.store(false, Ordering::SeqCst);
+        runtime.finish.add_permits(10);
+        let results: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_err()).count(),
+            1,
+            "only the starter sees the failure"
+        );
+        assert_eq!(runtime.starts.load(Ordering::SeqCst), 2);
     }
 }

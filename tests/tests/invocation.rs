@@ -188,6 +188,39 @@ async fn concurrent_requests_never_share_a_concurrency_one_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cold_burst_within_one_instances_concurrency_is_served_by_one_start() {
+    let platform = Platform::start(1).await;
+    let out = platform.deploy_example("wide", "sleep", "concurrency: 8\nmax: 30\nscale_to_zero_after: 1s\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = platform.invoke_when_routable("wide", "?ms=1", b"", &[]).await;
+    let pid = first.json()["pid"].as_u64().unwrap() as u32;
+    eventually("the function to scale to zero", Duration::from_secs(30), || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
+
+    // Eight overlapping calls at zero: the first starts an instance, the other seven wait for
+    // it (it takes eight at once) instead of starting seven more.
+    let url = platform.lb_url("/function/wide?ms=500");
+    let calls = (0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { http("GET", &url, b"", &[]).await })
+    });
+    let mut instances = HashSet::new();
+    for answer in futures::future::join_all(calls).await {
+        let answer = answer.unwrap().expect("every request is answered");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(
+            answer.header("x-fjord-cold-start"),
+            Some("1"),
+            "each call waited for the start"
+        );
+        instances.insert(answer.json()["instance"].as_str().unwrap().to_string());
+    }
+    assert_eq!(instances.len(), 1, "one start serves the burst: {instances:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn killing_the_agent_leaves_no_orphan_instances() {
     let mut platform = Platform::start(1).await;
     assert!(platform.deploy_example("slow", "sleep", "").status.success());
