@@ -955,11 +955,25 @@ fn sweep_idle_spares(docker: Docker, spares: std::sync::Weak<SpareContainers>) {
     });
 }
 
-/// Removes a container, forcibly; one already gone is fine, anything else is logged.
+/// Removes a container, forcibly; one already gone (or being removed by another call) is fine.
+/// An engine error is retried a few times with a backoff (a busy engine can fail a removal it
+/// would do a moment later), then logged.
 async fn remove_container_quietly(docker: &Docker, container: &str) {
-    match docker.remove_container(container, Some(force_remove())).await {
-        Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
-        Err(e) => tracing::warn!(%container, "removing the container: {e}"),
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=4 {
+        match docker.remove_container(container, Some(force_remove())).await {
+            Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => return,
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => return,
+            Err(e) if attempt == 4 => tracing::warn!(%container, "removing the container: {e}"),
+            Err(e) => {
+                tracing::debug!(%container, attempt, "removing the container: {e}; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
     }
 }
 
@@ -1257,7 +1271,7 @@ fn watch_exit(docker: Docker, container: String, exit: Arc<ExitState>, log_captu
                 // The agent's own stop removes the container itself, after the engine's stop.
                 if died && first && !exit.is_stopping() {
                     let _ = tokio::time::timeout(Duration::from_secs(2), log_capture).await;
-                    let _ = docker.remove_container(&container, Some(force_remove())).await;
+                    remove_container_quietly(&docker, &container).await;
                 }
                 return;
             }
