@@ -241,9 +241,17 @@ impl DockerPlatform {
         http("GET", &url, b"", &[]).await.expect("the agent answers")
     }
 
-    /// Deploys `name` running `image`, with more spec lines in `extra_yaml`.
+    /// Deploys `name` running `image`, with more spec lines in `extra_yaml`. Unless those set
+    /// it, `target_utilization` is 1.0: one call in flight then asks the autoscaler for one
+    /// instance, not two (the default 0.7 leaves headroom), so these runtime tests can count a
+    /// function's containers.
     pub fn deploy_image(&self, name: &str, image: &str, extra_yaml: &str) -> std::process::Output {
-        let yaml = format!("name: {name}\nimage: {image}\n{extra_yaml}");
+        let utilization = if extra_yaml.contains("target_utilization:") {
+            ""
+        } else {
+            "target_utilization: 1.0\n"
+        };
+        let yaml = format!("name: {name}\nimage: {image}\n{utilization}{extra_yaml}");
         let path = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).unwrap();
         self.fjord(&["deploy", "-f", path.to_str().unwrap()])

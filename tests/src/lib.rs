@@ -40,7 +40,16 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until `check` returns `Some`, polling every 25 ms, failing the test after `within`.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_or(what, within, check, String::new).await
+}
+
+/// [`eventually`] whose failure adds `explain()`: what the system looked like at the deadline.
+pub async fn eventually_or<T, F, Fut>(what: &str, within: Duration, mut check: F, explain: impl FnOnce() -> String) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -50,10 +59,9 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}\n{}", explain());
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -267,6 +275,19 @@ impl Platform {
                 .map(|_| ())
         })
         .await;
+        // A daemon that could not bind its port (taken by another test's process since
+        // `free_port`) has exited, and whatever answered there is not this platform.
+        for daemon in std::iter::once(&self.control_plane)
+            .chain(&self.agents)
+            .chain([&self.lb])
+        {
+            assert!(
+                process_alive(daemon.pid()),
+                "{} exited while the platform started:\n{}",
+                daemon.name,
+                daemon.log_text()
+            );
+        }
     }
 
     pub fn control_plane_url(&self) -> String {
@@ -302,14 +323,33 @@ impl Platform {
     }
 
     /// Invokes through the lb until the function is routable (a deploy propagates in moments).
+    /// On a timeout the failure shows the last answer and every daemon's log.
     pub async fn invoke_when_routable(&self, name: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
         let url = self.lb_url(&format!("/function/{name}{path}"));
-        eventually(
-            &format!("function {name} to be routable"),
-            Duration::from_secs(20),
-            || async { http("POST", &url, body, headers).await.ok().filter(|a| a.status != 404) },
-        )
-        .await
+        let within = Duration::from_secs(20);
+        let deadline = Instant::now() + within;
+        loop {
+            let last = match http("POST", &url, body, headers).await {
+                Ok(answer) if answer.status != 404 => return answer,
+                Ok(answer) => format!("404 {}", answer.text()),
+                Err(e) => e,
+            };
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {within:?} waiting for function {name} to be routable; last answer: {last}\n{}",
+                self.all_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Every daemon's log, for failure messages.
+    pub fn all_logs(&self) -> String {
+        std::iter::once(&self.control_plane)
+            .chain(&self.agents)
+            .chain(std::iter::once(&self.lb))
+            .map(|d| format!("--- {} ---\n{}", d.name, d.log_text()))
+            .collect()
     }
 
     pub fn restart_control_plane(&mut self) {
