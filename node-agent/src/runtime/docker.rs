@@ -148,6 +148,101 @@ pub struct DockerRuntime {
     spares: Arc<SpareContainers>,
     /// Whether cold starts leave a pre-created container for the function's next one.
     precreate: bool,
+    ooms: Arc<OomEvents>,
+}
+
+/// The engine's `oom` events for this node's containers. The engine can learn of an OOM kill
+/// after the container's exit (containerd delivers the two events separately), and then
+/// `State.OOMKilled` stays false; the event still comes. An exit by SIGKILL the agent did not
+/// cause waits briefly for it here before being reported as a plain exit.
+#[derive(Default)]
+struct OomEvents {
+    seen: Mutex<HashMap<String, Instant>>,
+    arrived: tokio::sync::Notify,
+}
+
+/// How long an exit by SIGKILL waits for the engine's late `oom` event.
+const OOM_EVENT_GRACE: Duration = Duration::from_secs(2);
+
+impl OomEvents {
+    fn record(&self, container: String) {
+        let mut seen = self.seen.lock().expect("oom events lock poisoned");
+        // Bounded: entries older than a minute have been read or never will be.
+        seen.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+        seen.insert(container, Instant::now());
+        drop(seen);
+        self.arrived.notify_waiters();
+    }
+
+    /// Whether an `oom` event for `container` arrives (or has arrived) within `within`.
+    async fn wait_for(&self, container: &str, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self
+                .seen
+                .lock()
+                .expect("oom events lock poisoned")
+                .contains_key(container)
+            {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+/// Follows the engine's `oom` events for containers labelled for `node_id`, reconnecting with a
+/// backoff (asking for the events since the last one seen, so a reconnect misses none); ends
+/// with the runtime.
+fn follow_oom_events(docker: Docker, node_id: String, ooms: std::sync::Weak<OomEvents>) {
+    tokio::spawn(async move {
+        let mut since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let filters = HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                ("event".to_string(), vec!["oom".to_string()]),
+                ("label".to_string(), vec![format!("{LABEL_NODE}={node_id}")]),
+            ]);
+            let options = bollard::query_parameters::EventsOptions {
+                since: Some(since.to_string()),
+                until: None,
+                filters: Some(filters),
+            };
+            let mut events = docker.events(Some(options));
+            while let Some(event) = events.next().await {
+                let Some(ooms) = ooms.upgrade() else { return };
+                match event {
+                    Ok(event) => {
+                        backoff = Duration::from_millis(100);
+                        if let Some(time) = event.time {
+                            since = since.max(time as u64);
+                        }
+                        if let Some(id) = event.actor.and_then(|a| a.id) {
+                            ooms.record(id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("the engine's event stream broke: {e}");
+                        break;
+                    }
+                }
+            }
+            if ooms.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
 }
 
 /// A container the engine has started for an instance, and where it serves.
@@ -243,6 +338,7 @@ impl DockerRuntime {
             }),
             spares: Arc::default(),
             precreate: true,
+            ooms: Arc::default(),
         };
         let removed = runtime
             .remove_leftovers()
@@ -253,6 +349,11 @@ impl DockerRuntime {
             })?;
         tracing::info!(node = %node_id, removed, "docker runtime ready; removed containers left by a previous agent");
         sweep_idle_spares(runtime.docker.clone(), Arc::downgrade(&runtime.spares));
+        follow_oom_events(
+            runtime.docker.clone(),
+            runtime.node_id.clone(),
+            Arc::downgrade(&runtime.ooms),
+        );
         Ok(runtime)
     }
 
@@ -1184,7 +1285,13 @@ impl Runtime for DockerRuntime {
                 exit: exit.clone(),
                 phases: OnceLock::new(),
             });
-            watch_exit(self.docker.clone(), instance.container.clone(), exit, log_capture);
+            watch_exit(
+                self.docker.clone(),
+                instance.container.clone(),
+                exit,
+                log_capture,
+                self.ooms.clone(),
+            );
             let t = Instant::now();
             if let Err(e) = wait_http_ready(&*instance, &spec.name, request.ready_within).await {
                 instance.stop(Duration::from_millis(100)).await;
@@ -1240,7 +1347,13 @@ fn capture_logs(
 /// engine restarting) is retried with a backoff rather than taken as an exit. A container that
 /// died on its own (not stopped by the agent) is removed once its last output is captured: no
 /// stopped container outlives its instance.
-fn watch_exit(docker: Docker, container: String, exit: Arc<ExitState>, log_capture: tokio::task::JoinHandle<()>) {
+fn watch_exit(
+    docker: Docker,
+    container: String,
+    exit: Arc<ExitState>,
+    log_capture: tokio::task::JoinHandle<()>,
+    ooms: Arc<OomEvents>,
+) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -1265,7 +1378,15 @@ fn watch_exit(docker: Docker, container: String, exit: Arc<ExitState>, log_captu
                 Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Some(ExitReason::Stopped),
                 Err(_) => None,
             };
-            if let Some(reason) = reason {
+            if let Some(mut reason) = reason {
+                // Killed by SIGKILL, not by the agent: perhaps an OOM kill the engine has not
+                // heard of yet.
+                if reason == ExitReason::Exited(137)
+                    && !exit.is_stopping()
+                    && ooms.wait_for(&container, OOM_EVENT_GRACE).await
+                {
+                    reason = ExitReason::OutOfMemory;
+                }
                 let died = reason != ExitReason::Stopped;
                 let first = exit.record(reason);
                 // The agent's own stop removes the container itself, after the engine's stop.
@@ -1437,6 +1558,27 @@ mod tests {
     use crate::runtime::ImageStatus;
     use bollard::models::{ContainerCreateBody, CreateImageInfo, ProgressDetail};
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn an_oom_event_is_waited_for_briefly_whether_it_came_before_or_after() {
+        let ooms = std::sync::Arc::new(super::OomEvents::default());
+        ooms.record("early".into());
+        assert!(
+            ooms.wait_for("early", std::time::Duration::ZERO).await,
+            "one that came before"
+        );
+        let late = {
+            let ooms = ooms.clone();
+            tokio::spawn(async move { ooms.wait_for("late", std::time::Duration::from_secs(10)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        ooms.record("late".into());
+        assert!(late.await.unwrap(), "one that comes while waiting");
+        assert!(
+            !ooms.wait_for("never", std::time::Duration::from_millis(30)).await,
+            "none within the grace: a plain exit"
+        );
+    }
 
     #[test]
     fn the_repository_is_the_reference_without_tag_and_digest() {
