@@ -210,7 +210,7 @@ pub async fn run(
         source,
     })?;
     let runtime: Arc<dyn runtime::Runtime> = match args.runtime {
-        RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime),
+        RuntimeKind::Process => Arc::new(runtime::process::ProcessRuntime::default()),
         RuntimeKind::Docker => Arc::new(
             runtime::docker::DockerRuntime::connect(
                 &node_id,

@@ -10,16 +10,44 @@ use super::{ExitReason, ExitState, Instance, Runtime, RuntimeError, StartRequest
 use crate::logs::LogStore;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-pub struct ProcessRuntime;
+#[derive(Default)]
+pub struct ProcessRuntime {
+    /// The loopback ports given to instances that have not ended. A port is found free by
+    /// binding and releasing it, so without this two starts at once could be given the same one
+    /// (the second child then fails to bind, and its readiness probe could reach the first).
+    ports: Arc<Mutex<HashSet<u16>>>,
+}
+
+impl ProcessRuntime {
+    /// A free loopback port no live instance of this runtime was given; the caller releases
+    /// it when its instance ends.
+    fn reserve_port(&self) -> std::io::Result<u16> {
+        for _ in 0..64 {
+            let port = free_port()?;
+            if self.ports.lock().expect("ports lock poisoned").insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "every free loopback port offered is held by another instance",
+        ))
+    }
+
+    fn release_port(ports: &Mutex<HashSet<u16>>, port: u16) {
+        ports.lock().expect("ports lock poisoned").remove(&port);
+    }
+}
 
 struct ProcessInstance {
     id: String,
@@ -68,7 +96,7 @@ impl Runtime for ProcessRuntime {
                 program: program.clone(),
                 source,
             };
-            let port = free_port().map_err(spawn_err)?;
+            let port = self.reserve_port().map_err(spawn_err)?;
             let mut command = Command::new(program);
             command
                 .args(args)
@@ -92,7 +120,13 @@ impl Runtime for ProcessRuntime {
             unsafe {
                 command.pre_exec(fjord_core::sys::set_parent_death_signal);
             }
-            let mut child = command.spawn().map_err(spawn_err)?;
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    Self::release_port(&self.ports, port);
+                    return Err(spawn_err(e));
+                }
+            };
             let pid = child.id().unwrap_or(0);
             let logs = request.logs.clone();
             if let Some(out) = child.stdout.take() {
@@ -115,6 +149,7 @@ impl Runtime for ProcessRuntime {
             }
             let exit = Arc::new(ExitState::default());
             let recorder = exit.clone();
+            let ports = self.ports.clone();
             tokio::spawn(async move {
                 let reason = match child.wait().await {
                     Ok(status) => match (status.code(), status.signal()) {
@@ -124,6 +159,7 @@ impl Runtime for ProcessRuntime {
                     },
                     Err(_) => ExitReason::Exited(-1),
                 };
+                ProcessRuntime::release_port(&ports, port);
                 recorder.record(reason);
             });
             let instance = Arc::new(ProcessInstance {
@@ -222,5 +258,26 @@ impl Instance for ProcessInstance {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_given_to_a_live_instance_is_not_given_again_until_released() {
+        let runtime = ProcessRuntime::default();
+        let held: Vec<u16> = (0..200).map(|_| runtime.reserve_port().unwrap()).collect();
+        let distinct: HashSet<u16> = held.iter().copied().collect();
+        assert_eq!(distinct.len(), held.len(), "a port was given twice while held");
+        assert_eq!(*runtime.ports.lock().unwrap(), distinct, "every given port is held");
+        for port in &held {
+            ProcessRuntime::release_port(&runtime.ports, *port);
+        }
+        assert!(
+            runtime.ports.lock().unwrap().is_empty(),
+            "released ports are free again"
+        );
     }
 }
