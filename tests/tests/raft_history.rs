@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Outcome {
     Acknowledged,
-    /// Failed or timed out: it may or may not have taken effect.
+    /// Failed or timed out: it may or may not have taken effect, at any time after it began
+    /// (a proposal the leader accepted is applied whether or not the client still waits).
     Unknown,
 }
 
@@ -37,6 +38,14 @@ struct Read {
     end: Instant,
 }
 
+impl Write {
+    /// The latest moment the write can have taken effect: its answer if acknowledged; for an
+    /// unknown outcome, any time after it began.
+    fn effective_by(&self) -> Option<Instant> {
+        (self.outcome == Outcome::Acknowledged).then_some(self.end)
+    }
+}
+
 /// Checks single-key register histories; returns the violations found.
 fn check(writes: &[Write], reads: &[Read]) -> Vec<String> {
     let mut violations = Vec::new();
@@ -49,10 +58,13 @@ fn check(writes: &[Write], reads: &[Read]) -> Vec<String> {
         if w.start > r.end {
             violations.push(format!("read of {} returned {} before its write began", r.key, r.value));
         }
-        if let Some(newer) = writes
-            .iter()
-            .find(|n| n.key == r.key && n.outcome == Outcome::Acknowledged && n.start > w.end && n.end < r.start)
-        {
+        let overwritten = |n: &&Write| {
+            n.key == r.key
+                && n.outcome == Outcome::Acknowledged
+                && w.effective_by().is_some_and(|by| n.start > by)
+                && n.end < r.start
+        };
+        if let Some(newer) = writes.iter().find(overwritten) {
             violations.push(format!(
                 "stale read of {}: returned {} although {} was acknowledged before the read began",
                 r.key, r.value, newer.value
@@ -70,7 +82,7 @@ fn check(writes: &[Write], reads: &[Read]) -> Vec<String> {
             ) else {
                 continue;
             };
-            if w2.end < w1.start {
+            if w2.effective_by().is_some_and(|by| by < w1.start) {
                 violations.push(format!(
                     "reads of {} went back in time: {} then {}",
                     r1.key, r1.value, r2.value
@@ -109,6 +121,24 @@ fn the_checker_catches_stale_and_backward_reads() {
         .iter()
         .any(|v| v.contains("back in time")));
     assert!(check(&writes, &[r(9, 0, 1)]).iter().any(|v| v.contains("no write")));
+
+    // A write whose client gave up may take effect later, even after a newer acknowledged one.
+    let mut unknown = w(3, 40, 50);
+    unknown.outcome = Outcome::Unknown;
+    let writes = vec![w(1, 0, 10), unknown.clone(), w(4, 60, 70)];
+    assert!(
+        check(&writes, &[r(4, 71, 72), r(3, 80, 81)]).is_empty(),
+        "an unknown write applied late is not a stale read"
+    );
+    let mut acknowledged = unknown;
+    acknowledged.outcome = Outcome::Acknowledged;
+    let writes = vec![w(1, 0, 10), acknowledged, w(4, 60, 70)];
+    assert!(
+        check(&writes, &[r(4, 71, 72), r(3, 80, 81)])
+            .iter()
+            .any(|v| v.contains("stale")),
+        "an acknowledged write cannot come back after a newer one"
+    );
 }
 
 type Client = AdminClient<tonic::transport::Channel>;
