@@ -1,14 +1,5 @@
-//! The Raft log and vote, in redb.
-//!
-//! Durability: a vote, a truncation and a purge are committed with redb's immediate durability
-//! (fsync) before the call returns. Appended entries are group-committed: `append` commits them
-//! without an fsync (readable at once, as openraft requires) and hands openraft's "flushed"
-//! callback to a flusher thread; the flusher makes every entry appended so far durable with one
-//! fsync and only then calls the callbacks. openraft counts an entry towards a quorum only once
-//! its callback ran, so "acknowledged means on disk on a majority" holds, while Raft's core task
-//! never waits on the disk (a slow fsync no longer delays heartbeats into elections) and many
-//! appends share one fsync under load. The committed index is saved without an fsync: openraft
-//! treats it as a hint for a faster restart, never as a promise.
+//! The Raft log and vote, in redb. Every append, vote and truncation is committed with redb's
+//! immediate durability (fsync) before openraft is told it happened.
 
 use crate::raft_types::{LogId, MemberId, StorageError, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -18,7 +9,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -26,30 +17,12 @@ const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
 
-/// The log store. Cloning shares the same database and flusher.
+/// The log store. Cloning shares the same database.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     /// Latest committed index openraft told us, for status reports (`u64::MAX` = none).
     committed_index: Arc<AtomicU64>,
-    /// Callbacks of appends committed without an fsync, waiting for the flusher's.
-    unflushed: mpsc::Sender<LogFlushed<TypeConfig>>,
-}
-
-/// The flusher: waits for appended-but-unflushed entries, makes all of them durable with one
-/// immediate-durability commit, then tells openraft. Ends when every `LogStore` clone is gone.
-fn run_flusher(db: Arc<Database>, unflushed: mpsc::Receiver<LogFlushed<TypeConfig>>) {
-    while let Ok(first) = unflushed.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(unflushed.try_iter());
-        let flushed = db.begin_write().map_err(|e| e.to_string()).and_then(|mut txn| {
-            txn.set_durability(redb::Durability::Immediate);
-            txn.commit().map_err(|e| e.to_string())
-        });
-        for callback in waiting {
-            callback.log_io_completed(flushed.clone().map_err(std::io::Error::other));
-        }
-    }
 }
 
 impl LogStore {
@@ -59,17 +32,9 @@ impl LogStore {
         txn.open_table(LOGS).map_err(|e| Box::new(e.into()))?;
         txn.open_table(META).map_err(|e| Box::new(e.into()))?;
         txn.commit().map_err(|e| Box::new(e.into()))?;
-        let db = Arc::new(db);
-        let (unflushed, flusher_queue) = mpsc::channel();
-        let flusher_db = db.clone();
-        std::thread::Builder::new()
-            .name("raft-log-flush".into())
-            .spawn(move || run_flusher(flusher_db, flusher_queue))
-            .map_err(|e| Box::new(redb::Error::Io(e)))?;
         Ok(LogStore {
-            db,
+            db: Arc::new(db),
             committed_index: Arc::new(AtomicU64::new(u64::MAX)),
-            unflushed,
         })
     }
 
@@ -93,15 +58,14 @@ impl LogStore {
         }
     }
 
-    /// Runs a write transaction on the blocking pool and commits it with `durability`.
-    async fn write<F>(&self, durability: redb::Durability, f: F) -> Result<(), AnyError>
+    /// Runs a write transaction on the blocking pool and commits it durably.
+    async fn write<F>(&self, f: F) -> Result<(), AnyError>
     where
         F: FnOnce(&redb::WriteTransaction) -> Result<(), AnyError> + Send + 'static,
     {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let mut txn = db.begin_write().map_err(|e| AnyError::new(&e))?;
-            txn.set_durability(durability);
+            let txn = db.begin_write().map_err(|e| AnyError::new(&e))?;
             f(&txn)?;
             txn.commit().map_err(|e| AnyError::new(&e))
         })
@@ -109,14 +73,9 @@ impl LogStore {
         .map_err(|e| AnyError::new(&e))?
     }
 
-    async fn write_meta<T: serde::Serialize>(
-        &self,
-        durability: redb::Durability,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), AnyError> {
+    async fn write_meta<T: serde::Serialize>(&self, key: &'static str, value: &T) -> Result<(), AnyError> {
         let bytes = serde_json::to_vec(value).map_err(|e| AnyError::new(&e))?;
-        self.write(durability, move |txn| {
+        self.write(move |txn| {
             let mut table = txn.open_table(META).map_err(|e| AnyError::new(&e))?;
             table.insert(key, bytes.as_slice()).map_err(|e| AnyError::new(&e))?;
             Ok(())
@@ -177,7 +136,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<MemberId>) -> Result<(), StorageError> {
-        self.write_meta(redb::Durability::Immediate, KEY_VOTE, vote)
+        self.write_meta(KEY_VOTE, vote)
             .await
             .map_err(|e| StorageIOError::write_vote(e).into())
     }
@@ -190,7 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.committed_index
             .store(committed.map_or(u64::MAX, |c| c.index), Ordering::Relaxed);
-        self.write_meta(redb::Durability::None, KEY_COMMITTED, &committed)
+        self.write_meta(KEY_COMMITTED, &committed)
             .await
             .map_err(|e| StorageIOError::write_logs(e).into())
     }
@@ -214,7 +173,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             encoded.push((entry.log_id.index, bytes));
         }
         let result = self
-            .write(redb::Durability::None, move |txn| {
+            .write(move |txn| {
                 let mut table = txn.open_table(LOGS).map_err(|e| AnyError::new(&e))?;
                 for (index, bytes) in &encoded {
                     table.insert(*index, bytes.as_slice()).map_err(|e| AnyError::new(&e))?;
@@ -223,11 +182,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
             .await;
         match result {
-            // Readable now; durable when the flusher calls back.
-            Ok(()) => self.unflushed.send(callback).map_err(|_| {
-                let gone = std::io::Error::other("the raft log flusher has stopped");
-                StorageIOError::write_logs(AnyError::new(&gone)).into()
-            }),
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
             Err(e) => {
                 callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
                 Err(StorageIOError::write_logs(e).into())
@@ -236,7 +194,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.write(redb::Durability::Immediate, move |txn| {
+        self.write(move |txn| {
             let mut table = txn.open_table(LOGS).map_err(|e| AnyError::new(&e))?;
             table
                 .retain_in(log_id.index.., |_, _| false)
@@ -249,7 +207,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(&log_id).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        self.write(redb::Durability::Immediate, move |txn| {
+        self.write(move |txn| {
             let mut meta = txn.open_table(META).map_err(|e| AnyError::new(&e))?;
             meta.insert(KEY_PURGED, bytes.as_slice())
                 .map_err(|e| AnyError::new(&e))?;
