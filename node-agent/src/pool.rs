@@ -793,6 +793,17 @@ mod tests {
         .expect("the starts were asked for");
     }
 
+    /// Waits until `n` requests wait in the pool (for a start in flight).
+    async fn waiting_reaches(pool: &InstancePool, n: u32) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.load().functions.get("f").map_or(0, |f| f.waiting) < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the calls reached the pool");
+    }
+
     fn acquire_in_background(pool: &Arc<InstancePool>) -> tokio::task::JoinHandle<Result<Lease, AcquireError>> {
         let pool = pool.clone();
         tokio::spawn(async move { pool.acquire("f", Instant::now() + Duration::from_secs(10)).await })
@@ -804,8 +815,7 @@ mod tests {
         let pool = pool_with(&runtime, record(4), 0);
         let calls: Vec<_> = (0..4).map(|_| acquire_in_background(&pool)).collect();
         starts_reach(&runtime, 1).await;
-        // Let every call reach the pool before the start finishes.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting_reaches(&pool, 3).await;
         runtime.finish.add_permits(10);
         let mut instances = std::collections::HashSet::new();
         for call in calls {
@@ -845,7 +855,7 @@ mod tests {
         pool.reap_and_prewarm();
         starts_reach(&runtime, 1).await;
         let call = acquire_in_background(&pool);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting_reaches(&pool, 1).await;
         runtime.finish.add_permits(10);
         let lease = call.await.unwrap().expect("the call is served");
         assert!(lease.cold, "it waited for a start");
@@ -864,7 +874,7 @@ mod tests {
         let pool = pool_with(&runtime, record(4), 0);
         let calls: Vec<_> = (0..3).map(|_| acquire_in_background(&pool)).collect();
         starts_reach(&runtime, 1).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting_reaches(&pool, 2).await;
         runtime.fail.store(true, Ordering::SeqCst);
         runtime.finish.add_permits(1);
         // The waiters start again; that start succeeds and serves both of them.
