@@ -196,6 +196,11 @@ async fn members_are_added_and_removed_and_bad_changes_are_refused() {
 
     members.start_member(4);
     let addr = format!("127.0.0.1:{}", members.ports[&4]);
+    // The new member must be listening before the leader will add it.
+    eventually("member 4 to listen", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+    })
+    .await;
     ok(&members.fjord_at(&urls, &["cluster", "add", "4", &addr]));
     members.wait_for_voters(4).await;
     assert!(err(&members.fjord_at(&urls, &["cluster", "add", "4", &addr])).contains("already in the cluster"));
