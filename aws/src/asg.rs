@@ -25,7 +25,7 @@ use crate::retry::{retry, RetryPolicy};
 use crate::sdk_error::{self, FailureClass, SdkFailure};
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
-use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError, ProviderInstance};
+use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError, ProviderInstance};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //!
 //! This is the only crate that links the AWS SDK, whose compile takes minutes; other crates opt
 //! in by depending on it. It holds clients and the mapping of AWS's answers and failures to
-//! Fjord's terms (`fjord_core::capacity`), and no policy: when to scale, and which node to drain,
+//! Fjord's terms (`fjord_decisions::capacity`), and no policy: when to scale, and which node to drain,
 //! is the control plane's business.
 //!
 //! Credentials and region come from the standard AWS chain (environment, profile, web identity,

@@ -5,7 +5,7 @@
 //! force and its worst case is easy to state: `attempts` calls, separated by `base`, `2 × base`,
 //! `4 × base`... each capped at `max_delay`.
 
-use fjord_core::capacity::ProviderError;
+use fjord_decisions::capacity::ProviderError;
 use std::future::Future;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! tell the operator. One place, so ECR and Auto Scaling agree on what "throttled" means.
 
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use fjord_core::capacity::ProviderError;
+use fjord_decisions::capacity::ProviderError;
 
 /// What kind of failure an SDK call met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

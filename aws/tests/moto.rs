@@ -8,7 +8,7 @@ use fjord_aws::testing::{
     TEST_REGION as REGION,
 };
 use fjord_aws::{AsgProvider, EcrCredentials, EcrError, RetryPolicy};
-use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError};
+use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError};
 use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, SystemTime};

@@ -79,11 +79,7 @@ fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
         .stdout(out.try_clone()?)
         .stderr(out)
         .kill_on_drop(true);
-    // SAFETY: the closure makes one async-signal-safe syscall (see fjord_core::sys).
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(fjord_core::sys::set_parent_death_signal);
-    }
+    fjord_daemon::sys::kill_child_with_parent(&mut command);
     Ok(command.spawn()?)
 }
 
@@ -311,7 +307,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     if result.is_ok() && !args.exit_when_ready {
         tokio::select! {
-            _ = fjord_core::daemon::shutdown_signal() => eprintln!("\nfjord dev: stopping"),
+            _ = fjord_daemon::shutdown_signal() => eprintln!("\nfjord dev: stopping"),
             exited = wait_any_exit(&mut daemons) => eprintln!("fjord dev: {exited}; stopping the rest"),
         }
     }
@@ -420,7 +416,7 @@ async fn stop_all(daemons: &mut [Daemon]) {
     // The lb first, then agents (they stop their instances), then the control plane.
     for d in daemons.iter().rev() {
         if let Some(pid) = d.child.id() {
-            fjord_core::sys::signal_process(pid, libc::SIGTERM);
+            fjord_daemon::sys::signal_process(pid, libc::SIGTERM);
         }
     }
     for d in daemons.iter_mut().rev() {

@@ -3,8 +3,8 @@
 
 use crate::connect::{explain, ConnectArgs};
 use fjord_core::duration::format_duration;
-use fjord_core::policy::DEFAULTABLE_FIELDS;
 use fjord_core::FunctionSpec;
+use fjord_decisions::policy::DEFAULTABLE_FIELDS;
 use fjord_proto::v1 as pb;
 use serde_json::json;
 use std::path::Path;

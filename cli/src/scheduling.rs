@@ -2,7 +2,7 @@
 //! scheduler.
 
 use crate::connect::{explain, ConnectArgs};
-use fjord_core::policy::ClusterPolicy;
+use fjord_decisions::policy::ClusterPolicy;
 use fjord_proto::v1 as pb;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -469,7 +469,7 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn apply_policy(&self, request: Request<pb::Policy>) -> Result<Response<pb::Policy>, Status> {
         forward_to_leader!(self, request, apply_policy);
-        let policy = fjord_core::policy::ClusterPolicy::from_yaml(&request.into_inner().yaml)
+        let policy = fjord_decisions::policy::ClusterPolicy::from_yaml(&request.into_inner().yaml)
             .map_err(|e| ControlPlaneError::InvalidPolicy(e.to_string()))?;
         match self.member.write(Command::SetPolicy { policy }).await? {
             CommandResult::Invalid { field, reason } => {

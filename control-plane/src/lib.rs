@@ -35,7 +35,7 @@ use crate::liveness::Liveness;
 use crate::member::Member;
 use crate::raft_types::{MemberId, Raft};
 use clap::Parser;
-use fjord_core::daemon::LogFormat;
+use fjord_daemon::LogFormat;
 use fjord_proto::v1::{
     admin_server::AdminServer, agent_server::AgentServer, raft_server::RaftServer, routes_server::RoutesServer,
 };
@@ -133,7 +133,7 @@ pub enum StartError {
     #[error("starting Raft: {0}")]
     Raft(String),
     #[error(transparent)]
-    Bind(#[from] fjord_core::daemon::BindError),
+    Bind(#[from] fjord_daemon::BindError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -176,7 +176,7 @@ async fn bind_metrics(addr: &str) -> Result<Option<TcpListener>, StartError> {
     if addr == "off" {
         return Ok(None);
     }
-    match fjord_core::daemon::bind(addr).await {
+    match fjord_daemon::bind(addr).await {
         Ok(listener) => Ok(Some(listener)),
         Err(e) if addr == metrics::DEFAULT_METRICS_LISTEN => {
             tracing::warn!(
@@ -233,7 +233,7 @@ pub async fn run_with_faults(
         Some(a) => a.clone(),
         None => listener
             .local_addr()
-            .map_err(|source| fjord_core::daemon::BindError {
+            .map_err(|source| fjord_daemon::BindError {
                 addr: args.listen.clone(),
                 source,
             })?
@@ -376,8 +376,8 @@ pub async fn run_with_faults(
 
 /// What `main` does: logging, token, bind, serve until SIGINT/SIGTERM.
 pub async fn main_with(args: Args) -> Result<(), StartError> {
-    fjord_core::daemon::init_logging(args.log_format);
+    fjord_daemon::init_logging(args.log_format);
     let token = load_token(&args)?;
-    let listener = fjord_core::daemon::bind(&args.listen).await?;
-    run(args, token, listener, fjord_core::daemon::shutdown_signal()).await
+    let listener = fjord_daemon::bind(&args.listen).await?;
+    run(args, token, listener, fjord_daemon::shutdown_signal()).await
 }

@@ -5,11 +5,11 @@
 //!
 //! Scheduling and node-group figures are the leader's soft state: a follower reports 0 pending
 //! instances and no node-group series (what it kept from an earlier term is stale). The serving
-//! is [`fjord_core::daemon::serve_http`]'s; this module only renders and routes one path.
+//! is [`fjord_daemon::serve_http`]'s; this module only renders and routes one path.
 
 use crate::member::Member;
 use crate::node_scaler::GroupReport;
-use fjord_core::daemon::{error_response, full_body, HttpBody};
+use fjord_daemon::{error_response, full_body, HttpBody};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ pub async fn serve(listener: TcpListener, member: Arc<Member>, shutdown: impl Fu
             async move { Ok::<_, Infallible>(response) }
         })
     };
-    fjord_core::daemon::serve_http(
+    fjord_daemon::serve_http(
         listener,
         make_service,
         shutdown,

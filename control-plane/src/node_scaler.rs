@@ -25,12 +25,12 @@ use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, GroupAction, NodeState};
 use crate::state::{GroupRecord, RegisteredNode};
 use crate::state_machine::now_millis;
-use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState};
-use fjord_core::node_autoscale::{
+use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState};
+use fjord_decisions::node_autoscale::{
     unfinished_scale_out, CommittedScaleOut, GroupInput, GroupNode, NodeAutoscaler, NodeDecision, NodeGroupPolicy,
     NodeReason, PendingDemand, ProviderKind, ProviderSize,
 };
-use fjord_core::placement;
+use fjord_decisions::placement;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -16,9 +16,9 @@
 //! Exit status 0 is success; otherwise stderr is the reason shown to the operator. Exit status
 //! 75 (EX_TEMPFAIL) marks a failure worth retrying. Each call is bounded by a timeout.
 
-use fjord_core::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError, ProviderInstance};
-use fjord_core::node_autoscale::{NodeGroupPolicy, ProviderKind};
-use fjord_core::StaticProvider;
+use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError, ProviderInstance};
+use fjord_decisions::node_autoscale::{NodeGroupPolicy, ProviderKind};
+use fjord_decisions::StaticProvider;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::sync::Arc;

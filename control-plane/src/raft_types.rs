@@ -1,9 +1,9 @@
 //! The Raft type configuration: what a log entry carries (a [`Command`]) and what applying it
 //! returns (a [`CommandResult`]).
 
-use fjord_core::placement::Placements;
-use fjord_core::policy::ClusterPolicy;
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo};
+use fjord_decisions::placement::Placements;
+use fjord_decisions::policy::ClusterPolicy;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 

@@ -27,9 +27,9 @@ use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, NodeState};
 use crate::state::ClusterState;
 use crate::state_machine::now_millis;
-use fjord_core::autoscale::{AutoscalerConfig, FunctionAutoscaler, ScaleReason};
-use fjord_core::placement::{self, FunctionDemand, PlacementNode, PlacementPlan, Placements};
 use fjord_core::{FunctionRecord, NodeLoad};
+use fjord_decisions::autoscale::{AutoscalerConfig, FunctionAutoscaler, ScaleReason};
+use fjord_decisions::placement::{self, FunctionDemand, PlacementNode, PlacementPlan, Placements};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -620,7 +620,7 @@ mod tests {
 
     #[test]
     fn a_node_going_down_or_restarting_does_not_keep_an_idle_function_active() {
-        use fjord_core::autoscale::{AutoscalerConfig, FunctionAutoscaler};
+        use fjord_decisions::autoscale::{AutoscalerConfig, FunctionAutoscaler};
         let config = AutoscalerConfig::default();
         let mut spec = FunctionSpec::with_command("f", vec!["x".into()]);
         spec.scale_to_zero_after = Duration::from_secs(10);

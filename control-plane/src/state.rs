@@ -2,9 +2,9 @@
 //! rules are tested directly and every member applies them identically.
 
 use crate::raft_types::{Command, CommandResult, GroupAction, MemberId, NodeState};
-use fjord_core::placement::Placements;
-use fjord_core::policy::ClusterPolicy;
 use fjord_core::{FunctionRecord, NodeInfo, SpecError};
+use fjord_decisions::placement::Placements;
+use fjord_decisions::policy::ClusterPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -245,8 +245,8 @@ impl ClusterState {
             Command::SetPolicy { policy } => {
                 if let Err(e) = policy.validate() {
                     let (field, reason) = match e {
-                        fjord_core::policy::PolicyError::Field { field, reason } => (field, reason),
-                        fjord_core::policy::PolicyError::Parse(reason) => ("policy".into(), reason),
+                        fjord_decisions::policy::PolicyError::Field { field, reason } => (field, reason),
+                        fjord_decisions::policy::PolicyError::Parse(reason) => ("policy".into(), reason),
                     };
                     return CommandResult::Invalid { field, reason };
                 }
@@ -399,8 +399,8 @@ mod tests {
     fn with_group() -> ClusterState {
         let mut s = ClusterState::default();
         let mut policy = ClusterPolicy::default();
-        let mut group = fjord_core::node_autoscale::NodeGroupPolicy::new("workers", 1, 5);
-        group.provider = fjord_core::node_autoscale::ProviderKind::AwsAsg;
+        let mut group = fjord_decisions::node_autoscale::NodeGroupPolicy::new("workers", 1, 5);
+        group.provider = fjord_decisions::node_autoscale::ProviderKind::AwsAsg;
         group.asg_name = "fjord-workers".into();
         policy.node_groups.push(group);
         assert_eq!(s.apply_now(Command::SetPolicy { policy }), CommandResult::Noop);

@@ -14,7 +14,7 @@ pub mod proxy;
 pub mod route_watch;
 
 use clap::Parser;
-use fjord_core::daemon::{HttpBody, LogFormat};
+use fjord_daemon::{HttpBody, LogFormat};
 use layers::headers::ClientAddr;
 use std::convert::Infallible;
 use std::future::Future;
@@ -80,7 +80,7 @@ pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(transparent)]
-    Bind(#[from] fjord_core::daemon::BindError),
+    Bind(#[from] fjord_daemon::BindError),
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, then drains for up to 10 s.
@@ -89,7 +89,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let token = fjord_core::daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
+    let token = fjord_daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
@@ -141,7 +141,7 @@ pub async fn run(
         Infallible,
     >::new(stack);
 
-    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
+    let local = listener.local_addr().map_err(|source| fjord_daemon::BindError {
         addr: args.listen.clone(),
         source,
     })?;
@@ -154,7 +154,7 @@ pub async fn run(
         })
     };
     let header_timeout = Duration::from_millis(args.header_read_timeout_ms.max(1));
-    fjord_core::daemon::serve_http(
+    fjord_daemon::serve_http(
         listener,
         make_service,
         shutdown,
@@ -167,7 +167,7 @@ pub async fn run(
 }
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
-    fjord_core::daemon::init_logging(args.log_format);
-    let listener = fjord_core::daemon::bind(&args.listen).await?;
-    run(args, listener, fjord_core::daemon::shutdown_signal()).await
+    fjord_daemon::init_logging(args.log_format);
+    let listener = fjord_daemon::bind(&args.listen).await?;
+    run(args, listener, fjord_daemon::shutdown_signal()).await
 }

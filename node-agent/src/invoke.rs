@@ -16,7 +16,7 @@
 
 use crate::pool::{AcquireError, InstancePool};
 use crate::runtime::{ImageStatus, ResolvedImage};
-use fjord_core::daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
+use fjord_daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

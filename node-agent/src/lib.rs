@@ -13,8 +13,8 @@ pub mod pool;
 pub mod runtime;
 
 use clap::{Parser, ValueEnum};
-use fjord_core::daemon::LogFormat;
 use fjord_core::NodeInfo;
+use fjord_daemon::LogFormat;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -128,7 +128,7 @@ pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(transparent)]
-    Bind(#[from] fjord_core::daemon::BindError),
+    Bind(#[from] fjord_daemon::BindError),
     #[error("--ec2-metadata: {0}")]
     Ec2Metadata(#[from] ec2_metadata::MetadataError),
     #[error("--runtime docker: {0}")]
@@ -196,7 +196,7 @@ pub async fn run(
         _ => args.zone.clone(),
     };
     fjord_core::name::check_dns_label(&node_id).map_err(|r| StartError::Config(format!("--node-id {r}")))?;
-    let token = fjord_core::daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
+    let token = fjord_daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
     if args.control_plane.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
@@ -205,7 +205,7 @@ pub async fn run(
             .map_err(|e| StartError::Config(format!("--registry-auth-file: {e}")))?,
         None => Default::default(),
     };
-    let local = listener.local_addr().map_err(|source| fjord_core::daemon::BindError {
+    let local = listener.local_addr().map_err(|source| fjord_daemon::BindError {
         addr: args.listen.clone(),
         source,
     })?;
@@ -251,7 +251,7 @@ pub async fn run(
         let service = service.clone();
         hyper::service::service_fn(move |request| service.clone().handle(request))
     };
-    fjord_core::daemon::serve_http(
+    fjord_daemon::serve_http(
         listener,
         make_service,
         shutdown,
@@ -265,7 +265,7 @@ pub async fn run(
 }
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
-    fjord_core::daemon::init_logging(args.log_format);
-    let listener = fjord_core::daemon::bind(&args.listen).await?;
-    run(args, listener, fjord_core::daemon::shutdown_signal()).await
+    fjord_daemon::init_logging(args.log_format);
+    let listener = fjord_daemon::bind(&args.listen).await?;
+    run(args, listener, fjord_daemon::shutdown_signal()).await
 }

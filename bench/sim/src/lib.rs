@@ -1,6 +1,6 @@
 //! Fjord's routing simulator: generates invocation traces shaped like a public cloud's and
 //! replays them through the real consistent-hashing code (`fjord_core::hashing`) and keep-alive
-//! policies (`fjord_core::keepalive`) against simulated nodes, next to the policies other
+//! policies (`fjord_decisions::keepalive`) against simulated nodes, next to the policies other
 //! platforms use (round robin, random, least loaded, OpenWhisk's hash-mod-N with co-prime steps).
 //!
 //! What it answers: how many cold starts, image pulls and dropped calls a routing policy causes,

@@ -21,7 +21,7 @@
 
 use crate::routing::{function_hash, Router, RoutingPolicy};
 use crate::trace::{Call, Trace};
-use fjord_core::keepalive::{Fixed, HistogramConfig, HybridHistogram, KeepAlivePolicy};
+use fjord_decisions::keepalive::{Fixed, HistogramConfig, HybridHistogram, KeepAlivePolicy};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 

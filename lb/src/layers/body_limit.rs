@@ -3,7 +3,7 @@
 //! (the proxy reads through `http_body_util::Limited` with the same limit).
 
 use super::LayerFuture;
-use fjord_core::daemon::{error_response, HttpBody};
+use fjord_daemon::{error_response, HttpBody};
 use http::{header, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::task::{Context, Poll};

@@ -3,7 +3,7 @@
 //! `X-Forwarded-For` gains the client's address; hop-by-hop headers are dropped both ways.
 
 use super::LayerFuture;
-use fjord_core::daemon::{strip_hop_by_hop, HttpBody};
+use fjord_daemon::{strip_hop_by_hop, HttpBody};
 use http::{HeaderValue, Request, Response};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -111,7 +111,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fjord_core::daemon::full_body;
+    use fjord_daemon::full_body;
 
     #[tokio::test]
     async fn ids_forwarding_and_hop_by_hop_hygiene() {

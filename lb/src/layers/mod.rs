@@ -17,7 +17,7 @@ pub mod rate_limit;
 pub mod shed;
 pub mod timeout;
 
-use fjord_core::daemon::HttpBody;
+use fjord_daemon::HttpBody;
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use std::convert::Infallible;
@@ -33,7 +33,7 @@ pub fn function_of<B>(request: &Request<B>) -> Option<&str> {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use fjord_core::daemon::full_body;
+    use fjord_daemon::full_body;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! `Retry-After`. Functions without a limit pass untouched, with no lock taken.
 
 use super::LayerFuture;
-use fjord_core::daemon::{error_response, HttpBody};
+use fjord_daemon::{error_response, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -2,7 +2,7 @@
 //! once with 503 and `Retry-After`, instead of queueing without bound.
 
 use super::LayerFuture;
-use fjord_core::daemon::{error_response, HttpBody};
+use fjord_daemon::{error_response, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ where
 mod tests {
     use super::*;
     use crate::layers::test_support::get;
-    use fjord_core::daemon::full_body;
+    use fjord_daemon::full_body;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]

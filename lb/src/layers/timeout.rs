@@ -3,7 +3,7 @@
 //! never a hanging connection.
 
 use super::LayerFuture;
-use fjord_core::daemon::{error_response, HttpBody};
+use fjord_daemon::{error_response, HttpBody};
 use http::{Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ where
 mod tests {
     use super::*;
     use crate::layers::test_support::get;
-    use fjord_core::daemon::full_body;
+    use fjord_daemon::full_body;
 
     #[tokio::test(start_paused = true)]
     async fn a_request_past_its_limit_gets_504_and_others_pass() {

@@ -115,11 +115,7 @@ impl Runtime for ProcessRuntime {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
-            // SAFETY: the closure only makes one async-signal-safe syscall (see fjord_core::sys).
-            #[allow(unsafe_code)]
-            unsafe {
-                command.pre_exec(fjord_core::sys::set_parent_death_signal);
-            }
+            fjord_daemon::sys::kill_child_with_parent(&mut command);
             let mut child = match command.spawn() {
                 Ok(child) => child,
                 Err(e) => {
@@ -251,9 +247,9 @@ impl Instance for ProcessInstance {
             if self.exit.has_ended() {
                 return;
             }
-            fjord_core::sys::signal_group(self.pid, libc::SIGTERM);
+            fjord_daemon::sys::signal_group(self.pid, libc::SIGTERM);
             if tokio::time::timeout(grace, self.exit.wait()).await.is_err() {
-                fjord_core::sys::signal_group(self.pid, libc::SIGKILL);
+                fjord_daemon::sys::signal_group(self.pid, libc::SIGKILL);
                 self.exit.wait().await;
             }
         }

@@ -35,9 +35,9 @@
 //! Pure: no I/O, no clock. The plan is what to aim for; committing it and telling agents is the
 //! control plane's business.
 
-use crate::hashing::{bounded_load_order, HashNode};
-use crate::node::NodeInfo;
-use crate::spec::FunctionSpec;
+use fjord_core::hashing::{bounded_load_order, HashNode};
+use fjord_core::node::NodeInfo;
+use fjord_core::spec::FunctionSpec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -164,7 +164,7 @@ impl PlacementPlan {
 }
 
 /// Plans the placements of `functions` over `nodes`, starting from `current`, with the bound
-/// factor `load_bound_c` of the bounded-load order ([`crate::hashing::DEFAULT_LOAD_BOUND_C`]
+/// factor `load_bound_c` of the bounded-load order ([`fjord_core::hashing::DEFAULT_LOAD_BOUND_C`]
 /// unless configured). Functions in `current` but not in `functions` get no placements.
 pub fn plan(
     nodes: &[PlacementNode],
@@ -331,7 +331,7 @@ impl Planner<'_> {
             .map(|&i| ReadyNode(&self.cluster.nodes[i].info))
             .collect();
         let mut rank = vec![usize::MAX; n];
-        for (r, j) in crate::hashing::preference_order(&demand.spec.name, &infos)
+        for (r, j) in fjord_core::hashing::preference_order(&demand.spec.name, &infos)
             .into_iter()
             .enumerate()
         {
@@ -646,7 +646,7 @@ fn relocations(cluster: &Cluster<'_>, current: &Placements, planned: &Placements
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hashing::{preference_order, DEFAULT_LOAD_BOUND_C};
+    use fjord_core::hashing::{preference_order, DEFAULT_LOAD_BOUND_C};
 
     fn node(id: &str, memory_mib: u32, cpu_millis: u32, zone: &str) -> PlacementNode {
         PlacementNode {

@@ -34,10 +34,10 @@
 //! (`defaults.target_utilization`).
 
 use crate::autoscale::AutoscalerConfig;
-use crate::duration::parse_duration;
-use crate::hashing::DEFAULT_LOAD_BOUND_C;
 use crate::node_autoscale::{NodeGroupPolicy, NodeGroupPolicyError};
-use crate::spec::{FunctionSpec, KeepAlive, SpecError};
+use fjord_core::duration::parse_duration;
+use fjord_core::hashing::DEFAULT_LOAD_BOUND_C;
+use fjord_core::spec::{FunctionSpec, KeepAlive, SpecError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

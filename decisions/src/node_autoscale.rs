@@ -56,10 +56,10 @@
 //! committed times, the windows with the calendar); a time earlier than one already seen counts
 //! as the latest seen.
 
-use crate::duration::format_duration;
-use crate::name::check_dns_label;
 use crate::placement::NodeState;
 use crate::schedule::{active_min, format_utc_minute, ActiveWindow, Window};
+use fjord_core::duration::format_duration;
+use fjord_core::name::check_dns_label;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;

@@ -35,3 +35,13 @@ pub fn signal_process(pid: u32, signal: i32) {
         libc::kill(pid, signal);
     }
 }
+
+/// Makes the child that `command` spawns die with SIGKILL when the thread that spawned it dies
+/// (see [`set_parent_death_signal`]): no orphan outlives its supervisor.
+pub fn kill_child_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and makes one async-signal-safe syscall,
+    // prctl(PR_SET_PDEATHSIG), touching no memory the parent shares.
+    unsafe {
+        command.pre_exec(set_parent_death_signal);
+    }
+}

@@ -1,5 +1,9 @@
-//! Plumbing every Fjord daemon shares: logging set-up and the shutdown signal. Behind the
-//! `daemon` feature, so the domain types carry no I/O.
+//! Plumbing every Fjord daemon shares: logging set-up, the shutdown signal, the HTTP serve loop
+//! and its JSON errors, and [`sys`], the only module with `unsafe`. The domain types
+//! (`fjord-core`) and the leader's decisions (`fjord-decisions`) carry no I/O; this crate is where
+//! the daemons' common I/O lives.
+
+pub mod sys;
 
 use std::future::Future;
 

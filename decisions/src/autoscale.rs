@@ -40,7 +40,7 @@
 //! autoscaler holds at most `ceil(stable_window_ms / bucket_ms) + 1` buckets.
 
 use crate::keepalive::{HistogramConfig, HybridHistogram, KeepAlivePolicy};
-use crate::spec::{FunctionSpec, KeepAlive};
+use fjord_core::spec::{FunctionSpec, KeepAlive};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fmt;
