@@ -10,33 +10,37 @@ use tonic::{Request, Status};
 
 /// Where `fjord dev` keeps its state unless told otherwise; the CLI finds the dev token here.
 pub fn default_dev_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("XDG_DATA_HOME") {
-        if !dir.is_empty() {
-            return PathBuf::from(dir).join("fjord/dev");
-        }
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
-    PathBuf::from(home).join(".local/share/fjord/dev")
+    crate::context::xdg_dir("XDG_DATA_HOME", ".local/share").join("fjord/dev")
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectArgs {
-    /// Control-plane addresses, comma-separated; the first that answers is used.
-    #[arg(
-        long,
-        global = true,
-        env = "FJORD_ADDR",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:7400"
-    )]
+    /// Control-plane addresses, comma-separated; the first that answers is used (default: the
+    /// current context `fjord dev` recorded, else http://127.0.0.1:7400).
+    #[arg(long, global = true, env = "FJORD_ADDR", value_delimiter = ',')]
     pub addr: Vec<String>,
-    /// Admin token (default: FJORD_TOKEN_FILE, else the token `fjord dev` wrote).
+    /// Admin token (default: FJORD_TOKEN_FILE, else the current context's token file, else the
+    /// token `fjord dev` wrote in its default data dir).
     #[arg(long, global = true, env = "FJORD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// File holding the admin token.
     #[arg(long, global = true, env = "FJORD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
+
+/// Where the CLI takes the cluster from, and why: what `fjord context` prints and what an error
+/// points at.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addrs: Vec<String>,
+    pub addrs_from: String,
+    pub token_file: Option<PathBuf>,
+    pub token_from: String,
+}
+
+/// The target the last connection used, so an error from its answer can say where the token
+/// came from.
+static TARGET_IN_USE: std::sync::OnceLock<Target> = std::sync::OnceLock::new();
 
 pub type Admin = AdminClient<InterceptedService<Channel, TokenInterceptor>>;
 
@@ -53,19 +57,62 @@ impl tonic::service::Interceptor for TokenInterceptor {
 }
 
 impl ConnectArgs {
+    /// Resolves addresses and the token's source: flags and variables first, then the current
+    /// context, then the defaults.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let context = if self.addr.is_empty() || (self.token.is_none() && self.token_file.is_none()) {
+            crate::context::load()?
+        } else {
+            None
+        };
+        let context_from = || format!("the current context ({})", crate::context::path().display());
+        let (addrs, addrs_from) = match (&self.addr, &context) {
+            (addrs, _) if !addrs.is_empty() => (addrs.clone(), "--addr or FJORD_ADDR".to_string()),
+            (_, Some(c)) => (c.control_plane_urls.clone(), context_from()),
+            _ => (
+                vec![crate::context::DEFAULT_ADDR.to_string()],
+                "the default".to_string(),
+            ),
+        };
+        let (token_file, token_from) = match (&self.token, &self.token_file, &context) {
+            (Some(_), _, _) => (None, "--token or FJORD_TOKEN".to_string()),
+            (None, Some(path), _) => (
+                Some(path.clone()),
+                format!("--token-file or FJORD_TOKEN_FILE ({})", path.display()),
+            ),
+            (None, None, Some(c)) => (
+                Some(c.token_file.clone()),
+                format!("{} ({})", context_from(), c.token_file.display()),
+            ),
+            (None, None, None) => {
+                let dev = default_dev_dir().join("admin.token");
+                if dev.exists() {
+                    (
+                        Some(dev.clone()),
+                        format!("fjord dev's default data dir ({})", dev.display()),
+                    )
+                } else {
+                    (
+                        None,
+                        "none: set FJORD_TOKEN or FJORD_TOKEN_FILE, or run `fjord dev`".to_string(),
+                    )
+                }
+            }
+        };
+        Ok(Target {
+            addrs,
+            addrs_from,
+            token_file,
+            token_from,
+        })
+    }
+
     pub fn token(&self) -> anyhow::Result<Option<String>> {
         if let Some(token) = &self.token {
             return Ok(Some(token.trim().to_string()));
         }
-        let path = match &self.token_file {
-            Some(path) => path.clone(),
-            None => {
-                let dev = default_dev_dir().join("admin.token");
-                if !dev.exists() {
-                    return Ok(None);
-                }
-                dev
-            }
+        let Some(path) = self.target()?.token_file else {
+            return Ok(None);
         };
         let token = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("reading the token file {}: {e}", path.display()))?;
@@ -82,8 +129,10 @@ impl ConnectArgs {
             ),
             None => None,
         };
+        let target = self.target()?;
+        let _ = TARGET_IN_USE.set(target.clone());
         let mut failures = Vec::new();
-        for addr in &self.addr {
+        for addr in &target.addrs {
             let uri = if addr.contains("://") {
                 addr.clone()
             } else {
@@ -107,8 +156,9 @@ impl ConnectArgs {
             }
         }
         anyhow::bail!(
-            "cannot reach the control plane ({}).\nIs it running? `fjord dev` starts one locally; elsewhere set FJORD_ADDR.",
-            failures.join("; ")
+            "cannot reach the control plane ({}; addresses from {}).\nIs it running? `fjord dev` starts one locally; elsewhere set FJORD_ADDR.",
+            failures.join("; "),
+            target.addrs_from
         )
     }
 }
@@ -128,10 +178,15 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 pub fn explain(status: Status) -> anyhow::Error {
     let message = status.message().to_string();
     match status.code() {
-        tonic::Code::Unauthenticated => anyhow::anyhow!(
-            "the control plane refused the request: {message}.\nSet FJORD_TOKEN or --token-file (fjord dev writes its token to {}).",
-            default_dev_dir().join("admin.token").display()
-        ),
+        tonic::Code::Unauthenticated => {
+            let from = TARGET_IN_USE
+                .get()
+                .map(|t| t.token_from.clone())
+                .unwrap_or_else(|| "nowhere".into());
+            anyhow::anyhow!(
+                "the control plane refused the request: {message}.\nThe token came from {from}. Set FJORD_TOKEN or --token-file to the cluster's admin token (`fjord context` shows what is in force)."
+            )
+        }
         tonic::Code::Unavailable => anyhow::anyhow!("the control plane is unavailable: {message}"),
         _ => anyhow::anyhow!("{message}"),
     }

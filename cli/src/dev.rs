@@ -1,7 +1,17 @@
 //! `fjord dev`: the whole platform on one machine. It runs each control-plane member, each node
 //! agent and the lb as its own OS process (this same binary, in daemon mode), writes
-//! `<data-dir>/cluster.json` listing them, deploys the examples and prints how to call them.
-//! Ctrl-C stops everything; children also die if `fjord dev` itself is killed.
+//! `<data-dir>/cluster.json` listing them, records the current context for the CLI
+//! ([`crate::context`]), deploys the examples and prints how to call them.
+//!
+//! It supervises its children as a cluster's init system would: one that exits is reported and
+//! started again (a control-plane member of a replicated cluster after a pause, so the others
+//! elect a new leader first, as the README's failover demo shows); the rest keeps running. One
+//! that keeps exiting right after its start is given up on, saying so. Ctrl-C stops everything;
+//! children also die if `fjord dev` itself is killed.
+//!
+//! A data dir remembers the shape of the cluster that made it (members, agents, their
+//! addresses, in `cluster.json`): a run asking for another shape is refused, since the stored
+//! Raft membership and nodes would silently win, unless `--fresh` clears the state first.
 
 use crate::connect::ConnectArgs;
 use fjord_core::FunctionSpec;
@@ -36,6 +46,11 @@ pub struct DevArgs {
     /// Memory each agent offers to instances, in MiB.
     #[arg(long, default_value_t = 4096)]
     pub agent_memory_mib: u32,
+    /// CPU each agent offers to instances, in millicores. The agents share this machine's
+    /// cores, so the default offers more than it has: a function asks for 1000 by default, and
+    /// sixteen fit on each agent.
+    #[arg(long, default_value_t = 16_000)]
+    pub agent_cpu_millis: u32,
     /// How the agents run instances: process (the examples run from this binary) or docker (the
     /// local engine; functions need images, so the examples are not deployed).
     #[arg(long, default_value = "process")]
@@ -43,6 +58,11 @@ pub struct DevArgs {
     /// Do not deploy the example functions.
     #[arg(long)]
     pub no_examples: bool,
+    /// Delete the state a previous run left in the data dir (functions, nodes, the Raft log)
+    /// before starting; needed to change the number of members or agents, or their ports, of a
+    /// data dir already used.
+    #[arg(long)]
+    pub fresh: bool,
     /// Start, deploy, print, then exit leaving nothing running (a smoke test of the set-up).
     #[arg(long, hide = true)]
     pub exit_when_ready: bool,
@@ -52,9 +72,21 @@ struct Daemon {
     role: &'static str,
     id: String,
     addr: SocketAddr,
+    flags: Vec<String>,
     child: Child,
     log: PathBuf,
+    started: Instant,
+    /// Exits in a row within [`QUICK_EXIT`] of a start.
+    quick_exits: u32,
+    /// Set while the daemon is down: when it is started again (`None` once given up on).
+    restart_at: Option<Instant>,
+    given_up: bool,
 }
+
+/// An exit this soon after a start counts towards giving up on a daemon.
+const QUICK_EXIT: Duration = Duration::from_secs(10);
+/// Quick exits in a row after which a daemon is not started again.
+const GIVE_UP_AFTER: u32 = 5;
 
 const EXAMPLES: &[(&str, &str)] = &[
     ("echo", include_str!("../../examples/echo/fjord.yaml")),
@@ -62,15 +94,33 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("env", include_str!("../../examples/env/fjord.yaml")),
 ];
 
-fn check_port_free(port: u16, what: &str) -> anyhow::Result<SocketAddr> {
+/// How far above its gRPC port a member serves its Prometheus metrics (7400 -> 9400), the
+/// control plane's own default.
+const METRICS_PORT_OFFSET: u16 = 2000;
+
+fn check_port_free(port: u16, what: &str, flag: &str) -> anyhow::Result<SocketAddr> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpListener::bind(addr).map_err(|e| {
-        anyhow::anyhow!("{what} port {port} is not free ({e}); is another `fjord dev` running? Choose other ports with --lb-port, --control-plane-port, --agent-port")
+        anyhow::anyhow!("{what} port {port} is not free ({e}); is another `fjord dev` running? Move it with {flag}")
     })?;
     Ok(addr)
 }
 
+/// Ports `base`, `base + 1`, ... `base + count - 1`, each checked free.
+fn port_range(base: u16, count: u32, what: &str, flag: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    (0..count)
+        .map(|i| {
+            let port = u16::try_from(u32::from(base) + i)
+                .map_err(|_| anyhow::anyhow!("{flag} {base} leaves no room for {count} {what} ports"))?;
+            check_port_free(port, what, flag)
+        })
+        .collect()
+}
+
 fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    let mut marker = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    use std::io::Write;
+    writeln!(marker, "--- fjord dev: starting {} ---", args.join(" "))?;
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut command = Command::new(exe);
     command
@@ -119,6 +169,35 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let dir = args.data_dir.clone().unwrap_or_else(crate::connect::default_dev_dir);
+    let cp_addrs = port_range(
+        args.control_plane_port,
+        args.control_planes,
+        "control-plane",
+        "--control-plane-port",
+    )?;
+    let metrics_base = args
+        .control_plane_port
+        .checked_add(METRICS_PORT_OFFSET)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--control-plane-port {} leaves no room for the metrics ports 2000 above it",
+                args.control_plane_port
+            )
+        })?;
+    let metrics_addrs = port_range(
+        metrics_base,
+        args.control_planes,
+        "control-plane metrics (2000 above each member's port)",
+        "--control-plane-port",
+    )?;
+    let agent_addrs = port_range(args.agent_port, args.agents, "agent", "--agent-port")?;
+    let lb_addr = check_port_free(args.lb_port, "lb", "--lb-port")?;
+    let cluster_path = dir.join("cluster.json");
+    if args.fresh {
+        clear_state(&dir)?;
+    } else {
+        check_shape(&dir, &cluster_path, &cp_addrs, &agent_addrs)?;
+    }
     std::fs::create_dir_all(dir.join("logs"))?;
     let token_path = dir.join("admin.token");
     let token = if token_path.exists() {
@@ -128,19 +207,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         token.write_file(&token_path)?;
         token
     };
-
-    let cp_addrs: Vec<SocketAddr> = (0..args.control_planes)
-        .map(|i| check_port_free(args.control_plane_port + i as u16, "control-plane"))
-        .collect::<anyhow::Result<_>>()?;
-    let agent_addrs: Vec<SocketAddr> = (0..args.agents)
-        .map(|j| check_port_free(args.agent_port + j as u16, "agent"))
-        .collect::<anyhow::Result<_>>()?;
-    let lb_addr = check_port_free(args.lb_port, "lb")?;
     let cp_urls: Vec<String> = cp_addrs.iter().map(|a| format!("http://{a}")).collect();
     let token_file = token_path.display().to_string();
 
     let mut daemons = Vec::new();
-    for (i, addr) in cp_addrs.iter().enumerate() {
+    for (i, (addr, metrics)) in cp_addrs.iter().zip(&metrics_addrs).enumerate() {
         let id = i as u64 + 1;
         let mut flags = vec![
             "control-plane".into(),
@@ -148,6 +219,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             id.to_string(),
             "--listen".into(),
             addr.to_string(),
+            "--metrics-listen".into(),
+            metrics.to_string(),
             "--data-dir".into(),
             dir.join(format!("control-plane-{id}")).display().to_string(),
             "--token-file".into(),
@@ -167,13 +240,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             }
         }
         let log = dir.join(format!("logs/control-plane-{id}.log"));
-        daemons.push(Daemon {
-            role: "control-plane",
-            id: id.to_string(),
-            addr: *addr,
-            child: spawn(&exe, &flags, &log)?,
-            log,
-        });
+        daemons.push(Daemon::start(&exe, "control-plane", id.to_string(), *addr, flags, log)?);
     }
     for (j, addr) in agent_addrs.iter().enumerate() {
         let id = format!("agent-{}", j + 1);
@@ -191,6 +258,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             dir.join(&id).display().to_string(),
             "--memory-mib".into(),
             args.agent_memory_mib.to_string(),
+            "--cpu-millis".into(),
+            args.agent_cpu_millis.to_string(),
             "--runtime".into(),
             match args.runtime {
                 fjord_node_agent::RuntimeKind::Process => "process".into(),
@@ -214,13 +283,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ]);
         }
         let log = dir.join(format!("logs/{id}.log"));
-        daemons.push(Daemon {
-            role: "node-agent",
-            id,
-            addr: *addr,
-            child: spawn(&exe, &flags, &log)?,
-            log,
-        });
+        daemons.push(Daemon::start(&exe, "node-agent", id, *addr, flags, log)?);
     }
     let lb_flags = vec![
         "lb".into(),
@@ -231,26 +294,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "--token-file".into(),
         token_file.clone(),
     ];
-    let lb_log = dir.join("logs/lb.log");
-    daemons.push(Daemon {
-        role: "lb",
-        id: "lb".into(),
-        addr: lb_addr,
-        child: spawn(&exe, &lb_flags, &lb_log)?,
-        log: lb_log,
-    });
+    daemons.push(Daemon::start(
+        &exe,
+        "lb",
+        "lb".into(),
+        lb_addr,
+        lb_flags,
+        dir.join("logs/lb.log"),
+    )?);
 
-    let cluster = json!({
-        "data_dir": dir,
-        "token_file": token_path,
-        "lb_url": format!("http://{lb_addr}"),
-        "control_plane_urls": cp_urls,
-        "members": daemons.iter().map(|d| json!({
-            "role": d.role, "id": d.id, "pid": d.child.id(), "addr": d.addr.to_string(), "log": d.log,
-        })).collect::<Vec<_>>(),
-    });
-    let cluster_path = dir.join("cluster.json");
-    std::fs::write(&cluster_path, serde_json::to_string_pretty(&cluster)?)?;
+    let lb_url = format!("http://{lb_addr}");
+    write_cluster_file(&cluster_path, &dir, &token_path, &lb_url, &cp_urls, &daemons)?;
+    let context_path = crate::context::save(&crate::context::Context {
+        source: format!("fjord dev ({})", dir.display()),
+        control_plane_urls: cp_urls.clone(),
+        token_file: token_path.clone(),
+        lb_url: lb_url.clone(),
+    })?;
     eprintln!(
         "fjord dev: {} control-plane member(s), {} agent(s), lb on {lb_addr}",
         args.control_planes, args.agents
@@ -300,19 +360,225 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                     }
                 },
             };
-        print_tour(lb_addr, &cluster_path, &token_path, !examples);
+        print_tour(lb_addr, &cluster_path, &token_path, &context_path, !examples);
         anyhow::Ok(())
     }
     .await;
 
     if result.is_ok() && !args.exit_when_ready {
+        let restart_delay = if args.control_planes > 1 {
+            // Long enough for the others to elect a leader and be seen doing it.
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(1)
+        };
+        let supervise = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if supervise_once(&exe, &mut daemons, restart_delay) {
+                    if let Err(e) = write_cluster_file(&cluster_path, &dir, &token_path, &lb_url, &cp_urls, &daemons) {
+                        eprintln!("fjord dev: could not update {}: {e:#}", cluster_path.display());
+                    }
+                }
+            }
+        };
         tokio::select! {
             _ = fjord_daemon::shutdown_signal() => eprintln!("\nfjord dev: stopping"),
-            exited = wait_any_exit(&mut daemons) => eprintln!("fjord dev: {exited}; stopping the rest"),
+            _ = supervise => {}
         }
     }
     stop_all(&mut daemons).await;
     result
+}
+
+impl Daemon {
+    fn start(
+        exe: &Path,
+        role: &'static str,
+        id: String,
+        addr: SocketAddr,
+        flags: Vec<String>,
+        log: PathBuf,
+    ) -> anyhow::Result<Daemon> {
+        let child = spawn(exe, &flags, &log)?;
+        Ok(Daemon {
+            role,
+            id,
+            addr,
+            flags,
+            child,
+            log,
+            started: Instant::now(),
+            quick_exits: 0,
+            restart_at: None,
+            given_up: false,
+        })
+    }
+
+    fn name(&self) -> String {
+        match self.role {
+            "lb" => "lb".into(),
+            "control-plane" => format!("control-plane {}", self.id),
+            _ => format!("{} {}", self.role, self.id),
+        }
+    }
+}
+
+/// One look at every child: reports exits, schedules and makes restarts, gives up on a child
+/// that keeps exiting at once. Returns whether a pid changed (cluster.json needs rewriting).
+fn supervise_once(exe: &Path, daemons: &mut [Daemon], restart_delay: Duration) -> bool {
+    let mut changed = false;
+    for d in daemons.iter_mut().filter(|d| !d.given_up) {
+        match d.restart_at {
+            None => {
+                let Ok(Some(status)) = d.child.try_wait() else { continue };
+                if d.started.elapsed() < QUICK_EXIT {
+                    d.quick_exits += 1;
+                } else {
+                    d.quick_exits = 0;
+                }
+                if d.quick_exits >= GIVE_UP_AFTER {
+                    d.given_up = true;
+                    eprintln!(
+                        "fjord dev: {} exited ({status}) {GIVE_UP_AFTER} times in a row right after starting; \
+                         not starting it again (the rest keeps running). See {}",
+                        d.name(),
+                        d.log.display()
+                    );
+                    continue;
+                }
+                let delay = restart_delay * 2u32.pow(d.quick_exits.min(4));
+                eprintln!(
+                    "fjord dev: {} exited ({status}); starting it again in {}s. See {}",
+                    d.name(),
+                    delay.as_secs(),
+                    d.log.display()
+                );
+                d.restart_at = Some(Instant::now() + delay);
+            }
+            Some(at) if Instant::now() >= at => {
+                d.restart_at = None;
+                match spawn(exe, &d.flags, &d.log) {
+                    Ok(child) => {
+                        d.child = child;
+                        d.started = Instant::now();
+                        changed = true;
+                        eprintln!(
+                            "fjord dev: {} started again (pid {})",
+                            d.name(),
+                            d.child.id().unwrap_or_default()
+                        );
+                    }
+                    Err(e) => {
+                        d.given_up = true;
+                        eprintln!("fjord dev: {} could not be started again: {e:#}", d.name());
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    changed
+}
+
+fn write_cluster_file(
+    path: &Path,
+    dir: &Path,
+    token_path: &Path,
+    lb_url: &str,
+    cp_urls: &[String],
+    daemons: &[Daemon],
+) -> anyhow::Result<()> {
+    let cluster = json!({
+        "data_dir": dir,
+        "token_file": token_path,
+        "lb_url": lb_url,
+        "control_plane_urls": cp_urls,
+        "members": daemons.iter().map(|d| json!({
+            "role": d.role, "id": d.id, "pid": d.child.id(), "addr": d.addr.to_string(), "log": d.log,
+        })).collect::<Vec<_>>(),
+    });
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&cluster)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The state directories a run leaves in the data dir (the token and logs stay).
+fn state_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_dir() && (name.starts_with("control-plane-") || name.starts_with("agent-")) {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+fn clear_state(dir: &Path) -> anyhow::Result<()> {
+    let dirs = state_dirs(dir)?;
+    for d in &dirs {
+        std::fs::remove_dir_all(d).map_err(|e| anyhow::anyhow!("--fresh: removing {}: {e}", d.display()))?;
+    }
+    let cluster = dir.join("cluster.json");
+    if cluster.exists() {
+        std::fs::remove_file(&cluster)?;
+    }
+    if !dirs.is_empty() {
+        eprintln!(
+            "fjord dev: --fresh: removed the previous cluster's state in {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a data dir whose stored cluster has another shape than the one asked for.
+fn check_shape(dir: &Path, cluster_path: &Path, cp: &[SocketAddr], agents: &[SocketAddr]) -> anyhow::Result<()> {
+    if state_dirs(dir)?.is_empty() {
+        return Ok(());
+    }
+    let Ok(text) = std::fs::read_to_string(cluster_path) else {
+        return Ok(());
+    };
+    let stored: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON ({e}); start with --fresh", cluster_path.display()))?;
+    let shape = |role: &str| -> Vec<String> {
+        stored["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter(|m| m["role"] == role)
+                    .filter_map(|m| m["addr"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (had_cp, had_agents) = (shape("control-plane"), shape("node-agent"));
+    let want_cp: Vec<String> = cp.iter().map(|a| a.to_string()).collect();
+    let want_agents: Vec<String> = agents.iter().map(|a| a.to_string()).collect();
+    if had_cp != want_cp || had_agents != want_agents {
+        anyhow::bail!(
+            "the data dir {} holds a cluster of {} control-plane member(s) ({}) and {} agent(s) ({}); this run asks \
+             for {} ({}) and {} ({}). Its stored membership and nodes would win. Run with --fresh to delete that \
+             state and start over, choose another --data-dir, or ask for the same shape",
+            dir.display(),
+            had_cp.len(),
+            had_cp.join(", "),
+            had_agents.len(),
+            had_agents.join(", "),
+            want_cp.len(),
+            want_cp.join(", "),
+            want_agents.len(),
+            want_agents.join(", "),
+        );
+    }
+    Ok(())
 }
 
 async fn http_ok(addr: SocketAddr) -> bool {
@@ -383,7 +649,7 @@ fn firewall_usable() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn print_tour(lb: SocketAddr, cluster: &Path, token: &Path, no_examples: bool) {
+fn print_tour(lb: SocketAddr, cluster: &Path, token: &Path, context: &Path, no_examples: bool) {
     println!();
     println!("Fjord is running. Try:");
     if !no_examples {
@@ -397,19 +663,12 @@ fn print_tour(lb: SocketAddr, cluster: &Path, token: &Path, no_examples: bool) {
     println!("  fjord status");
     println!();
     println!("Members and their pids: {}", cluster.display());
-    println!("Admin token (found by the CLI automatically): {}", token.display());
+    println!("Admin token: {}", token.display());
+    println!(
+        "The CLI finds this cluster by itself: {} (`fjord context` shows it).",
+        context.display()
+    );
     println!("Press Ctrl-C to stop.");
-}
-
-async fn wait_any_exit(daemons: &mut [Daemon]) -> String {
-    loop {
-        for d in daemons.iter_mut() {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                return format!("{} {} exited ({status}); see {}", d.role, d.id, d.log.display());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn stop_all(daemons: &mut [Daemon]) {

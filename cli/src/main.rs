@@ -6,6 +6,7 @@
 //! as separate processes from one build.
 
 mod connect;
+mod context;
 mod deploy_wait;
 mod dev;
 mod functions;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
     name = "fjord",
     version,
     about = "Fjord: run functions (container images or programs) on your own nodes and call them over HTTP.",
-    after_help = "Start here:\n  fjord dev                      run the platform on this machine\n  fjord deploy -f fjord.yaml     deploy a function\n  fjord invoke NAME -d DATA      call it\n\nThe control plane is found at FJORD_ADDR (default http://127.0.0.1:7400) with the token in\nFJORD_TOKEN or FJORD_TOKEN_FILE; without either, the token `fjord dev` wrote is used."
+    after_help = "Start here:\n  fjord dev                      run the platform on this machine\n  fjord deploy -f fjord.yaml     deploy a function\n  fjord invoke NAME -d DATA      call it\n\nThe control plane is found at FJORD_ADDR with the token in FJORD_TOKEN or FJORD_TOKEN_FILE;\nwithout them, in the current context `fjord dev` recorded (`fjord context` shows it), else at\nhttp://127.0.0.1:7400."
 )]
 struct Cli {
     #[command(flatten)]
@@ -138,9 +139,9 @@ enum Commands {
         /// Print the status line and response headers too.
         #[arg(short, long)]
         include: bool,
-        /// The lb's URL.
-        #[arg(long, env = "FJORD_LB", default_value = "http://127.0.0.1:8080")]
-        lb: String,
+        /// The lb's URL (default: the current context's, else http://127.0.0.1:8080).
+        #[arg(long, env = "FJORD_LB")]
+        lb: Option<String>,
     },
     /// Remove a function; its instances stop once their requests finish.
     Remove { name: String },
@@ -173,6 +174,13 @@ enum Commands {
     Policy(PolicyCommand),
     /// Show the control plane: members, leader, term, log indexes, counts.
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the cluster this CLI talks to (control-plane addresses, token file, lb) and where
+    /// each setting comes from: flags and FJORD_* variables, else the current context that
+    /// `fjord dev` records, else the defaults.
+    Context {
         #[arg(long)]
         json: bool,
     },
@@ -239,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             include,
             lb,
         } => {
+            let lb = resolve_lb(lb)?;
             invoke::invoke(invoke::InvokeArgs {
                 lb: &lb,
                 name: &name,
@@ -271,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {
             functions::status(c, json).await
         }
+        Commands::Context { json } => show_context(c, json),
         Commands::Cluster(ClusterCommand::Add { id, member_addr }) => functions::add_member(c, id, &member_addr).await,
         Commands::Cluster(ClusterCommand::Remove { id }) => functions::remove_member(c, id).await,
         Commands::ControlPlane(args) => Ok(fjord_control_plane::main_with(args).await?),
@@ -278,4 +288,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Lb(args) => Ok(fjord_lb::main_with(args).await?),
         Commands::Example { .. } => unreachable!("handled before the runtime starts"),
     }
+}
+
+/// The lb's URL: `--lb` or FJORD_LB, else the current context's, else the default.
+fn resolve_lb(flag: Option<String>) -> anyhow::Result<String> {
+    if let Some(lb) = flag {
+        return Ok(lb);
+    }
+    Ok(context::load()?.map_or_else(|| context::DEFAULT_LB.to_string(), |c| c.lb_url))
+}
+
+fn show_context(connect: &connect::ConnectArgs, json: bool) -> anyhow::Result<()> {
+    let target = connect.target()?;
+    let recorded = context::load()?;
+    let lb_from_env = std::env::var("FJORD_LB").ok();
+    let (lb, lb_from) = match (&lb_from_env, &recorded) {
+        (Some(lb), _) => (lb.clone(), "FJORD_LB".to_string()),
+        (None, Some(c)) => (c.lb_url.clone(), "the current context".to_string()),
+        (None, None) => (context::DEFAULT_LB.to_string(), "the default".to_string()),
+    };
+    if json {
+        let value = serde_json::json!({
+            "context_file": context::path(),
+            "context": recorded,
+            "control_plane_urls": target.addrs,
+            "control_plane_urls_from": target.addrs_from,
+            "token_file": target.token_file,
+            "token_from": target.token_from,
+            "lb_url": lb,
+            "lb_url_from": lb_from,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    match &recorded {
+        Some(c) => println!("context:        {} ({})", context::path().display(), c.source),
+        None => println!("context:        none ({} does not exist)", context::path().display()),
+    }
+    println!(
+        "control plane:  {}  (from {})",
+        target.addrs.join(","),
+        target.addrs_from
+    );
+    println!("token:          from {}", target.token_from);
+    println!("lb:             {lb}  (from {lb_from})");
+    Ok(())
 }

@@ -73,19 +73,18 @@ async fn lead(member: &Member, routes: &watch::Sender<Arc<RouteTable>>, tick: Du
     }
 }
 
-/// Commits `down` for nodes silent past the heartbeat timeout and `ready` for down nodes heard
-/// from again. A draining node that falls silent is left draining: the scheduler commits it
-/// drained once its placements have moved (nothing there is reachable), so an operator's drain
-/// still holds when it comes back.
+/// Commits `down` for nodes silent past the heartbeat timeout (and past the grace of a new
+/// term) and `ready` for down nodes heard from again. A draining node that falls silent is left
+/// draining: the scheduler commits it drained once its placements have moved (nothing there is
+/// reachable), so an operator's drain still holds when it comes back.
 async fn commit_node_transitions(member: &Member, term: u64) {
     let nodes: Vec<(String, NodeState)> = member
         .state
         .read(|a| a.cluster.nodes.values().map(|n| (n.info.id.clone(), n.state)).collect());
     for (id, state) in nodes {
-        let alive = member.liveness.is_alive(&id);
-        let next = match (state, alive) {
-            (NodeState::Ready, false) => NodeState::Down,
-            (NodeState::Down, true) => NodeState::Ready,
+        let next = match state {
+            NodeState::Ready if !member.liveness.is_alive(&id) => NodeState::Down,
+            NodeState::Down if member.liveness.heard_recently(&id) => NodeState::Ready,
             _ => continue,
         };
         match member

@@ -13,7 +13,9 @@ struct Seen {
 }
 
 pub struct Liveness {
-    started: Mutex<Instant>,
+    /// When this member last took office (or started): until one timeout after it, a node not
+    /// heard from is given the benefit of the doubt.
+    grace_from: Mutex<Instant>,
     timeout: Duration,
     seen: Mutex<HashMap<String, Seen>>,
     /// Bumped when a heartbeat changes what routing depends on (warm sets, a node coming back).
@@ -23,7 +25,7 @@ pub struct Liveness {
 impl Liveness {
     pub fn new(timeout: Duration) -> Self {
         Liveness {
-            started: Mutex::new(Instant::now()),
+            grace_from: Mutex::new(Instant::now()),
             timeout,
             seen: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -37,7 +39,7 @@ impl Liveness {
     /// Starts a new grace period: called when this member becomes leader, since heartbeats only
     /// reach the leader and it has heard from nobody yet.
     pub fn restart_grace(&self) {
-        *self.started.lock().expect("liveness lock poisoned") = Instant::now();
+        *self.grace_from.lock().expect("liveness lock poisoned") = Instant::now();
     }
 
     /// Records a heartbeat.
@@ -60,14 +62,27 @@ impl Liveness {
         }
     }
 
-    /// Whether the node has heartbeated within the timeout. A member that has just started has
-    /// heard from nobody yet: it gives registered nodes the benefit of the doubt for one timeout,
-    /// so a control-plane restart does not empty the routing table.
+    /// Whether the node may be alive: it has heartbeated within the timeout, or this member took
+    /// office less than one timeout ago. A new leader has heard from nobody yet (heartbeats reach
+    /// only the leader, and what it saw in an earlier term, or at a node's registration, is
+    /// stale), so every node keeps its place in the routing table until the agents had a full
+    /// timeout to find the new leader: a leader change never empties the table.
     pub fn is_alive(&self, node_id: &str) -> bool {
-        match self.seen.lock().expect("liveness lock poisoned").get(node_id) {
-            Some(seen) => seen.at.elapsed() < self.timeout,
-            None => self.started.lock().expect("liveness lock poisoned").elapsed() < self.timeout,
-        }
+        self.heard_recently(node_id) || self.in_grace()
+    }
+
+    /// Whether the node has heartbeated within the timeout. A node committed down comes back
+    /// only on this, never on the grace of a new term.
+    pub fn heard_recently(&self, node_id: &str) -> bool {
+        self.seen
+            .lock()
+            .expect("liveness lock poisoned")
+            .get(node_id)
+            .is_some_and(|seen| seen.at.elapsed() < self.timeout)
+    }
+
+    fn in_grace(&self) -> bool {
+        self.grace_from.lock().expect("liveness lock poisoned").elapsed() < self.timeout
     }
 
     /// The node's last reported load and how long ago it came.
@@ -117,6 +132,27 @@ mod tests {
         );
         liveness.heartbeat("n1", load);
         assert!(*rx.borrow() > first);
+    }
+
+    #[test]
+    fn a_node_last_heard_before_taking_office_is_alive_for_one_timeout_from_it() {
+        let liveness = Liveness::new(Duration::from_millis(200));
+        liveness.heartbeat("n1", NodeLoad::default());
+        // The heartbeat ages past the timeout while this member is a follower.
+        *liveness.grace_from.lock().unwrap() = Instant::now() - Duration::from_secs(5);
+        liveness.seen.lock().unwrap().get_mut("n1").unwrap().at = Instant::now() - Duration::from_secs(5);
+        assert!(!liveness.is_alive("n1"), "stale and out of grace: dead");
+        liveness.restart_grace();
+        assert!(
+            liveness.is_alive("n1"),
+            "a new term gives the stale node a full timeout"
+        );
+        assert!(liveness.is_alive("never-seen"), "and a node never heard from");
+        assert!(!liveness.heard_recently("n1"), "but it has not been heard from");
+        *liveness.grace_from.lock().unwrap() = Instant::now() - Duration::from_millis(250);
+        assert!(!liveness.is_alive("n1"), "after the grace only heartbeats count");
+        liveness.heartbeat("n1", NodeLoad::default());
+        assert!(liveness.is_alive("n1") && liveness.heard_recently("n1"));
     }
 
     #[test]

@@ -19,8 +19,12 @@ fn free_range(count: u16) -> u16 {
 /// Starts `fjord dev` with `args` and waits until it says it is ready; returns it and what it
 /// printed.
 async fn start_dev(args: &[&str], dir: &std::path::Path, within: Duration) -> (Daemon, String) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let dev = Daemon::start("fjord dev", &bin("fjord"), &args, dir.join("dev.out"));
+    // A HOME of its own: `fjord dev` records its cluster as the CLI's context there.
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut command = std::process::Command::new(bin("fjord"));
+    command.args(args).env("HOME", &home).env_remove("XDG_CONFIG_HOME");
+    let dev = Daemon::start_command("fjord dev", command, dir.join("dev.out"));
     eventually("fjord dev to say it is ready", within, || async {
         dev.log_text().contains("Press Ctrl-C").then_some(())
     })
@@ -76,14 +80,17 @@ async fn fjord_dev_runs_three_members_two_agents_and_the_examples_then_stops_cle
         .unwrap();
     assert_eq!((answer.status, answer.text().as_str()), (200, "hello"));
 
-    // The CLI finds the dev token through XDG_DATA_HOME, as it does in ~/.local/share.
-    let status = std::process::Command::new(bin("fjord"))
-        .args(["status", "--json"])
-        .env("FJORD_ADDR", format!("http://127.0.0.1:{cp}"))
-        .env("XDG_DATA_HOME", dir.path().join("xdg"))
-        .env("FJORD_TOKEN_FILE", data.join("admin.token"))
-        .output()
-        .unwrap();
+    // The CLI finds this cluster (moved ports, another data dir) through the context `fjord dev`
+    // recorded, with no FJORD_* variable set.
+    let mut cli = std::process::Command::new(bin("fjord"));
+    cli.args(["status", "--json"]).env("HOME", dir.path().join("home"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("FJORD_") || key.starts_with("XDG_") {
+            cli.env_remove(&*key);
+        }
+    }
+    let status = cli.output().unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["members"].as_array().unwrap().len(), 3, "{status}");
