@@ -36,12 +36,14 @@
 //! [`InstanceAddress::Published`] publishes 8080 on 127.0.0.1 with a port the engine picks and
 //! the instance is reached there; the engine's userland proxy then accepts connections before
 //! the function listens, so a TCP connect proves nothing. Readiness therefore always waits for an
-//! HTTP answer on `GET /_/health` ([`wait_http_ready`]; any status below 500 counts, so a
-//! function without the route is ready once it serves HTTP).
+//! HTTP answer on `GET /_/health` ([`super::readiness`] with [`ReadyWhen::HttpAnswer`]; any
+//! status below 500 counts, so a function without the route is ready once it serves HTTP).
 
 use super::function_network::{FunctionNetwork, HostFirewall, NetworkError};
+use super::readiness::{wait_ready, ReadyWhen};
 use super::{
     ExitReason, ExitState, ImageStatus, Instance, ResolvedImage, Runtime, RuntimeError, StartPhases, StartRequest,
+    LABEL_FUNCTION, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE,
 };
 use crate::logs::LogStore;
 use bollard::auth::DockerCredentials;
@@ -62,8 +64,6 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The port a function serves on inside its container.
 pub const CONTAINER_PORT: u16 = 8080;
@@ -71,19 +71,12 @@ pub const CONTAINER_PORT: u16 = 8080;
 pub const PIDS_LIMIT: i64 = 256;
 /// Size of the writable tmpfs at `/tmp`.
 pub const TMP_SIZE_MIB: u32 = 64;
-/// Label set on every container this runtime creates.
-pub const LABEL_MANAGED: &str = "fjord.managed";
-pub const LABEL_FUNCTION: &str = "fjord.function";
-pub const LABEL_INSTANCE: &str = "fjord.instance";
-pub const LABEL_NODE: &str = "fjord.node";
 
 const PORT_KEY: &str = "8080/tcp";
 /// The engine's own copy of a container's output (json-file driver): at most this size, one
 /// file. The agent captures output as it is written, so the engine's copy is only a backstop and
 /// must not fill the node's disk.
 pub const ENGINE_LOG_MAX: &str = "10m";
-/// How long readiness is probed every millisecond before the probes back off.
-const READY_TIGHT_FOR: Duration = Duration::from_millis(100);
 /// How long after a start its function's next container is pre-created: out of the way of the
 /// request the start was for.
 const SPARE_CREATE_DELAY: Duration = Duration::from_millis(100);
@@ -1293,7 +1286,7 @@ impl Runtime for DockerRuntime {
                 self.ooms.clone(),
             );
             let t = Instant::now();
-            if let Err(e) = wait_http_ready(&*instance, &spec.name, request.ready_within).await {
+            if let Err(e) = wait_ready(&*instance, &spec.name, request.ready_wait(), ReadyWhen::HttpAnswer).await {
                 instance.stop(Duration::from_millis(100)).await;
                 return Err(e);
             }
@@ -1403,54 +1396,6 @@ fn watch_exit(
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     });
-}
-
-/// Polls until the instance answers `GET /_/health` with any HTTP status below 500 (a function
-/// without a health route answers 404, which counts). A connection the engine's proxy accepts
-/// and closes without an answer does not count: the function is not listening yet. It probes
-/// every millisecond for the first [`READY_TIGHT_FOR`] (most functions listen within it: a
-/// late answer is a slower cold start), then backs off to at most 25 ms.
-pub async fn wait_http_ready(instance: &dyn Instance, function: &str, within: Duration) -> Result<(), RuntimeError> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        if let Some(reason) = instance.exit_reason() {
-            return Err(RuntimeError::DiedStarting {
-                function: function.to_string(),
-                reason,
-            });
-        }
-        if http_health(instance.addr()).await {
-            return Ok(());
-        }
-        if started.elapsed() > within {
-            return Err(RuntimeError::NotReady {
-                function: function.to_string(),
-                waited: within,
-            });
-        }
-        if started.elapsed() < READY_TIGHT_FOR {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        } else {
-            backoff = (backoff * 2).min(Duration::from_millis(25));
-            tokio::time::sleep(backoff).await;
-        }
-    }
-}
-
-async fn http_health(addr: SocketAddr) -> bool {
-    let probe = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream
-            .write_all(b"GET /_/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        let status: u16 = std::str::from_utf8(&head[9..12]).ok()?.parse().ok()?;
-        (head.starts_with(b"HTTP/") && status < 500).then_some(())
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(1), probe).await, Ok(Some(())))
 }
 
 struct DockerInstance {
