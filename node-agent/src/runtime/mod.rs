@@ -61,6 +61,14 @@ pub enum RuntimeError {
     DiedStarting { function: String, reason: ExitReason },
     #[error("function {function}: instance not ready after {waited:?} (no answer on its port)")]
     NotReady { function: String, waited: Duration },
+    /// The runtime's engine did not start the instance (for the docker runtime, a
+    /// `docker::StartError`); `retryable` says whether a later start may succeed unchanged.
+    #[error("function {function}: {source}")]
+    Engine {
+        function: String,
+        retryable: bool,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Other(String),
 }

@@ -196,4 +196,61 @@ mod tests {
         spec.timeout = Duration::from_secs(120);
         assert_eq!(ready_limit(&spec), Duration::from_secs(120));
     }
+
+    /// An instance that is only an address, alive unless told otherwise.
+    struct Listener {
+        addr: SocketAddr,
+        dead: Option<crate::runtime::ExitReason>,
+    }
+
+    impl Instance for Listener {
+        fn id(&self) -> &str {
+            "i"
+        }
+        fn addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn exit_reason(&self) -> Option<crate::runtime::ExitReason> {
+            self.dead.clone()
+        }
+        fn wait_exit(&self) -> futures::future::BoxFuture<'_, crate::runtime::ExitReason> {
+            Box::pin(std::future::pending())
+        }
+        fn stop(&self, _grace: Duration) -> futures::future::BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn the_wait_ends_ready_late_or_dead() {
+        let warming = Listener {
+            addr: serve(vec![
+                Some("503 Service Unavailable"),
+                Some("503 Service Unavailable"),
+                Some("200 OK"),
+            ])
+            .await,
+            dead: None,
+        };
+        wait_ready(&warming, "f", Duration::from_secs(10), ReadyWhen::HttpAnswer)
+            .await
+            .expect("ready once it answers below 500");
+
+        let silent = Listener {
+            addr: serve(vec![None]).await,
+            dead: None,
+        };
+        let late = wait_ready(&silent, "f", Duration::from_millis(50), ReadyWhen::HttpAnswer).await;
+        assert!(matches!(late, Err(RuntimeError::NotReady { .. })), "{late:?}");
+        wait_ready(&silent, "f", Duration::from_millis(50), ReadyWhen::Listening)
+            .await
+            .expect("a listening process is ready");
+
+        let dead = Listener {
+            addr: silent.addr,
+            dead: Some(crate::runtime::ExitReason::Exited(1)),
+        };
+        let died = wait_ready(&dead, "f", Duration::from_secs(10), ReadyWhen::Listening).await;
+        assert!(matches!(died, Err(RuntimeError::DiedStarting { .. })), "{died:?}");
+    }
 }

@@ -4,6 +4,7 @@
 //! not choose which container serves a start (that is [`super::spares`]) or follow one after it
 //! started (that is [`super::watch`]).
 
+use super::images::ImageError;
 use super::{micros, DockerRuntime, InstanceAddress};
 use crate::runtime::{
     ExitReason, ExitState, Instance, StartPhases, StartRequest, LABEL_FUNCTION, LABEL_INSTANCE, LABEL_MANAGED,
@@ -22,6 +23,44 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Why the engine did not start an instance's container.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("creating the container: {0}")]
+    Create(DockerError),
+    #[error("starting the container: {0}")]
+    Start(DockerError),
+    #[error("inspecting the container: {0}")]
+    Inspect(DockerError),
+    #[error("the engine gave the container no address on {network}")]
+    NoAddress { network: String },
+    #[error("the engine published no loopback port for {port}")]
+    NoPort { port: &'static str },
+}
+
+impl StartError {
+    /// Whether a later start may succeed with nothing changed: not when the image cannot be had
+    /// (credentials refused, unknown image or tag); yes when the engine failed or was busy.
+    pub fn retryable(&self) -> bool {
+        match self {
+            StartError::Image(e) => e.retryable(),
+            StartError::Create(e) | StartError::Start(e) | StartError::Inspect(e) => engine_may_recover(e),
+            StartError::NoAddress { .. } | StartError::NoPort { .. } => true,
+        }
+    }
+}
+
+/// Whether the engine's error is its own trouble (a 5xx, or no answer) rather than a refusal of
+/// the request.
+fn engine_may_recover(error: &DockerError) -> bool {
+    match error {
+        DockerError::DockerResponseServerError { status_code, .. } => *status_code >= 500,
+        _ => true,
+    }
+}
 
 /// The port a function serves on inside its container.
 pub const CONTAINER_PORT: u16 = 8080;
@@ -150,19 +189,23 @@ impl DockerRuntime {
 
     /// Starts a created container and returns where it serves: its address on the function
     /// network, or the loopback port the engine published 8080 on.
-    pub(super) async fn start_created(&self, container: &str, phases: &mut StartPhases) -> Result<SocketAddr, String> {
+    pub(super) async fn start_created(
+        &self,
+        container: &str,
+        phases: &mut StartPhases,
+    ) -> Result<SocketAddr, StartError> {
         let t = Instant::now();
         self.docker
             .start_container(container, None)
             .await
-            .map_err(|e| format!("starting the container: {e}"))?;
+            .map_err(StartError::Start)?;
         phases.start_us = micros(t.elapsed());
         let t = Instant::now();
         let inspect = self
             .docker
             .inspect_container(container, None)
             .await
-            .map_err(|e| format!("inspecting the container: {e}"))?;
+            .map_err(StartError::Inspect)?;
         phases.port_us = micros(t.elapsed());
         let settings = inspect.network_settings;
         if self.instance_address == InstanceAddress::Bridge {
@@ -172,7 +215,9 @@ impl DockerRuntime {
                 .and_then(|endpoint| endpoint.ip_address)
                 .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
                 .map(|ip| SocketAddr::from((ip, CONTAINER_PORT)))
-                .ok_or_else(|| format!("the engine gave the container no address on {}", self.network.name));
+                .ok_or_else(|| StartError::NoAddress {
+                    network: self.network.name.clone(),
+                });
         }
         settings
             .and_then(|n| n.ports)
@@ -183,7 +228,7 @@ impl DockerRuntime {
             .and_then(|b| b.host_port)
             .and_then(|p| p.parse::<u16>().ok())
             .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .ok_or_else(|| format!("the engine published no loopback port for {PORT_KEY}"))
+            .ok_or(StartError::NoPort { port: PORT_KEY })
     }
 
     /// Makes sure the image is present, then creates and starts the instance's container.
@@ -192,7 +237,7 @@ impl DockerRuntime {
         &self,
         request: &StartRequest<'_>,
         phases: &mut StartPhases,
-    ) -> Result<Started, String> {
+    ) -> Result<Started, StartError> {
         let spec = request.spec;
         let t = Instant::now();
         // An image this runtime saw present is not asked about again; should it have been removed
@@ -209,7 +254,7 @@ impl DockerRuntime {
             }
             other => other,
         };
-        let container = created.map_err(|e| format!("creating the container: {e}"))?;
+        let container = created.map_err(StartError::Create)?;
         phases.create_us = micros(t.elapsed());
         match self.start_created(&container, phases).await {
             Ok(addr) => Ok(Started {

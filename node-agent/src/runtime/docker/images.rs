@@ -3,16 +3,137 @@
 //! summed over the layers ([`ImageStatus::Pulling`]), and the resolution of a reference to the
 //! digest its registry serves now. It must not create or start containers.
 
-use super::registry_auth::{is_auth_failure, registry_host, PullCredentials};
+use super::registry_auth::{registry_host, CredentialsError, PullCredentials};
 use crate::runtime::{ImageStatus, ResolvedImage};
 use bollard::errors::Error as DockerError;
-use bollard::models::CreateImageInfo;
+use bollard::models::{CreateImageInfo, DistributionInspect};
 use bollard::query_parameters::CreateImageOptions;
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// How a registry, through the engine, refused an image. Classified once, where the engine's
+/// answer arrives ([`Refusal::of_engine`], [`Refusal::of_pull_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The registry refused the credentials given, or asked for some where none were given.
+    Unauthorized,
+    /// The registry has no image under this name and tag (or digest).
+    UnknownImage,
+    /// Anything else: the engine or the registry failing or out of reach.
+    Other,
+}
+
+/// A registry's (or the engine's) refusal: what kind, and its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    /// What the engine or the registry said, its repeated code said once.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// Classifies an error of the engine's API: by its HTTP status (401/403 and 404), and,
+    /// because the engine reports many registry answers as a plain 500, by the registry's error
+    /// code in its message (`unauthorized`, `denied`, `manifest unknown`, `not found`).
+    pub fn of_engine(error: DockerError) -> Refusal {
+        let status = match &error {
+            DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+            _ => None,
+        };
+        let reason = engine_reason(error);
+        Refusal {
+            kind: RefusalKind::classify(status, &reason),
+            reason,
+        }
+    }
+
+    /// Classifies the error a pull reports in its progress stream (the status line is sent by
+    /// then, so the message is all there is).
+    fn of_pull_message(message: &str) -> Refusal {
+        Refusal {
+            kind: RefusalKind::classify(None, message),
+            reason: message.to_string(),
+        }
+    }
+}
+
+impl RefusalKind {
+    fn classify(status: Option<u16>, reason: &str) -> RefusalKind {
+        let reason = reason.to_lowercase();
+        let mentions = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+        if matches!(status, Some(401 | 403)) || mentions(&["unauthorized", "denied", "authentication required"]) {
+            RefusalKind::Unauthorized
+        } else if status == Some(404) || mentions(&["manifest unknown", "not found"]) {
+            RefusalKind::UnknownImage
+        } else {
+            RefusalKind::Other
+        }
+    }
+}
+
+/// Why an image could not be pulled or resolved, naming the image.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImageError {
+    #[error("pulling image {image:?}: {}", .refusal.reason)]
+    Pull { image: String, refusal: Refusal },
+    /// `configured`: whether the auth file has credentials for the image's registry (the hint
+    /// says to check them, or to add some).
+    #[error("resolving image {image:?}: {}{}", .refusal.reason, resolve_hint(.image, .refusal.kind, *.configured))]
+    Resolve {
+        image: String,
+        refusal: Refusal,
+        configured: bool,
+    },
+    #[error("resolving image {image:?}: the registry named no sha256 digest")]
+    NoDigest { image: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+impl ImageError {
+    /// The registry's refusal, if it refused.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            ImageError::Pull { refusal, .. } | ImageError::Resolve { refusal, .. } => Some(refusal),
+            ImageError::NoDigest { .. } | ImageError::Credentials(_) => None,
+        }
+    }
+
+    /// Whether the registry refused the credentials (a cached ECR token may be stale).
+    pub fn is_auth_failure(&self) -> bool {
+        self.refusal().is_some_and(|r| r.kind == RefusalKind::Unauthorized)
+    }
+
+    /// Whether the same request may succeed later without anyone changing anything: not for
+    /// refused credentials, an unknown image or tag, or a registry that names no digest.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ImageError::Credentials(e) => e.retryable(),
+            ImageError::NoDigest { .. } => false,
+            _ => self.refusal().is_some_and(|r| r.kind == RefusalKind::Other),
+        }
+    }
+}
+
+/// What the user can do about a registry's refusal to resolve `image`, if it is clear.
+fn resolve_hint(image: &str, kind: RefusalKind, configured: bool) -> String {
+    let host = registry_host(image).unwrap_or("Docker Hub");
+    match kind {
+        RefusalKind::Unauthorized => {
+            let fix = if configured {
+                "check them in"
+            } else {
+                "this node has none: add them to"
+            };
+            format!(" (the credentials for {host}: {fix} --registry-auth-file)")
+        }
+        RefusalKind::UnknownImage => " (the registry has no image under this name and tag)".to_string(),
+        RefusalKind::Other => String::new(),
+    }
+}
 
 /// The engine's images as this agent sees them: pulls (one per reference however many wait for
 /// it, with the registry's credentials), their progress, and digest resolution.
@@ -57,7 +178,7 @@ impl ImagePuller {
 
     /// Makes sure `image` is present, pulling it if not, and records where that stands for
     /// [`ImagePuller::status`]. Concurrent calls for one image share one pull.
-    pub(super) async fn ensure(&self, image: &str) -> Result<(), String> {
+    pub(super) async fn ensure(&self, image: &str) -> Result<(), ImageError> {
         if self.docker.inspect_image(image).await.is_ok() {
             self.set_status(image, ImageStatus::Ready);
             return Ok(());
@@ -82,26 +203,25 @@ impl ImagePuller {
                 self.set_status(image, ImageStatus::Ready);
                 tracing::info!(%image, ms = started.elapsed().as_millis() as u64, "image pulled");
             }
-            Err(reason) => {
-                self.set_status(image, ImageStatus::Failed { reason: reason.clone() });
+            Err(error) => {
+                let reason = error.to_string();
                 tracing::warn!(%image, "{reason}");
+                self.set_status(image, ImageStatus::Failed { reason });
             }
         }
         result
     }
 
     /// One pull through the engine, its progress recorded as [`ImageStatus::Pulling`].
-    async fn pull(&self, image: &str) -> Result<(), String> {
+    async fn pull(&self, image: &str) -> Result<(), ImageError> {
         match self.pull_once(image).await {
             // An ECR token refused (revoked, or expired early): once more with a fresh one.
-            Err(reason) if is_auth_failure(&reason) && self.credentials.ecr.forget(image) => {
-                self.pull_once(image).await
-            }
+            Err(error) if error.is_auth_failure() && self.credentials.ecr.forget(image) => self.pull_once(image).await,
             other => other,
         }
     }
 
-    async fn pull_once(&self, image: &str) -> Result<(), String> {
+    async fn pull_once(&self, image: &str) -> Result<(), ImageError> {
         let credentials = self.credentials.credentials_for(image).await?;
         let mut progress = PullProgress::default();
         self.set_status(image, progress.status());
@@ -114,33 +234,19 @@ impl ImagePuller {
             credentials,
         );
         while let Some(step) = steps.next().await {
-            let step = step.map_err(|e| format!("pulling image {image:?}: {}", engine_reason(e)))?;
+            let refused = |refusal| ImageError::Pull {
+                image: image.to_string(),
+                refusal,
+            };
+            let step = step.map_err(|e| refused(Refusal::of_engine(e)))?;
             if let Some(error) = step.error_detail.as_ref().and_then(|d| d.message.as_deref()) {
-                return Err(format!("pulling image {image:?}: {error}"));
+                return Err(refused(Refusal::of_pull_message(error)));
             }
             if progress.record(&step) {
                 self.set_status(image, progress.status());
             }
         }
         Ok(())
-    }
-
-    /// What the user can do about a registry's refusal to resolve `image`, if it is clear.
-    fn resolve_hint(&self, image: &str, reason: &str) -> String {
-        let reason = reason.to_lowercase();
-        let host = registry_host(image).unwrap_or("Docker Hub");
-        if reason.contains("unauthorized") || reason.contains("denied") {
-            let fix = if self.credentials.has_configured(host) {
-                "check them in"
-            } else {
-                "this node has none: add them to"
-            };
-            format!(" (the credentials for {host}: {fix} --registry-auth-file)")
-        } else if reason.contains("manifest unknown") || reason.contains("not found") {
-            " (the registry has no image under this name and tag)".to_string()
-        } else {
-            String::new()
-        }
     }
 
     /// The pin of an image present on this engine: its registry digest if it has one, else its
@@ -172,50 +278,50 @@ impl ImagePuller {
     /// Pins `image` to the digest its registry serves for it now, asking the registry through
     /// the engine (`GET /distribution/{name}/json`) with the pull's credentials. A reference
     /// already pinned is returned as it is, without asking.
-    pub(super) async fn resolve(&self, image: &str) -> Result<ResolvedImage, String> {
+    pub(super) async fn resolve(&self, image: &str) -> Result<ResolvedImage, ImageError> {
         if let Some(pinned) = already_pinned(image) {
             return Ok(pinned);
         }
-        let mut asked = self
-            .docker
-            .inspect_registry_image(&with_tag(image), self.credentials.credentials_for(image).await?)
-            .await;
+        let mut asked = self.inspect_in_registry(image).await;
         // An ECR token refused (revoked, or expired early): once more with a fresh one.
-        if let Err(e) = &asked {
-            if is_auth_failure(&e.to_string()) && self.credentials.ecr.forget(image) {
-                asked = self
-                    .docker
-                    .inspect_registry_image(&with_tag(image), self.credentials.credentials_for(image).await?)
-                    .await;
-            }
+        if asked.as_ref().is_err_and(ImageError::is_auth_failure) && self.credentials.ecr.forget(image) {
+            asked = self.inspect_in_registry(image).await;
         }
         let inspect = match asked {
             Ok(inspect) => inspect,
-            Err(e) => {
-                let reason = engine_reason(e);
-                // A short name (no registry host) that no registry serves but this engine has,
-                // such as an image built or loaded on the node: pinned to its local id.
-                if registry_host(image).is_none() {
-                    if let Some(local) = self.local_pin(image).await {
-                        return Ok(local);
-                    }
-                }
-                return Err(format!(
-                    "resolving image {image:?}: {reason}{}",
-                    self.resolve_hint(image, &reason)
-                ));
+            // A short name (no registry host) that no registry serves but this engine has, such
+            // as an image built or loaded on the node: pinned to its local id.
+            Err(error @ ImageError::Resolve { .. }) if registry_host(image).is_none() => {
+                return self.local_pin(image).await.ok_or(error);
             }
+            Err(error) => return Err(error),
         };
         let digest = inspect
             .descriptor
             .digest
             .filter(|d| d.starts_with("sha256:"))
-            .ok_or_else(|| format!("resolving image {image:?}: the registry named no sha256 digest"))?;
+            .ok_or_else(|| ImageError::NoDigest {
+                image: image.to_string(),
+            })?;
         Ok(ResolvedImage {
             reference: image.to_string(),
             pinned: format!("{}@{digest}", repository(image)),
             digest,
         })
+    }
+
+    /// Asks the registry, through the engine (`GET /distribution/{name}/json`), what it serves
+    /// for `image`, with the pull's credentials.
+    async fn inspect_in_registry(&self, image: &str) -> Result<DistributionInspect, ImageError> {
+        let credentials = self.credentials.credentials_for(image).await?;
+        self.docker
+            .inspect_registry_image(&with_tag(image), credentials)
+            .await
+            .map_err(|e| ImageError::Resolve {
+                image: image.to_string(),
+                refusal: Refusal::of_engine(e),
+                configured: registry_host(image).is_some_and(|host| self.credentials.has_configured(host)),
+            })
     }
 }
 
@@ -312,7 +418,7 @@ fn with_tag(image: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{already_pinned, engine_reason, repository, with_tag, PullProgress};
+    use super::{already_pinned, engine_reason, repository, with_tag, ImageError, PullProgress, Refusal, RefusalKind};
     use crate::runtime::ImageStatus;
     use bollard::models::{CreateImageInfo, ProgressDetail};
 
@@ -394,6 +500,50 @@ mod tests {
                 total_bytes: 1500
             }
         );
+    }
+
+    #[test]
+    fn the_engines_refusal_is_classified_once_by_status_then_by_the_registrys_code() {
+        let server = |status_code: u16, message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
+        let kind = |status, message| Refusal::of_engine(server(status, message)).kind;
+        assert_eq!(kind(401, "no basic auth credentials"), RefusalKind::Unauthorized);
+        assert_eq!(
+            kind(500, "unauthorized: authentication required"),
+            RefusalKind::Unauthorized
+        );
+        assert_eq!(
+            kind(404, "manifest unknown: manifest unknown"),
+            RefusalKind::UnknownImage
+        );
+        assert_eq!(kind(500, "Get https://r/v2/: connection refused"), RefusalKind::Other);
+        assert_eq!(
+            Refusal::of_pull_message("denied: requested access to the resource is denied").kind,
+            RefusalKind::Unauthorized
+        );
+
+        let resolve = |status, message, configured| ImageError::Resolve {
+            image: "reg:5000/team/echo:v1".into(),
+            refusal: Refusal::of_engine(server(status, message)),
+            configured,
+        };
+        let refused = resolve(401, "unauthorized: authentication required", false);
+        assert!(refused.is_auth_failure() && !refused.retryable());
+        assert_eq!(
+            refused.to_string(),
+            "resolving image \"reg:5000/team/echo:v1\": unauthorized: authentication required \
+             (the credentials for reg:5000: this node has none: add them to --registry-auth-file)"
+        );
+        let unknown = resolve(404, "manifest unknown", true);
+        assert!(!unknown.is_auth_failure() && !unknown.retryable());
+        assert!(unknown
+            .to_string()
+            .ends_with("(the registry has no image under this name and tag)"));
+        let flaky = resolve(500, "connection refused", true);
+        assert!(flaky.retryable());
+        assert!(flaky.to_string().ends_with(": connection refused"));
     }
 
     #[test]

@@ -50,8 +50,11 @@ mod registry_auth;
 mod spares;
 mod watch;
 
-pub use container::{CONTAINER_PORT, ENGINE_LOG_MAX, PIDS_LIMIT, TMP_SIZE_MIB};
-pub use registry_auth::{load_registry_auth, registry_host, Ecr, RegistryAuth, RegistryCredentials};
+pub use container::{StartError, CONTAINER_PORT, ENGINE_LOG_MAX, PIDS_LIMIT, TMP_SIZE_MIB};
+pub use images::{ImageError, Refusal, RefusalKind};
+pub use registry_auth::{
+    load_registry_auth, registry_host, AuthFileError, CredentialsError, Ecr, RegistryAuth, RegistryCredentials,
+};
 pub use spares::{MAX_SPARES, SPARE_IDLE_LIMIT};
 
 use super::function_network::{FunctionNetwork, HostFirewall, NetworkError};
@@ -172,7 +175,7 @@ impl DockerRuntime {
     /// Pins `image` to the digest its registry serves for it now (the engine asks the registry,
     /// with the credentials a pull would use). A reference that already names a digest is
     /// returned as it is. The error names the image and carries the registry's reason.
-    pub async fn resolve(&self, image: &str) -> Result<ResolvedImage, String> {
+    pub async fn resolve(&self, image: &str) -> Result<ResolvedImage, ImageError> {
         self.images.resolve(image).await
     }
 
@@ -215,7 +218,7 @@ impl Runtime for DockerRuntime {
     }
 
     fn resolve_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<ResolvedImage>, String>> {
-        async move { self.resolve(image).await.map(Some) }.boxed()
+        async move { self.resolve(image).await.map(Some).map_err(|e| e.to_string()) }.boxed()
     }
 
     fn prefetch_image(&self, image: &str) {
@@ -265,7 +268,11 @@ impl Runtime for DockerRuntime {
                     needs: "an image",
                 });
             }
-            let failed = |what: String| RuntimeError::Other(format!("function {}: {what}", spec.name));
+            let failed = |error: StartError| RuntimeError::Engine {
+                function: spec.name.clone(),
+                retryable: error.retryable(),
+                source: Box::new(error),
+            };
             let begun = Instant::now();
             let mut phases = StartPhases::default();
             let started = match self.start_spare(spec, &mut phases).await {

@@ -5,7 +5,9 @@
 //! talk to the engine: it only says which credentials go with an image.
 
 use bollard::auth::DockerCredentials;
+use fjord_aws::EcrError;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// Credentials for one registry, as in `--registry-auth-file`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -18,27 +20,63 @@ pub struct RegistryCredentials {
 /// Registry host (`host[:port]`, as written in image references) -> credentials.
 pub type RegistryAuth = HashMap<String, RegistryCredentials>;
 
+/// Why `--registry-auth-file` cannot be used, naming the file and what in it is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("reading {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{}: {source} (expected {{\"registry.example.com\": {{\"username\": ..., \"password\": ...}}}})",
+        .path.display()
+    )]
+    Malformed { path: PathBuf, source: serde_json::Error },
+    #[error("{}: {host:?} is not a registry host (host or host:port)", .path.display())]
+    NotAHost { path: PathBuf, host: String },
+    #[error("{}: the username for {host} is empty", .path.display())]
+    EmptyUsername { path: PathBuf, host: String },
+}
+
 /// Reads `--registry-auth-file`: a JSON object from registry host to `{"username", "password"}`.
-pub fn load_registry_auth(path: &std::path::Path) -> Result<RegistryAuth, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let auth: RegistryAuth = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: {e} (expected {{\"registry.example.com\": {{\"username\": ..., \"password\": ...}}}})",
-            path.display()
-        )
+pub fn load_registry_auth(path: &Path) -> Result<RegistryAuth, AuthFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let auth: RegistryAuth = serde_json::from_str(&text).map_err(|source| AuthFileError::Malformed {
+        path: path.to_path_buf(),
+        source,
     })?;
     for (host, credentials) in &auth {
         if host.is_empty() || host.contains('/') {
-            return Err(format!(
-                "{}: {host:?} is not a registry host (host or host:port)",
-                path.display()
-            ));
+            return Err(AuthFileError::NotAHost {
+                path: path.to_path_buf(),
+                host: host.clone(),
+            });
         }
         if credentials.username.is_empty() {
-            return Err(format!("{}: the username for {host} is empty", path.display()));
+            return Err(AuthFileError::EmptyUsername {
+                path: path.to_path_buf(),
+                host: host.clone(),
+            });
         }
     }
     Ok(auth)
+}
+
+/// Why no pull credentials could be had for a registry that needs them.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("getting ECR pull credentials for {host}: {source}")]
+    Ecr { host: String, source: EcrError },
+}
+
+impl CredentialsError {
+    /// Whether asking again later may succeed (ECR throttling, a 5xx, a timeout).
+    pub fn retryable(&self) -> bool {
+        match self {
+            CredentialsError::Ecr { source, .. } => source.retryable(),
+        }
+    }
 }
 
 /// The registry host an image reference names, if it names one (`host.tld/...`, `host:port/...`,
@@ -46,12 +84,6 @@ pub fn load_registry_auth(path: &std::path::Path) -> Result<RegistryAuth, String
 pub fn registry_host(image: &str) -> Option<&str> {
     let (first, _) = image.split_once('/')?;
     (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
-}
-
-/// Whether a registry's answer refuses the credentials given (or their absence).
-pub(super) fn is_auth_failure(reason: &str) -> bool {
-    let reason = reason.to_lowercase();
-    reason.contains("unauthorized") || reason.contains("denied") || reason.contains("authentication required")
 }
 
 /// What pulls and resolutions present to registries: the auth file's entries, then ECR tokens.
@@ -76,7 +108,7 @@ impl PullCredentials {
 
     /// The credentials for the registry `image` names: `--registry-auth-file` first, then, for
     /// an ECR host, a token from ECR (cached until shortly before it expires).
-    pub(super) async fn credentials_for(&self, image: &str) -> Result<Option<DockerCredentials>, String> {
+    pub(super) async fn credentials_for(&self, image: &str) -> Result<Option<DockerCredentials>, CredentialsError> {
         if let Some(configured) = self.configured(image) {
             return Ok(Some(configured));
         }
@@ -141,12 +173,15 @@ impl Ecr {
     }
 
     /// A pull user and password for the ECR registry `host`.
-    pub async fn credentials(&self, host: &str) -> Result<(String, String), String> {
+    pub async fn credentials(&self, host: &str) -> Result<(String, String), CredentialsError> {
         self.client()
             .await
             .credentials(host)
             .await
-            .map_err(|e| format!("getting ECR pull credentials for {host}: {e}"))
+            .map_err(|source| CredentialsError::Ecr {
+                host: host.to_string(),
+                source,
+            })
     }
 
     /// Drops the cached token of the ECR registry `image` names; false when it names none.
@@ -227,11 +262,15 @@ mod tests {
         std::fs::write(&path, r#"{"reg.local:5000": {"username": "u", "password": "p"}}"#).unwrap();
         assert_eq!(load_registry_auth(&path).unwrap()["reg.local:5000"].username, "u");
         std::fs::write(&path, r#"{"reg.local": {"user": "u"}}"#).unwrap();
-        assert!(load_registry_auth(&path).unwrap_err().contains("expected"));
+        assert!(load_registry_auth(&path).unwrap_err().to_string().contains("expected"));
         std::fs::write(&path, r#"{"reg.local/x": {"username": "u", "password": "p"}}"#).unwrap();
-        assert!(load_registry_auth(&path).unwrap_err().contains("not a registry host"));
+        assert!(load_registry_auth(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not a registry host"));
         assert!(load_registry_auth(&dir.path().join("missing.json"))
             .unwrap_err()
+            .to_string()
             .contains("reading"));
     }
 }
