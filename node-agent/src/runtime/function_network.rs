@@ -108,10 +108,7 @@ impl FunctionNetwork {
                 (BRIDGE_NAME_OPTION.to_string(), self.bridge.clone()),
                 (ICC_OPTION.to_string(), "false".to_string()),
             ])),
-            labels: Some(HashMap::from([(
-                super::docker::LABEL_MANAGED.to_string(),
-                "true".to_string(),
-            )])),
+            labels: Some(HashMap::from([(super::LABEL_MANAGED.to_string(), "true".to_string())])),
             ..Default::default()
         };
         match docker.create_network(request).await {

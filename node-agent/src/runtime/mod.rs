@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod function_network;
 pub mod process;
+pub mod readiness;
 
 use crate::logs::LogStore;
 use fjord_core::FunctionSpec;
@@ -13,6 +14,13 @@ use futures::FutureExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Labels on everything the docker runtime creates: containers carry all four, the function
+/// network [`LABEL_MANAGED`]. A new agent of the node finds its predecessor's containers by them.
+pub const LABEL_MANAGED: &str = "fjord.managed";
+pub const LABEL_FUNCTION: &str = "fjord.function";
+pub const LABEL_INSTANCE: &str = "fjord.instance";
+pub const LABEL_NODE: &str = "fjord.node";
 
 /// Why an instance is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +61,14 @@ pub enum RuntimeError {
     DiedStarting { function: String, reason: ExitReason },
     #[error("function {function}: instance not ready after {waited:?} (no answer on its port)")]
     NotReady { function: String, waited: Duration },
+    /// The runtime's engine did not start the instance (for the docker runtime, a
+    /// `docker::StartError`); `retryable` says whether a later start may succeed unchanged.
+    #[error("function {function}: {source}")]
+    Engine {
+        function: String,
+        retryable: bool,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -62,8 +78,16 @@ pub struct StartRequest<'a> {
     pub spec: &'a FunctionSpec,
     pub instance_id: String,
     pub logs: Arc<LogStore>,
-    /// How long the instance may take to become ready.
+    /// How long the caller lets the instance take to become ready; the runtime waits for the
+    /// shorter of this and what the spec allows ([`readiness::ready_limit`]).
     pub ready_within: Duration,
+}
+
+impl StartRequest<'_> {
+    /// How long this start waits for the instance to become ready.
+    pub fn ready_wait(&self) -> Duration {
+        self.ready_within.min(readiness::ready_limit(self.spec))
+    }
 }
 
 /// How an instance ended: recorded once by its runtime's watcher, read by the pool and the

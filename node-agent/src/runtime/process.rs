@@ -4,8 +4,10 @@
 //!
 //! No orphans: the child gets SIGKILL from the kernel if the agent dies (parent-death signal),
 //! and `stop` signals the whole group. Memory and CPU limits are not enforced by this runtime;
-//! the docker runtime enforces them.
+//! the docker runtime enforces them. The instance is ready once it listens
+//! ([`ReadyWhen::Listening`]: the child itself accepts the probe's connection).
 
+use super::readiness::{wait_ready, ReadyWhen};
 use super::{ExitReason, ExitState, Instance, Runtime, RuntimeError, StartRequest};
 use crate::logs::LogStore;
 use futures::future::BoxFuture;
@@ -15,9 +17,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
 #[derive(Default)]
@@ -164,63 +165,13 @@ impl Runtime for ProcessRuntime {
                 pid,
                 exit,
             });
-            if let Err(e) = wait_ready(&*instance, &spec.name, request.ready_within).await {
+            if let Err(e) = wait_ready(&*instance, &spec.name, request.ready_wait(), ReadyWhen::Listening).await {
                 instance.stop(Duration::from_millis(100)).await;
                 return Err(e);
             }
             Ok(instance as Arc<dyn Instance>)
         }
         .boxed()
-    }
-}
-
-/// Polls the instance in tight steps until it answers: a TCP connect, then `GET /_/health`,
-/// which counts when it answers below 500 or when the function does not speak to it at all.
-pub async fn wait_ready(instance: &dyn Instance, function: &str, within: Duration) -> Result<(), RuntimeError> {
-    let started = Instant::now();
-    let mut step = Duration::from_millis(1);
-    loop {
-        if let Some(reason) = instance.exit_reason() {
-            return Err(RuntimeError::DiedStarting {
-                function: function.to_string(),
-                reason,
-            });
-        }
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(instance.addr())).await
-        {
-            if probe_health(stream).await {
-                return Ok(());
-            }
-        }
-        if started.elapsed() > within {
-            return Err(RuntimeError::NotReady {
-                function: function.to_string(),
-                waited: within,
-            });
-        }
-        tokio::time::sleep(step).await;
-        step = (step * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// True when the health probe says ready, or when the process accepts connections but does not
-/// answer the probe (then the TCP connect was the probe).
-async fn probe_health(mut stream: TcpStream) -> bool {
-    let request = b"GET /_/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request).await.is_err() {
-        return true;
-    }
-    let mut head = [0u8; 12];
-    match tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut head)).await {
-        Ok(Ok(_)) => match std::str::from_utf8(&head[9..12])
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok())
-        {
-            Some(status) => status < 500,
-            None => true,
-        },
-        _ => true,
     }
 }
 
