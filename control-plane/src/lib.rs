@@ -25,6 +25,7 @@ pub mod network;
 pub mod node_scaler;
 pub mod providers;
 pub mod raft_types;
+pub mod reports;
 pub mod routing;
 pub mod scheduler;
 pub mod state;

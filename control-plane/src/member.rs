@@ -7,6 +7,7 @@ use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::network::{forward_write, member_channel, Faults};
 use crate::raft_types::{Command, CommandResult, MemberId, Raft};
+use crate::reports::{NodeGroupsReport, SchedulingReport};
 use crate::state_machine::StateMachineStore;
 use fjord_core::RouteTable;
 use openraft::error::{ClientWriteError, RaftError};
@@ -33,9 +34,9 @@ pub struct Member {
     /// Held while a membership change runs: a second one is refused, not queued.
     pub membership_change: tokio::sync::Mutex<()>,
     /// What the scheduler concluded, while this member leads (for `fjord describe`).
-    pub scheduling: crate::scheduler::SchedulingReport,
+    pub scheduling: SchedulingReport,
     /// What the node autoscaler last saw per node group, while this member leads.
-    pub node_groups: crate::node_scaler::NodeGroupsReport,
+    pub node_groups: NodeGroupsReport,
 }
 
 impl Member {

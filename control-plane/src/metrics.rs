@@ -8,7 +8,7 @@
 //! is [`fjord_daemon::serve_http`]'s; this module only renders and routes one path.
 
 use crate::member::Member;
-use crate::node_scaler::GroupReport;
+use crate::reports::GroupReport;
 use fjord_daemon::{error_response, full_body, HttpBody};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};

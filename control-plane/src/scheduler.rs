@@ -20,104 +20,19 @@
 //! node ([`CallCounts`]), so a node going down or an agent restarting is not taken for calls.
 //!
 //! What the scheduler decided and could not do (desired counts, pending instances and why,
-//! recent scaling decisions) is kept in [`SchedulingReport`] for `fjord describe`: soft state,
+//! recent scaling decisions) is kept in [`SchedulingReport`](crate::reports::SchedulingReport) for `fjord describe`: soft state,
 //! rebuilt by the next leader within a tick.
 
 use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, NodeState};
+use crate::reports::{PendingReport, ScalingDecision, DECISIONS_KEPT};
 use crate::state::ClusterState;
 use crate::state_machine::now_millis;
 use fjord_core::{FunctionRecord, NodeLoad};
 use fjord_decisions::autoscale::{AutoscalerConfig, FunctionAutoscaler, ScaleReason};
 use fjord_decisions::placement::{self, FunctionDemand, PlacementNode, PlacementPlan, Placements};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-
-/// Scaling decisions kept per function for `fjord describe`.
-pub const DECISIONS_KEPT: usize = 20;
-
-/// One change of a function's desired count.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalingDecision {
-    pub at_ms: u64,
-    pub from: u32,
-    pub to: u32,
-    pub reason: String,
-    pub stable_concurrency: f64,
-    pub panic_concurrency: f64,
-}
-
-/// Desired instances not placed (or held on a draining node), and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingReport {
-    pub instances: u32,
-    pub reason: String,
-    /// Memory the instances need in all.
-    pub memory_mib: u64,
-    /// Pending for lack of room: more nodes would place them (not so when an instance is
-    /// larger than any node, or when it is held on a draining node).
-    pub for_room: bool,
-    /// Held on a draining node: placed there, waiting for room elsewhere (not pending).
-    pub held: bool,
-}
-
-/// What the leader's scheduler last concluded about one function.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FunctionReport {
-    pub desired: u32,
-    pub pending: Vec<PendingReport>,
-    pub decisions: VecDeque<ScalingDecision>,
-}
-
-/// The scheduler's conclusions, readable by the Admin service on the leader.
-#[derive(Default)]
-pub struct SchedulingReport {
-    functions: Mutex<BTreeMap<String, FunctionReport>>,
-}
-
-impl SchedulingReport {
-    pub fn function(&self, name: &str) -> Option<FunctionReport> {
-        self.functions.lock().expect("report lock poisoned").get(name).cloned()
-    }
-
-    fn update(&self, name: &str, f: impl FnOnce(&mut FunctionReport)) {
-        f(self
-            .functions
-            .lock()
-            .expect("report lock poisoned")
-            .entry(name.to_string())
-            .or_default());
-    }
-
-    /// Desired instances placed nowhere, over every function (held ones are placed).
-    pub fn pending_instances(&self) -> u32 {
-        let functions = self.functions.lock().expect("report lock poisoned");
-        functions
-            .values()
-            .flat_map(|f| f.pending.iter())
-            .filter(|p| !p.held)
-            .map(|p| p.instances)
-            .sum()
-    }
-
-    /// Instances pending for lack of room, over every function: (instances, memory MiB).
-    pub fn pending_for_room(&self) -> (u32, u64) {
-        let functions = self.functions.lock().expect("report lock poisoned");
-        functions
-            .values()
-            .flat_map(|f| f.pending.iter())
-            .filter(|p| p.for_room)
-            .fold((0, 0), |(n, mib), p| (n + p.instances, mib + p.memory_mib))
-    }
-
-    fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.functions
-            .lock()
-            .expect("report lock poisoned")
-            .retain(|name, _| keep(name));
-    }
-}
 
 /// The leader's per-term scheduling state: one autoscaler per function. Dropped when the
 /// leadership ends; the next leader starts from the committed placements.
