@@ -38,24 +38,24 @@ use std::time::Duration;
 
 /// The loop's settings.
 #[derive(Debug, Clone)]
-pub struct NodeScalerConfig {
-    pub interval: Duration,
-    pub aws_endpoint_url: Option<String>,
+pub(crate) struct NodeScalerConfig {
+    pub(crate) interval: Duration,
+    pub(crate) aws_endpoint_url: Option<String>,
     /// For failover tests: exit right after committing this kind of decision, before acting.
-    pub crash_after_commit: Option<CrashPoint>,
+    pub(crate) crash_after_commit: Option<CrashPoint>,
 }
 
 /// A point where a failover test may have the leader exit on purpose
 /// (`--test-crash-after-commit`, or `FJORD_TEST_CRASH_AFTER_COMMIT`, read once at start). Unset,
 /// it does nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CrashPoint {
+pub(crate) enum CrashPoint {
     /// After a node group's scale-out is committed, before the provider is asked.
     NodeScaleOut,
 }
 
 /// The exit status of a leader that exited at a [`CrashPoint`].
-pub const CRASH_EXIT_STATUS: i32 = 86;
+pub(crate) const CRASH_EXIT_STATUS: i32 = 86;
 
 /// What the loop keeps per group between ticks.
 #[derive(Default)]
@@ -66,7 +66,7 @@ struct GroupLoop {
 }
 
 /// Runs while this member leads in `term`.
-pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
+pub(crate) async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
     let mut loops: HashMap<String, GroupLoop> = HashMap::new();
     let mut providers: HashMap<String, (NodeGroupPolicy, Arc<dyn CapacityProvider>)> = HashMap::new();
     let mut ticker = tokio::time::interval(config.interval);

@@ -8,53 +8,53 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 /// Scaling decisions kept per function for `fjord describe`.
-pub const DECISIONS_KEPT: usize = 20;
+pub(crate) const DECISIONS_KEPT: usize = 20;
 
 /// One change of a function's desired count.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScalingDecision {
-    pub at_ms: u64,
-    pub from: u32,
-    pub to: u32,
-    pub reason: String,
-    pub stable_concurrency: f64,
-    pub panic_concurrency: f64,
+pub(crate) struct ScalingDecision {
+    pub(crate) at_ms: u64,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) reason: String,
+    pub(crate) stable_concurrency: f64,
+    pub(crate) panic_concurrency: f64,
 }
 
 /// Desired instances not placed (or held on a draining node), and why.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PendingReport {
-    pub instances: u32,
-    pub reason: String,
+pub(crate) struct PendingReport {
+    pub(crate) instances: u32,
+    pub(crate) reason: String,
     /// Memory the instances need in all.
-    pub memory_mib: u64,
+    pub(crate) memory_mib: u64,
     /// Pending for lack of room: more nodes would place them (not so when an instance is
     /// larger than any node, or when it is held on a draining node).
-    pub for_room: bool,
+    pub(crate) for_room: bool,
     /// Held on a draining node: placed there, waiting for room elsewhere (not pending).
-    pub held: bool,
+    pub(crate) held: bool,
 }
 
 /// What the leader's scheduler last concluded about one function.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FunctionReport {
-    pub desired: u32,
-    pub pending: Vec<PendingReport>,
-    pub decisions: VecDeque<ScalingDecision>,
+pub(crate) struct FunctionReport {
+    pub(crate) desired: u32,
+    pub(crate) pending: Vec<PendingReport>,
+    pub(crate) decisions: VecDeque<ScalingDecision>,
 }
 
 /// The scheduler's conclusions, readable by the Admin service on the leader.
 #[derive(Default)]
-pub struct SchedulingReport {
+pub(crate) struct SchedulingReport {
     functions: Mutex<BTreeMap<String, FunctionReport>>,
 }
 
 impl SchedulingReport {
-    pub fn function(&self, name: &str) -> Option<FunctionReport> {
+    pub(crate) fn function(&self, name: &str) -> Option<FunctionReport> {
         self.functions.lock().expect("report lock poisoned").get(name).cloned()
     }
 
-    pub fn update(&self, name: &str, f: impl FnOnce(&mut FunctionReport)) {
+    pub(crate) fn update(&self, name: &str, f: impl FnOnce(&mut FunctionReport)) {
         f(self
             .functions
             .lock()
@@ -64,7 +64,7 @@ impl SchedulingReport {
     }
 
     /// Desired instances placed nowhere, over every function (held ones are placed).
-    pub fn pending_instances(&self) -> u32 {
+    pub(crate) fn pending_instances(&self) -> u32 {
         let functions = self.functions.lock().expect("report lock poisoned");
         functions
             .values()
@@ -75,7 +75,7 @@ impl SchedulingReport {
     }
 
     /// Instances pending for lack of room, over every function: (instances, memory MiB).
-    pub fn pending_for_room(&self) -> (u32, u64) {
+    pub(crate) fn pending_for_room(&self) -> (u32, u64) {
         let functions = self.functions.lock().expect("report lock poisoned");
         functions
             .values()
@@ -84,7 +84,7 @@ impl SchedulingReport {
             .fold((0, 0), |(n, mib), p| (n + p.instances, mib + p.memory_mib))
     }
 
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.functions
             .lock()
             .expect("report lock poisoned")
@@ -94,46 +94,46 @@ impl SchedulingReport {
 
 /// What the node autoscaler last saw and concluded for one group (soft state on the leader).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupReport {
-    pub provider: String,
-    pub desired: u32,
-    pub min: u32,
+pub(crate) struct GroupReport {
+    pub(crate) provider: String,
+    pub(crate) desired: u32,
+    pub(crate) min: u32,
     /// The provider's max.
-    pub max: u32,
+    pub(crate) max: u32,
     /// The most nodes the group may have now: the lower of the policy's `max_nodes` and the
     /// provider's max.
-    pub effective_max: u32,
+    pub(crate) effective_max: u32,
     /// Memory of the instances pending for room that this group cannot make room for, because
     /// it holds at its max (0 when it can grow, or when nothing is pending).
-    pub unplaceable_memory_mib: u64,
+    pub(crate) unplaceable_memory_mib: u64,
     /// Machines the provider lists.
-    pub instances: u32,
+    pub(crate) instances: u32,
     /// Registered nodes of the group (terminated ones left out).
-    pub nodes: Vec<String>,
+    pub(crate) nodes: Vec<String>,
     /// The latest decision or hold, or the provider's error, in words.
-    pub status: String,
-    pub updated_at_ms: u64,
+    pub(crate) status: String,
+    pub(crate) updated_at_ms: u64,
 }
 
 /// The node autoscaler's reports per group, readable by the Admin service and the metrics.
 #[derive(Default)]
-pub struct NodeGroupsReport {
+pub(crate) struct NodeGroupsReport {
     groups: Mutex<BTreeMap<String, GroupReport>>,
 }
 
 impl NodeGroupsReport {
-    pub fn all(&self) -> BTreeMap<String, GroupReport> {
+    pub(crate) fn all(&self) -> BTreeMap<String, GroupReport> {
         self.groups.lock().expect("group report lock poisoned").clone()
     }
 
-    pub fn set(&self, name: &str, report: GroupReport) {
+    pub(crate) fn set(&self, name: &str, report: GroupReport) {
         self.groups
             .lock()
             .expect("group report lock poisoned")
             .insert(name.to_string(), report);
     }
 
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.groups
             .lock()
             .expect("group report lock poisoned")

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// The leader's per-term scheduling state: one autoscaler per function. Dropped when the
 /// leadership ends; the next leader starts from the committed placements.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     started: Instant,
     /// No decision before every live agent has had time to heartbeat to this leader.
     warm_up: Duration,
@@ -57,7 +57,7 @@ struct Inputs {
 }
 
 impl Scheduler {
-    pub fn new(heartbeat_interval: Duration) -> Self {
+    pub(crate) fn new(heartbeat_interval: Duration) -> Self {
         Scheduler {
             started: Instant::now(),
             warm_up: heartbeat_interval * 2,
@@ -72,7 +72,7 @@ impl Scheduler {
 
     /// One round: autoscale, plan, commit, finish drains. Returns false when the leader was
     /// fenced (a newer term exists) and should stop leading.
-    pub async fn tick(&mut self, member: &Member, term: u64) -> bool {
+    pub(crate) async fn tick(&mut self, member: &Member, term: u64) -> bool {
         if self.started.elapsed() < self.warm_up {
             return true;
         }
@@ -285,7 +285,7 @@ fn read_inputs(member: &Member) -> Inputs {
 /// (none reported at all counts as none); a node silent past the heartbeat timeout runs nothing
 /// reachable (it is out of the routing table, its instances are placed elsewhere), so its last,
 /// stale report does not hold the drain back.
-pub fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> bool {
+pub(crate) fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> bool {
     if placed {
         return false;
     }
@@ -304,7 +304,7 @@ pub fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> boo
 /// ready instances of the function as the plan places there (`ready_on(node, function)`), so the
 /// function never has fewer instances serving than before. Moves off other nodes (a spread or
 /// capacity repair) are not held; the plan has no moves off down nodes (their instances are lost).
-pub fn keep_until_replaced(
+pub(crate) fn keep_until_replaced(
     plan: &PlacementPlan,
     committed_states: &BTreeMap<String, NodeState>,
     ready_on: impl Fn(&str, &str) -> u32,
@@ -341,7 +341,7 @@ pub fn keep_until_replaced(
 /// a base); one not reported keeps its last counter; a counter lower than the last (the agent
 /// restarted, or the function's pool on it was made anew) counts no call and becomes the base.
 #[derive(Debug, Default)]
-pub struct CallCounts {
+pub(crate) struct CallCounts {
     /// Function -> node -> the counter last reported.
     last: HashMap<String, HashMap<String, u64>>,
     /// Function -> the calls counted so far.
@@ -351,7 +351,7 @@ pub struct CallCounts {
 impl CallCounts {
     /// Takes one tick's `(node, counter)` pairs for `function` and returns the calls counted for
     /// it so far: a total that only grows, and grows exactly when a node reported calls.
-    pub fn observe<'a>(&mut self, function: &str, counters: impl IntoIterator<Item = (&'a str, u64)>) -> u64 {
+    pub(crate) fn observe<'a>(&mut self, function: &str, counters: impl IntoIterator<Item = (&'a str, u64)>) -> u64 {
         let last = self.last.entry(function.to_string()).or_default();
         let total = self.totals.entry(function.to_string()).or_default();
         for (node, counter) in counters {
@@ -364,7 +364,7 @@ impl CallCounts {
     }
 
     /// Forgets the functions `keep` refuses (removed ones).
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.last.retain(|name, _| keep(name));
         self.totals.retain(|name, _| keep(name));
     }

@@ -9,67 +9,67 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegisteredNode {
-    pub info: NodeInfo,
-    pub registered_at_ms: u64,
+pub(crate) struct RegisteredNode {
+    pub(crate) info: NodeInfo,
+    pub(crate) registered_at_ms: u64,
     #[serde(default)]
-    pub state: NodeState,
+    pub(crate) state: NodeState,
 }
 
 /// Everything the control plane stores durably (through Raft).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClusterState {
-    pub functions: BTreeMap<String, FunctionRecord>,
-    pub nodes: BTreeMap<String, RegisteredNode>,
+pub(crate) struct ClusterState {
+    pub(crate) functions: BTreeMap<String, FunctionRecord>,
+    pub(crate) nodes: BTreeMap<String, RegisteredNode>,
     /// Source of function revisions: strictly increasing over the cluster's life, so a function
     /// removed and deployed again never reuses a revision.
-    pub last_revision: u64,
+    pub(crate) last_revision: u64,
     /// Bumped whenever `functions` changes; watchers compare it to skip no-op wake-ups.
-    pub functions_version: u64,
+    pub(crate) functions_version: u64,
     /// Bumped whenever `nodes` changes.
-    pub nodes_version: u64,
+    pub(crate) nodes_version: u64,
     /// Ids of members removed from the cluster: never given to a new member.
     #[serde(default)]
-    pub retired_members: BTreeSet<MemberId>,
+    pub(crate) retired_members: BTreeSet<MemberId>,
     /// The scheduler's placements: function -> node -> instances. Only known functions and
     /// nodes appear, with no zero counts.
     #[serde(default)]
-    pub placements: Placements,
+    pub(crate) placements: Placements,
     /// Bumped whenever `placements` changes.
     #[serde(default)]
-    pub placements_version: u64,
+    pub(crate) placements_version: u64,
     #[serde(default)]
-    pub policy: ClusterPolicy,
+    pub(crate) policy: ClusterPolicy,
     /// What the node autoscaler decided for each node group.
     #[serde(default)]
-    pub node_groups: BTreeMap<String, GroupRecord>,
+    pub(crate) node_groups: BTreeMap<String, GroupRecord>,
 }
 
 /// Node-group decisions kept for `fjord nodes`.
-pub const GROUP_DECISIONS_KEPT: usize = 10;
+pub(crate) const GROUP_DECISIONS_KEPT: usize = 10;
 
 /// The committed history of one node group's autoscaling.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GroupRecord {
-    pub last_scale_out_ms: Option<u64>,
+pub(crate) struct GroupRecord {
+    pub(crate) last_scale_out_ms: Option<u64>,
     /// The size the last scale-out asked for (committed with `last_scale_out_ms`), so a leader
     /// can finish one whose provider call never happened.
     #[serde(default)]
-    pub scale_out_to: Option<u32>,
-    pub last_scale_in_ms: Option<u64>,
+    pub(crate) scale_out_to: Option<u32>,
+    pub(crate) last_scale_in_ms: Option<u64>,
     /// The node the autoscaler is draining to terminate.
-    pub draining: Option<String>,
+    pub(crate) draining: Option<String>,
     /// Nodes whose machine the autoscaler terminated: no longer part of the group.
-    pub terminated: BTreeSet<String>,
+    pub(crate) terminated: BTreeSet<String>,
     /// (at_ms, what, why), newest last.
-    pub decisions: std::collections::VecDeque<(u64, String, String)>,
+    pub(crate) decisions: std::collections::VecDeque<(u64, String, String)>,
 }
 
 impl ClusterState {
     /// Applies `command`, proposed in the Raft term `entry_term`. Leader-only decisions (node
     /// state, placements, node-group actions) carry the term they were decided in; one decided
     /// in another term than it was proposed in is refused and changes nothing ([`Self::fenced`]).
-    pub fn apply(&mut self, command: Command, entry_term: u64) -> CommandResult {
+    pub(crate) fn apply(&mut self, command: Command, entry_term: u64) -> CommandResult {
         match command {
             Command::Deploy {
                 spec,
