@@ -20,10 +20,10 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-pub struct AdminService {
-    pub member: Arc<Member>,
-    pub logs: crate::logs::LogCollector,
-    pub images: crate::images::ImageResolver,
+pub(crate) struct AdminService {
+    pub(crate) member: Arc<Member>,
+    pub(crate) logs: crate::logs::LogCollector,
+    pub(crate) images: crate::images::ImageResolver,
 }
 
 /// Forwards the call to the leader when this member is not it.

@@ -15,10 +15,10 @@ use tonic::{Request, Response, Status};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-pub struct AgentService {
-    pub member: Arc<Member>,
+pub(crate) struct AgentService {
+    pub(crate) member: Arc<Member>,
     /// Turns true when the member shuts down: open watch streams end.
-    pub stopping: watch::Receiver<bool>,
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -140,9 +140,9 @@ impl pb::agent_server::Agent for AgentService {
     }
 }
 
-pub struct RoutesService {
-    pub member: Arc<Member>,
-    pub stopping: watch::Receiver<bool>,
+pub(crate) struct RoutesService {
+    pub(crate) member: Arc<Member>,
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]

@@ -5,10 +5,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 
-pub type AgentClient = Client<HttpConnector, Empty<Bytes>>;
+pub(crate) type AgentClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// GETs `uri` from an agent: the status and the whole body, or why there is none.
-pub async fn get(client: &AgentClient, uri: &str) -> Result<(StatusCode, Bytes), String> {
+pub(crate) async fn get(client: &AgentClient, uri: &str) -> Result<(StatusCode, Bytes), String> {
     let response = client
         .get(uri.parse().map_err(|e| format!("{e}"))?)
         .await

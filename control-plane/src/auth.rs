@@ -61,14 +61,14 @@ impl Token {
     }
 
     /// Adds `authorization: Bearer <token>` to an outgoing request.
-    pub fn attach<T>(&self, request: &mut Request<T>) {
+    pub(crate) fn attach<T>(&self, request: &mut Request<T>) {
         if let Ok(value) = MetadataValue::try_from(format!("Bearer {}", self.0)) {
             request.metadata_mut().insert("authorization", value);
         }
     }
 
     /// Checks an incoming request's bearer token.
-    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub(crate) fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let header = request
             .metadata()
             .get("authorization")
@@ -86,13 +86,16 @@ impl Token {
     }
 
     /// A tonic interceptor that refuses calls without this token.
-    pub fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    pub(crate) fn interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
         let token = self.clone();
         move |request: Request<()>| token.check(&request).map(|()| request)
     }
 
     /// An interceptor that takes this token or, when given, the join token.
-    pub fn interceptor_or(&self, join: Option<Token>) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    pub(crate) fn interceptor_or(
+        &self,
+        join: Option<Token>,
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
         let admin = self.clone();
         move |request: Request<()>| match admin.check(&request) {
             Ok(()) => Ok(request),

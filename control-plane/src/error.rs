@@ -3,7 +3,7 @@
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ControlPlaneError {
+pub(crate) enum ControlPlaneError {
     #[error("function {0:?} is not deployed (see `fjord list`)")]
     FunctionNotFound(String),
     #[error("invalid function spec: field `{field}` {reason}")]

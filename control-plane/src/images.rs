@@ -14,18 +14,18 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// How long one node may take to answer a resolve (the registry round trip included).
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ResolvedImage {
+pub(crate) struct ResolvedImage {
     /// The digest, `sha256:...`.
-    pub digest: String,
+    pub(crate) digest: String,
     /// `repository@sha256:...`: what the nodes run.
-    pub pinned: String,
+    pub(crate) pinned: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// The registry refused (unknown tag, wrong credentials...): the deploy is wrong.
     #[error("{0}")]
     Registry(String),
@@ -40,7 +40,7 @@ struct ErrorAnswer {
 }
 
 #[derive(Clone)]
-pub struct ImageResolver {
+pub(crate) struct ImageResolver {
     client: AgentClient,
 }
 
@@ -55,13 +55,13 @@ impl Default for ImageResolver {
 }
 
 /// Whether a reference already names a digest (`repo@sha256:...`, or a bare local image id).
-pub fn is_pinned(image: &str) -> bool {
+pub(crate) fn is_pinned(image: &str) -> bool {
     image.contains("@sha256:") || image.starts_with("sha256:")
 }
 
 impl ImageResolver {
     /// Asks `nodes` ((id, invoke address), in order) until one answers.
-    pub async fn resolve(&self, image: &str, nodes: &[(String, String)]) -> Result<ResolvedImage, ResolveError> {
+    pub(crate) async fn resolve(&self, image: &str, nodes: &[(String, String)]) -> Result<ResolvedImage, ResolveError> {
         let mut errors = Vec::new();
         for (id, addr) in nodes {
             match tokio::time::timeout(RESOLVE_TIMEOUT, self.ask(addr, image)).await {

@@ -9,25 +9,26 @@
 //!
 //! It must not hold per-request state: invocations never pass through the control plane.
 
-pub mod admin;
-pub mod agent_api;
-pub mod agent_http;
+pub(crate) mod admin;
+pub(crate) mod agent_api;
+pub(crate) mod agent_http;
 pub mod auth;
-pub mod error;
-pub mod images;
-pub mod leadership;
+pub(crate) mod error;
+pub(crate) mod images;
+pub(crate) mod leadership;
 pub mod liveness;
 pub mod log_store;
-pub mod logs;
-pub mod member;
-pub mod metrics;
+pub(crate) mod logs;
+pub(crate) mod member;
+pub(crate) mod metrics;
 pub mod network;
-pub mod node_scaler;
-pub mod providers;
+pub(crate) mod node_scaler;
+pub(crate) mod providers;
 pub mod raft_types;
-pub mod routing;
-pub mod scheduler;
-pub mod state;
+pub(crate) mod reports;
+pub(crate) mod routing;
+pub(crate) mod scheduler;
+pub(crate) mod state;
 pub mod state_machine;
 
 use crate::auth::Token;
@@ -62,63 +63,63 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub struct Args {
     /// This member's id: unique in the cluster, never reused.
     #[arg(long, env = "FJORD_MEMBER_ID", default_value_t = 1)]
-    pub id: MemberId,
+    pub(crate) id: MemberId,
     /// Address to serve gRPC on.
     #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:7400")]
-    pub listen: String,
+    pub(crate) listen: String,
     /// Address other members and clients reach this one at (default: --listen).
     #[arg(long, env = "FJORD_ADVERTISE")]
-    pub advertise: Option<String>,
+    pub(crate) advertise: Option<String>,
     /// Directory for the Raft log, vote and snapshots.
     #[arg(long, env = "FJORD_DATA_DIR", default_value = "/var/lib/fjord/control-plane")]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// File holding the cluster's bearer token (default: FJORD_TOKEN, else <data-dir>/admin.token,
     /// generated on first start).
     #[arg(long, env = "FJORD_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// File holding the join token: node agents and lbs present it; it opens the Agent and
     /// Routes APIs only, never Admin. Without it they must present the admin token.
     #[arg(long, env = "FJORD_JOIN_TOKEN_FILE")]
-    pub join_token_file: Option<PathBuf>,
+    pub(crate) join_token_file: Option<PathBuf>,
     /// How often the leader's node autoscaler looks at each node group of the policy.
     #[arg(long, env = "FJORD_NODE_AUTOSCALE_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
-    pub node_autoscale_interval_ms: u64,
+    pub(crate) node_autoscale_interval_ms: u64,
     /// AWS endpoint override for the aws-asg node groups (a local AWS endpoint in tests);
     /// credentials and region come from the standard AWS chain.
     #[arg(long, env = "FJORD_AWS_ENDPOINT_URL")]
-    pub aws_endpoint_url: Option<String>,
+    pub(crate) aws_endpoint_url: Option<String>,
     /// Initialise a new cluster whose members are this one and --initial-members. Ignored when
     /// the data directory already holds a cluster.
     #[arg(long)]
-    pub bootstrap: bool,
+    pub(crate) bootstrap: bool,
     /// Other founding members, as id=host:port pairs separated by commas (with --bootstrap).
     #[arg(long, env = "FJORD_INITIAL_MEMBERS", value_delimiter = ',')]
-    pub initial_members: Vec<String>,
+    pub(crate) initial_members: Vec<String>,
     /// A node that has not heartbeated for this long leaves the routing table.
     #[arg(long, env = "FJORD_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
-    pub heartbeat_timeout_ms: u64,
+    pub(crate) heartbeat_timeout_ms: u64,
     /// Raft election timeout, in ms: a follower campaigns after hearing nothing for this long
     /// plus a random extra of up to the same again, after a leader lease of twice this value.
     /// Failover takes about 3 to 4 times this value; lower it on a quiet, fast network.
     #[arg(long, env = "FJORD_ELECTION_TIMEOUT_MS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    pub election_timeout_ms: u64,
+    pub(crate) election_timeout_ms: u64,
     /// Take a snapshot (and purge the log before it) after this many entries.
     #[arg(long, env = "FJORD_SNAPSHOT_EVERY", default_value_t = 5000)]
-    pub snapshot_every: u64,
+    pub(crate) snapshot_every: u64,
     /// Address to serve Prometheus metrics on, at GET /metrics, without a token (node groups,
     /// pending instances, Raft role and term), or `off`. The default address is used only if it
     /// is free (a warning says when it is not); any other address must be free or the member
     /// does not start. Keep it off the internet.
     #[arg(long, env = "FJORD_METRICS_LISTEN", default_value = metrics::DEFAULT_METRICS_LISTEN)]
-    pub metrics_listen: String,
+    pub(crate) metrics_listen: String,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// For failover tests only: exit (status 86) right after committing the named decision,
     /// before acting on it. `node-scale-out`: a node group's scale-out. Read once at start;
     /// unset, it does nothing.
     #[arg(long, env = "FJORD_TEST_CRASH_AFTER_COMMIT", hide = true)]
-    pub test_crash_after_commit: Option<node_scaler::CrashPoint>,
+    pub(crate) test_crash_after_commit: Option<node_scaler::CrashPoint>,
 }
 
 /// Why a member could not start.
@@ -191,7 +192,7 @@ async fn bind_metrics(addr: &str) -> Result<Option<TcpListener>, StartError> {
 }
 
 /// Resolves the cluster token as `--help` describes.
-pub fn load_token(args: &Args) -> Result<Token, StartError> {
+pub(crate) fn load_token(args: &Args) -> Result<Token, StartError> {
     if let Some(path) = &args.token_file {
         return Token::read_file(path).map_err(StartError::Config);
     }

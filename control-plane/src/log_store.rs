@@ -39,7 +39,7 @@ impl LogStore {
     }
 
     /// The committed index last saved, if any.
-    pub fn committed_index(&self) -> Option<u64> {
+    pub(crate) fn committed_index(&self) -> Option<u64> {
         match self.committed_index.load(Ordering::Relaxed) {
             u64::MAX => None,
             i => Some(i),

@@ -18,7 +18,7 @@ struct AgentLogLine {
 }
 
 #[derive(Clone)]
-pub struct LogCollector {
+pub(crate) struct LogCollector {
     client: AgentClient,
 }
 
@@ -31,7 +31,7 @@ impl Default for LogCollector {
 }
 
 impl LogCollector {
-    pub async fn collect(&self, function: &str, tail: u32, nodes: Vec<(String, String)>) -> pb::LogsResponse {
+    pub(crate) async fn collect(&self, function: &str, tail: u32, nodes: Vec<(String, String)>) -> pb::LogsResponse {
         let fetches = nodes.into_iter().map(|(node_id, addr)| async move {
             let result = tokio::time::timeout(Duration::from_secs(3), self.fetch(&addr, function, tail)).await;
             (node_id, result)

@@ -7,6 +7,7 @@ use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::network::{forward_write, member_channel, Faults};
 use crate::raft_types::{Command, CommandResult, MemberId, Raft};
+use crate::reports::{NodeGroupsReport, SchedulingReport};
 use crate::state_machine::StateMachineStore;
 use fjord_core::RouteTable;
 use openraft::error::{ClientWriteError, RaftError};
@@ -17,30 +18,30 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 /// How long a write may wait to be committed before the caller is told it is unconfirmed.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Member {
-    pub id: MemberId,
-    pub raft: Raft,
-    pub state: StateMachineStore,
-    pub log: LogStore,
-    pub liveness: Arc<Liveness>,
-    pub routes: watch::Receiver<Arc<RouteTable>>,
-    pub token: Token,
-    pub heartbeat_interval: Duration,
-    pub faults: Faults,
+pub(crate) struct Member {
+    pub(crate) id: MemberId,
+    pub(crate) raft: Raft,
+    pub(crate) state: StateMachineStore,
+    pub(crate) log: LogStore,
+    pub(crate) liveness: Arc<Liveness>,
+    pub(crate) routes: watch::Receiver<Arc<RouteTable>>,
+    pub(crate) token: Token,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) faults: Faults,
     leader_channel: Mutex<Option<(String, Channel)>>,
     /// Held while a membership change runs: a second one is refused, not queued.
-    pub membership_change: tokio::sync::Mutex<()>,
+    pub(crate) membership_change: tokio::sync::Mutex<()>,
     /// What the scheduler concluded, while this member leads (for `fjord describe`).
-    pub scheduling: crate::scheduler::SchedulingReport,
+    pub(crate) scheduling: SchedulingReport,
     /// What the node autoscaler last saw per node group, while this member leads.
-    pub node_groups: crate::node_scaler::NodeGroupsReport,
+    pub(crate) node_groups: NodeGroupsReport,
 }
 
 impl Member {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         id: MemberId,
         raft: Raft,
         state: StateMachineStore,
@@ -68,19 +69,19 @@ impl Member {
         }
     }
 
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
     /// The current term.
-    pub fn term(&self) -> u64 {
+    pub(crate) fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
     }
 
     /// The leader's id and address, as this member last heard.
-    pub fn leader(&self) -> Option<(MemberId, String)> {
+    pub(crate) fn leader(&self) -> Option<(MemberId, String)> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let leader = m.current_leader?;
@@ -89,7 +90,7 @@ impl Member {
     }
 
     /// A channel to the leader when it is another member (`None` when this member leads).
-    pub fn leader_channel(&self) -> Result<Option<Channel>, ControlPlaneError> {
+    pub(crate) fn leader_channel(&self) -> Result<Option<Channel>, ControlPlaneError> {
         if self.is_leader() {
             return Ok(None);
         }
@@ -117,7 +118,7 @@ impl Member {
     /// Commits `command` through Raft and returns what applying it produced. On a follower the
     /// write goes to the leader; the caller never needs to know which member leads. A write not
     /// committed within [`WRITE_TIMEOUT`] (no quorum reachable) is reported as unconfirmed.
-    pub async fn write(&self, command: Command) -> Result<CommandResult, ControlPlaneError> {
+    pub(crate) async fn write(&self, command: Command) -> Result<CommandResult, ControlPlaneError> {
         match tokio::time::timeout(WRITE_TIMEOUT, self.write_unbounded(command)).await {
             Ok(result) => result,
             Err(_) => Err(ControlPlaneError::Unconfirmed(WRITE_TIMEOUT)),
@@ -147,7 +148,7 @@ impl Member {
 
     /// Waits until this member may serve a read that reflects every write acknowledged before
     /// the read began (the leader confirms it still leads: ReadIndex).
-    pub async fn linearizable(&self) -> Result<(), ControlPlaneError> {
+    pub(crate) async fn linearizable(&self) -> Result<(), ControlPlaneError> {
         match tokio::time::timeout(WRITE_TIMEOUT, self.raft.ensure_linearizable()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ControlPlaneError::Unavailable(format!(

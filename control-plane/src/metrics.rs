@@ -8,7 +8,7 @@
 //! is [`fjord_daemon::serve_http`]'s; this module only renders and routes one path.
 
 use crate::member::Member;
-use crate::node_scaler::GroupReport;
+use crate::reports::GroupReport;
 use fjord_daemon::{error_response, full_body, HttpBody};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,21 +21,21 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Where `--metrics-listen` serves unless told otherwise.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7401";
+pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7401";
 
 /// What one scrape reports, read from the member at once.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetricsSnapshot {
-    pub is_leader: bool,
-    pub term: u64,
+pub(crate) struct MetricsSnapshot {
+    pub(crate) is_leader: bool,
+    pub(crate) term: u64,
     /// Desired instances placed nowhere (the leader's last tick).
-    pub pending_instances: u32,
+    pub(crate) pending_instances: u32,
     /// The leader's node groups, by name.
-    pub groups: BTreeMap<String, GroupReport>,
+    pub(crate) groups: BTreeMap<String, GroupReport>,
 }
 
 impl MetricsSnapshot {
-    pub fn of(member: &Member) -> Self {
+    pub(crate) fn of(member: &Member) -> Self {
         let is_leader = member.is_leader();
         MetricsSnapshot {
             is_leader,
@@ -54,7 +54,7 @@ impl MetricsSnapshot {
     }
 
     /// The Prometheus text exposition of the snapshot.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, samples: &[(Option<&str>, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -137,7 +137,7 @@ fn answer(member: &Member, request: &Request<hyper::body::Incoming>) -> Response
 }
 
 /// Serves `/metrics` on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, member: Arc<Member>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, member: Arc<Member>, shutdown: impl Future<Output = ()>) {
     let make_service = move |_peer| {
         let member = member.clone();
         hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {

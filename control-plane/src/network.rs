@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 
 /// A gRPC channel to a member's address. Connects lazily, so an unreachable peer costs nothing
 /// until it is called, and reconnects by itself.
-pub fn member_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+pub(crate) fn member_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
     let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
     } else {
@@ -70,17 +70,17 @@ impl Faults {
         self.0.write().expect("faults lock poisoned").clear();
     }
 
-    pub fn is_cut(&self, from: MemberId, to: MemberId) -> bool {
+    pub(crate) fn is_cut(&self, from: MemberId, to: MemberId) -> bool {
         let cut = self.0.read().expect("faults lock poisoned");
         !cut.is_empty() && cut.contains(&(from, to))
     }
 }
 
 /// Creates a [`PeerClient`] per peer for openraft.
-pub struct PeerNetwork {
-    pub id: MemberId,
-    pub token: Token,
-    pub faults: Faults,
+pub(crate) struct PeerNetwork {
+    pub(crate) id: MemberId,
+    pub(crate) token: Token,
+    pub(crate) faults: Faults,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -98,7 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     }
 }
 
-pub struct PeerClient {
+pub(crate) struct PeerClient {
     from: MemberId,
     target: MemberId,
     faults: Faults,
@@ -187,7 +187,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 }
 
 /// Sends a write to the leader at `addr` on a client's behalf.
-pub async fn forward_write(
+pub(crate) async fn forward_write(
     addr: &str,
     token: &Token,
     command: &Command,
@@ -201,8 +201,8 @@ pub async fn forward_write(
 }
 
 /// The Raft gRPC service: hands peers' messages to the local Raft.
-pub struct RaftRpc {
-    pub raft: Raft,
+pub(crate) struct RaftRpc {
+    pub(crate) raft: Raft,
 }
 
 #[tonic::async_trait]

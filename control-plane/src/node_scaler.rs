@@ -23,86 +23,39 @@
 
 use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, GroupAction, NodeState};
+use crate::reports::GroupReport;
 use crate::state::{GroupRecord, RegisteredNode};
 use crate::state_machine::now_millis;
-use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState};
+use fjord_decisions::capacity::{CapacityProvider, GroupSnapshot, InstanceState, ProviderError};
 use fjord_decisions::node_autoscale::{
     unfinished_scale_out, CommittedScaleOut, GroupInput, GroupNode, NodeAutoscaler, NodeDecision, NodeGroupPolicy,
     NodeReason, PendingDemand, ProviderKind, ProviderSize,
 };
 use fjord_decisions::placement;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// What the node autoscaler last saw and concluded for one group (soft state on the leader).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupReport {
-    pub provider: String,
-    pub desired: u32,
-    pub min: u32,
-    /// The provider's max.
-    pub max: u32,
-    /// The most nodes the group may have now: the lower of the policy's `max_nodes` and the
-    /// provider's max.
-    pub effective_max: u32,
-    /// Memory of the instances pending for room that this group cannot make room for, because
-    /// it holds at its max (0 when it can grow, or when nothing is pending).
-    pub unplaceable_memory_mib: u64,
-    /// Machines the provider lists.
-    pub instances: u32,
-    /// Registered nodes of the group (terminated ones left out).
-    pub nodes: Vec<String>,
-    /// The latest decision or hold, or the provider's error, in words.
-    pub status: String,
-    pub updated_at_ms: u64,
-}
-
-#[derive(Default)]
-pub struct NodeGroupsReport {
-    groups: Mutex<BTreeMap<String, GroupReport>>,
-}
-
-impl NodeGroupsReport {
-    pub fn all(&self) -> BTreeMap<String, GroupReport> {
-        self.groups.lock().expect("group report lock poisoned").clone()
-    }
-
-    fn set(&self, name: &str, report: GroupReport) {
-        self.groups
-            .lock()
-            .expect("group report lock poisoned")
-            .insert(name.to_string(), report);
-    }
-
-    fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.groups
-            .lock()
-            .expect("group report lock poisoned")
-            .retain(|name, _| keep(name));
-    }
-}
 
 /// The loop's settings.
 #[derive(Debug, Clone)]
-pub struct NodeScalerConfig {
-    pub interval: Duration,
-    pub aws_endpoint_url: Option<String>,
+pub(crate) struct NodeScalerConfig {
+    pub(crate) interval: Duration,
+    pub(crate) aws_endpoint_url: Option<String>,
     /// For failover tests: exit right after committing this kind of decision, before acting.
-    pub crash_after_commit: Option<CrashPoint>,
+    pub(crate) crash_after_commit: Option<CrashPoint>,
 }
 
 /// A point where a failover test may have the leader exit on purpose
 /// (`--test-crash-after-commit`, or `FJORD_TEST_CRASH_AFTER_COMMIT`, read once at start). Unset,
 /// it does nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CrashPoint {
+pub(crate) enum CrashPoint {
     /// After a node group's scale-out is committed, before the provider is asked.
     NodeScaleOut,
 }
 
 /// The exit status of a leader that exited at a [`CrashPoint`].
-pub const CRASH_EXIT_STATUS: i32 = 86;
+pub(crate) const CRASH_EXIT_STATUS: i32 = 86;
 
 /// What the loop keeps per group between ticks.
 #[derive(Default)]
@@ -113,7 +66,7 @@ struct GroupLoop {
 }
 
 /// Runs while this member leads in `term`.
-pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
+pub(crate) async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
     let mut loops: HashMap<String, GroupLoop> = HashMap::new();
     let mut providers: HashMap<String, (NodeGroupPolicy, Arc<dyn CapacityProvider>)> = HashMap::new();
     let mut ticker = tokio::time::interval(config.interval);
@@ -169,18 +122,16 @@ pub async fn run(member: Arc<Member>, term: u64, config: NodeScalerConfig) {
                 PendingDemand::default()
             };
             let state = loops.entry(group.name.clone()).or_default();
-            if !tick_group(
-                &member,
+            let tick = GroupTick {
+                member: &member,
                 term,
-                &config,
+                config: &config,
                 group,
-                provider.as_ref(),
-                &snapshot,
+                provider: provider.as_ref(),
+                snapshot: &snapshot,
                 pending,
-                state,
-            )
-            .await
-            {
+            };
+            if tick.run(state).await.is_err() {
                 tracing::info!(term, "a newer leader exists: stopping the node autoscaler");
                 return;
             }
@@ -206,170 +157,244 @@ fn machine_id(node: &RegisteredNode) -> &str {
     }
 }
 
-/// One group, one tick. Returns false when fenced.
-#[allow(clippy::too_many_arguments)]
-async fn tick_group(
-    member: &Member,
+/// What one tick of one group works with.
+struct GroupTick<'a> {
+    member: &'a Member,
     term: u64,
-    config: &NodeScalerConfig,
-    group: &NodeGroupPolicy,
-    provider: &dyn CapacityProvider,
-    snapshot: &GroupSnapshot,
+    config: &'a NodeScalerConfig,
+    group: &'a NodeGroupPolicy,
+    provider: &'a dyn CapacityProvider,
+    snapshot: &'a GroupSnapshot,
+    /// The instances pending for room that count for this group.
     pending: PendingDemand,
-    state: &mut GroupLoop,
-) -> bool {
-    let (nodes, record, placements, memory_of) = member.state.read(|a| {
-        let c = &a.cluster;
-        (
-            c.nodes.values().cloned().collect::<Vec<_>>(),
-            c.node_groups.get(&group.name).cloned().unwrap_or_default(),
-            c.placements.clone(),
-            c.functions
-                .iter()
-                .map(|(name, r)| (name.clone(), r.spec.memory_mib))
-                .collect::<HashMap<_, _>>(),
-        )
-    });
-    let listed: HashMap<&str, &InstanceState> = snapshot
-        .instances
-        .iter()
-        .map(|i| (i.instance_id.as_str(), &i.state))
-        .collect();
-    let in_group = |node: &RegisteredNode| match group.provider {
-        ProviderKind::Static => group.nodes.contains(&node.info.id),
-        _ => listed.contains_key(machine_id(node)),
-    };
+}
 
-    // A committed termination whose machine is still there: terminate it again.
-    for node in nodes.iter().filter(|n| record.terminated.contains(&n.info.id)) {
-        let id = machine_id(node);
-        if matches!(listed.get(id), Some(InstanceState::InService | InstanceState::Pending)) {
-            tracing::info!(group = %group.name, node = %node.info.id, "finishing a committed termination");
-            if let Err(e) = provider.terminate(id).await {
-                report_error(member, group, &format!("terminating {id} (committed earlier): {e}"));
-            }
+/// The committed state a tick reads once.
+struct CommittedView {
+    nodes: Vec<RegisteredNode>,
+    record: GroupRecord,
+    placements: placement::Placements,
+    /// Memory per instance of each function, by name.
+    memory_of: HashMap<String, u32>,
+}
+
+/// A newer leader refused the decision: this loop must stop.
+struct Fenced;
+
+impl GroupTick<'_> {
+    /// One group, one tick: finish what earlier decisions left undone, decide, report, and
+    /// commit then act on the decision. `Err(Fenced)` when a newer leader exists.
+    async fn run(&self, state: &mut GroupLoop) -> Result<(), Fenced> {
+        let committed = self.read_committed();
+        self.finish_terminations(&committed).await;
+        let now = now_millis();
+        let (size, unfinished) = self.finish_scale_out(&committed.record, now).await;
+        let nodes = self.group_nodes(&committed);
+        let input = GroupInput {
+            policy: self.group,
+            provider: size,
+            nodes: &nodes,
+            pending: self.pending,
+            last_scale_out_ms: committed.record.last_scale_out_ms,
+            last_scale_in_ms: committed.record.last_scale_in_ms,
+        };
+        let decision = state.autoscaler.decide(now, &input);
+        let effective_max = self.group.max_nodes.min(size.max);
+        let unplaceable_memory_mib = match decision.reason() {
+            Some(NodeReason::AtMax { .. }) => self.pending.memory_mib,
+            _ => 0,
+        };
+        warn_on_unplaceable_change(
+            self.group,
+            &decision,
+            self.pending,
+            effective_max,
+            unplaceable_memory_mib,
+            state,
+        );
+        let mut report = GroupReport {
+            provider: self.provider.kind().to_string(),
+            desired: size.desired,
+            min: size.min,
+            max: size.max,
+            effective_max,
+            unplaceable_memory_mib,
+            instances: self.snapshot.instances.len() as u32,
+            nodes: nodes.iter().map(|n| n.id.clone()).collect(),
+            status: match &unfinished {
+                Some(failed) => format!("{decision}; {failed}"),
+                None => decision.to_string(),
+            },
+            updated_at_ms: now,
+        };
+        if let Some(status) = self.commit_and_act(&decision, &committed.nodes, now).await? {
+            report.status = status;
         }
+        self.member.node_groups.set(&self.group.name, report);
+        Ok(())
     }
 
-    let now = now_millis();
-    let mut size = ProviderSize {
-        desired: snapshot.desired,
-        min: snapshot.min,
-        max: snapshot.max,
-    };
-    // A committed scale-out the provider did not get (the leader that committed it died before
-    // asking, or the call failed): ask again, for the same absolute size.
-    let mut unfinished = None;
-    if let (Some(to), Some(at_ms)) = (record.scale_out_to, record.last_scale_out_ms) {
-        let committed = CommittedScaleOut { to, at_ms };
-        if let Some(to) = unfinished_scale_out(group, size, committed, record.last_scale_in_ms, now) {
-            tracing::info!(
-                group = %group.name,
-                "finishing a committed scale-out: the provider is at {} nodes, asking for {to}",
-                size.desired
-            );
-            match provider.set_desired(to).await {
-                Ok(()) => size.desired = to,
-                Err(e) => unfinished = Some(format!("finishing the committed scale-out to {to} nodes failed: {e}")),
+    fn read_committed(&self) -> CommittedView {
+        self.member.state.read(|a| {
+            let c = &a.cluster;
+            CommittedView {
+                nodes: c.nodes.values().cloned().collect(),
+                record: c.node_groups.get(&self.group.name).cloned().unwrap_or_default(),
+                placements: c.placements.clone(),
+                memory_of: c
+                    .functions
+                    .iter()
+                    .map(|(name, r)| (name.clone(), r.spec.memory_mib))
+                    .collect(),
             }
-        }
+        })
     }
 
-    let group_nodes: Vec<GroupNode> = nodes
-        .iter()
-        .filter(|n| in_group(n) && !record.terminated.contains(&n.info.id))
-        .map(|n| group_node(member, n, &record, &placements, &memory_of))
-        .collect();
-    let input = GroupInput {
-        policy: group,
-        provider: size,
-        nodes: &group_nodes,
-        pending,
-        last_scale_out_ms: record.last_scale_out_ms,
-        last_scale_in_ms: record.last_scale_in_ms,
-    };
-    let decision = state.autoscaler.decide(now, &input);
-    let effective_max = group.max_nodes.min(size.max);
-    let unplaceable_memory_mib = match decision.reason() {
-        Some(NodeReason::AtMax { .. }) => pending.memory_mib,
-        _ => 0,
-    };
-    warn_on_unplaceable_change(group, &decision, pending, effective_max, unplaceable_memory_mib, state);
-    let mut report = GroupReport {
-        provider: provider.kind().to_string(),
-        desired: size.desired,
-        min: size.min,
-        max: size.max,
-        effective_max,
-        unplaceable_memory_mib,
-        instances: snapshot.instances.len() as u32,
-        nodes: group_nodes.iter().map(|n| n.id.clone()).collect(),
-        status: match &unfinished {
-            Some(failed) => format!("{decision}; {failed}"),
-            None => decision.to_string(),
-        },
-        updated_at_ms: now,
-    };
-    let action = match &decision {
-        NodeDecision::ScaleOut { to, .. } => GroupAction::ScaleOut { to: *to },
-        NodeDecision::Drain { node, .. } => GroupAction::Drain { node: node.clone() },
-        NodeDecision::Terminate { node, .. } => GroupAction::Terminate { node: node.clone() },
-        NodeDecision::Restore { node, .. } => GroupAction::Restore { node: node.clone() },
-        NodeDecision::Hold { .. } | NodeDecision::Nothing => {
-            member.node_groups.set(&group.name, report);
-            return true;
-        }
-    };
-    let reason = decision.reason().map(|r| r.to_string()).unwrap_or_default();
-    tracing::info!(group = %group.name, action = %action, %reason, "node autoscaler decision");
-    let command = Command::NodeGroupAction {
-        group: group.name.clone(),
-        action: action.clone(),
-        reason,
-        at_ms: now,
-        term,
-    };
-    match member.write(command).await {
-        Ok(CommandResult::Fenced { .. }) => return false,
-        Ok(CommandResult::NotFound { name }) if name == group.name => {
-            report.status = format!("{decision}: the group is no longer in the policy");
-        }
-        Ok(CommandResult::NotFound { name }) => {
-            report.status = format!("{decision}: node {name} is no longer registered");
-        }
-        Ok(_)
-            if config.crash_after_commit == Some(CrashPoint::NodeScaleOut)
-                && matches!(action, GroupAction::ScaleOut { .. }) =>
+    /// The provider's state of each machine it lists, by machine id.
+    fn listed(&self) -> HashMap<&str, &InstanceState> {
+        self.snapshot
+            .instances
+            .iter()
+            .map(|i| (i.instance_id.as_str(), &i.state))
+            .collect()
+    }
+
+    /// A committed termination whose machine is still there: terminate it again.
+    async fn finish_terminations(&self, committed: &CommittedView) {
+        let listed = self.listed();
+        for node in committed
+            .nodes
+            .iter()
+            .filter(|n| committed.record.terminated.contains(&n.info.id))
         {
-            tracing::warn!(
-                group = %group.name,
-                action = %action,
-                "exiting after committing a scale-out, before asking the provider (--test-crash-after-commit node-scale-out)"
-            );
-            std::process::exit(CRASH_EXIT_STATUS);
-        }
-        Ok(_) => {
-            // Committed: now act. The provider retries what is worth retrying.
-            let acted = match &action {
-                GroupAction::ScaleOut { to } => provider.set_desired(*to).await,
-                GroupAction::Terminate { node } => {
-                    let id = nodes
-                        .iter()
-                        .find(|n| &n.info.id == node)
-                        .map_or(node.as_str(), machine_id);
-                    provider.terminate(id).await
+            let id = machine_id(node);
+            if matches!(listed.get(id), Some(InstanceState::InService | InstanceState::Pending)) {
+                tracing::info!(group = %self.group.name, node = %node.info.id, "finishing a committed termination");
+                if let Err(e) = self.provider.terminate(id).await {
+                    report_error(
+                        self.member,
+                        self.group,
+                        &format!("terminating {id} (committed earlier): {e}"),
+                    );
                 }
-                GroupAction::Drain { .. } | GroupAction::Restore { .. } => Ok(()),
-            };
-            if let Err(e) = acted {
-                report.status = format!("{decision}: committed, but the provider refused: {e}");
-                tracing::warn!(group = %group.name, error = %e, "acting on a node decision");
             }
         }
-        Err(e) => report.status = format!("{decision}: could not commit it: {e}"),
     }
-    member.node_groups.set(&group.name, report);
-    true
+
+    /// A committed scale-out the provider did not get (the leader that committed it died before
+    /// asking, or the call failed): ask again, for the same absolute size. The provider's sizes
+    /// after that, and why finishing failed, if it did.
+    async fn finish_scale_out(&self, record: &GroupRecord, now: u64) -> (ProviderSize, Option<String>) {
+        let mut size = ProviderSize {
+            desired: self.snapshot.desired,
+            min: self.snapshot.min,
+            max: self.snapshot.max,
+        };
+        let (Some(to), Some(at_ms)) = (record.scale_out_to, record.last_scale_out_ms) else {
+            return (size, None);
+        };
+        let committed = CommittedScaleOut { to, at_ms };
+        let Some(to) = unfinished_scale_out(self.group, size, committed, record.last_scale_in_ms, now) else {
+            return (size, None);
+        };
+        tracing::info!(
+            group = %self.group.name,
+            "finishing a committed scale-out: the provider is at {} nodes, asking for {to}",
+            size.desired
+        );
+        match self.provider.set_desired(to).await {
+            Ok(()) => {
+                size.desired = to;
+                (size, None)
+            }
+            Err(e) => (
+                size,
+                Some(format!("finishing the committed scale-out to {to} nodes failed: {e}")),
+            ),
+        }
+    }
+
+    /// The group's registered nodes, leaving out those whose termination is committed.
+    fn group_nodes(&self, committed: &CommittedView) -> Vec<GroupNode> {
+        let listed = self.listed();
+        let in_group = |node: &RegisteredNode| match self.group.provider {
+            ProviderKind::Static => self.group.nodes.contains(&node.info.id),
+            _ => listed.contains_key(machine_id(node)),
+        };
+        committed
+            .nodes
+            .iter()
+            .filter(|n| in_group(n) && !committed.record.terminated.contains(&n.info.id))
+            .map(|n| group_node(self.member, n, committed))
+            .collect()
+    }
+
+    /// Commits the decision (fenced by term) and only then asks the provider for it. A status
+    /// replacing the decision's own when it could not be committed or carried out.
+    async fn commit_and_act(
+        &self,
+        decision: &NodeDecision,
+        nodes: &[RegisteredNode],
+        now: u64,
+    ) -> Result<Option<String>, Fenced> {
+        let action = match decision {
+            NodeDecision::ScaleOut { to, .. } => GroupAction::ScaleOut { to: *to },
+            NodeDecision::Drain { node, .. } => GroupAction::Drain { node: node.clone() },
+            NodeDecision::Terminate { node, .. } => GroupAction::Terminate { node: node.clone() },
+            NodeDecision::Restore { node, .. } => GroupAction::Restore { node: node.clone() },
+            NodeDecision::Hold { .. } | NodeDecision::Nothing => return Ok(None),
+        };
+        let group = &self.group.name;
+        let reason = decision.reason().map(|r| r.to_string()).unwrap_or_default();
+        tracing::info!(%group, action = %action, %reason, "node autoscaler decision");
+        let command = Command::NodeGroupAction {
+            group: group.clone(),
+            action: action.clone(),
+            reason,
+            at_ms: now,
+            term: self.term,
+        };
+        match self.member.write(command).await {
+            Ok(CommandResult::Fenced { .. }) => Err(Fenced),
+            Ok(CommandResult::NotFound { name }) if &name == group => {
+                Ok(Some(format!("{decision}: the group is no longer in the policy")))
+            }
+            Ok(CommandResult::NotFound { name }) => {
+                Ok(Some(format!("{decision}: node {name} is no longer registered")))
+            }
+            Ok(_)
+                if self.config.crash_after_commit == Some(CrashPoint::NodeScaleOut)
+                    && matches!(action, GroupAction::ScaleOut { .. }) =>
+            {
+                tracing::warn!(
+                    %group,
+                    action = %action,
+                    "exiting after committing a scale-out, before asking the provider (--test-crash-after-commit node-scale-out)"
+                );
+                std::process::exit(CRASH_EXIT_STATUS);
+            }
+            Ok(_) => Ok(self.act(&action, nodes).await.err().map(|e| {
+                tracing::warn!(%group, error = %e, "acting on a node decision");
+                format!("{decision}: committed, but the provider refused: {e}")
+            })),
+            Err(e) => Ok(Some(format!("{decision}: could not commit it: {e}"))),
+        }
+    }
+
+    /// Carries out a committed action. The provider retries what is worth retrying.
+    async fn act(&self, action: &GroupAction, nodes: &[RegisteredNode]) -> Result<(), ProviderError> {
+        match action {
+            GroupAction::ScaleOut { to } => self.provider.set_desired(*to).await,
+            GroupAction::Terminate { node } => {
+                let id = nodes
+                    .iter()
+                    .find(|n| &n.info.id == node)
+                    .map_or(node.as_str(), machine_id);
+                self.provider.terminate(id).await
+            }
+            GroupAction::Drain { .. } | GroupAction::Restore { .. } => Ok(()),
+        }
+    }
 }
 
 /// Logs, once per change, that instances wait for room this group cannot make: a warning naming
@@ -406,13 +431,13 @@ fn warn_on_unplaceable_change(
     state.unplaceable = now;
 }
 
-fn group_node(
-    member: &Member,
-    node: &RegisteredNode,
-    record: &GroupRecord,
-    placements: &placement::Placements,
-    memory_of: &HashMap<String, u32>,
-) -> GroupNode {
+fn group_node(member: &Member, node: &RegisteredNode, committed: &CommittedView) -> GroupNode {
+    let CommittedView {
+        record,
+        placements,
+        memory_of,
+        ..
+    } = committed;
     let id = &node.info.id;
     let reserved: u64 = placements
         .iter()

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one `command` provider call may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest `describe` answer read from a `command` provider.
 const MAX_DESCRIBE_BYTES: usize = 1024 * 1024;
 
 /// Builds the provider a group's policy names. `aws_endpoint_url` overrides the AWS endpoint
 /// (for tests against a local AWS endpoint).
-pub async fn build(
+pub(crate) async fn build(
     group: &NodeGroupPolicy,
     aws_endpoint_url: Option<&str>,
 ) -> Result<Arc<dyn CapacityProvider>, String> {
@@ -53,9 +53,9 @@ pub async fn build(
 }
 
 /// A node group managed by an operator's program.
-pub struct CommandProvider {
-    pub group: String,
-    pub command: Vec<String>,
+pub(crate) struct CommandProvider {
+    pub(crate) group: String,
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Deserialize)]

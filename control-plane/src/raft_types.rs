@@ -21,9 +21,9 @@ openraft::declare_raft_types!(
         AsyncRuntime = openraft::TokioRuntime,
 );
 
-pub type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
 pub type StorageError = openraft::StorageError<MemberId>;
-pub type LogId = openraft::LogId<MemberId>;
+pub(crate) type LogId = openraft::LogId<MemberId>;
 
 /// A change to the replicated state. Every admin write is one entry; timestamps are taken by
 /// the member that proposes it, so applying is deterministic on every member.
@@ -119,7 +119,7 @@ pub enum NodeState {
 }
 
 impl NodeState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NodeState::Ready => "ready",
             NodeState::Draining => "draining",
@@ -129,7 +129,7 @@ impl NodeState {
     }
 
     /// Whether an operator took the node out of service (draining or drained).
-    pub fn is_drain(self) -> bool {
+    pub(crate) fn is_drain(self) -> bool {
         matches!(self, NodeState::Draining | NodeState::Drained)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The table for the current state; `version` is left 0 for the publisher to set.
-pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> RouteTable {
+pub(crate) fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> RouteTable {
     state.read(|applied| {
         let cluster = &applied.cluster;
         let nodes: Vec<RouteNode> = cluster
@@ -63,7 +63,7 @@ pub fn build_route_table(state: &StateMachineStore, liveness: &Liveness) -> Rout
 
 /// Publishes the table for the current state if it differs from the one in `tx`; versions keep
 /// increasing across leaders because each continues from the last table it held.
-pub fn publish_if_changed(state: &StateMachineStore, liveness: &Liveness, tx: &watch::Sender<Arc<RouteTable>>) {
+pub(crate) fn publish_if_changed(state: &StateMachineStore, liveness: &Liveness, tx: &watch::Sender<Arc<RouteTable>>) {
     let mut table = build_route_table(state, liveness);
     let current = tx.borrow().clone();
     table.version = current.version;

@@ -20,108 +20,23 @@
 //! node ([`CallCounts`]), so a node going down or an agent restarting is not taken for calls.
 //!
 //! What the scheduler decided and could not do (desired counts, pending instances and why,
-//! recent scaling decisions) is kept in [`SchedulingReport`] for `fjord describe`: soft state,
+//! recent scaling decisions) is kept in [`SchedulingReport`](crate::reports::SchedulingReport) for `fjord describe`: soft state,
 //! rebuilt by the next leader within a tick.
 
 use crate::member::Member;
 use crate::raft_types::{Command, CommandResult, NodeState};
+use crate::reports::{PendingReport, ScalingDecision, DECISIONS_KEPT};
 use crate::state::ClusterState;
 use crate::state_machine::now_millis;
 use fjord_core::{FunctionRecord, NodeLoad};
 use fjord_decisions::autoscale::{AutoscalerConfig, FunctionAutoscaler, ScaleReason};
 use fjord_decisions::placement::{self, FunctionDemand, PlacementNode, PlacementPlan, Placements};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-
-/// Scaling decisions kept per function for `fjord describe`.
-pub const DECISIONS_KEPT: usize = 20;
-
-/// One change of a function's desired count.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalingDecision {
-    pub at_ms: u64,
-    pub from: u32,
-    pub to: u32,
-    pub reason: String,
-    pub stable_concurrency: f64,
-    pub panic_concurrency: f64,
-}
-
-/// Desired instances not placed (or held on a draining node), and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingReport {
-    pub instances: u32,
-    pub reason: String,
-    /// Memory the instances need in all.
-    pub memory_mib: u64,
-    /// Pending for lack of room: more nodes would place them (not so when an instance is
-    /// larger than any node, or when it is held on a draining node).
-    pub for_room: bool,
-    /// Held on a draining node: placed there, waiting for room elsewhere (not pending).
-    pub held: bool,
-}
-
-/// What the leader's scheduler last concluded about one function.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FunctionReport {
-    pub desired: u32,
-    pub pending: Vec<PendingReport>,
-    pub decisions: VecDeque<ScalingDecision>,
-}
-
-/// The scheduler's conclusions, readable by the Admin service on the leader.
-#[derive(Default)]
-pub struct SchedulingReport {
-    functions: Mutex<BTreeMap<String, FunctionReport>>,
-}
-
-impl SchedulingReport {
-    pub fn function(&self, name: &str) -> Option<FunctionReport> {
-        self.functions.lock().expect("report lock poisoned").get(name).cloned()
-    }
-
-    fn update(&self, name: &str, f: impl FnOnce(&mut FunctionReport)) {
-        f(self
-            .functions
-            .lock()
-            .expect("report lock poisoned")
-            .entry(name.to_string())
-            .or_default());
-    }
-
-    /// Desired instances placed nowhere, over every function (held ones are placed).
-    pub fn pending_instances(&self) -> u32 {
-        let functions = self.functions.lock().expect("report lock poisoned");
-        functions
-            .values()
-            .flat_map(|f| f.pending.iter())
-            .filter(|p| !p.held)
-            .map(|p| p.instances)
-            .sum()
-    }
-
-    /// Instances pending for lack of room, over every function: (instances, memory MiB).
-    pub fn pending_for_room(&self) -> (u32, u64) {
-        let functions = self.functions.lock().expect("report lock poisoned");
-        functions
-            .values()
-            .flat_map(|f| f.pending.iter())
-            .filter(|p| p.for_room)
-            .fold((0, 0), |(n, mib), p| (n + p.instances, mib + p.memory_mib))
-    }
-
-    fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.functions
-            .lock()
-            .expect("report lock poisoned")
-            .retain(|name, _| keep(name));
-    }
-}
 
 /// The leader's per-term scheduling state: one autoscaler per function. Dropped when the
 /// leadership ends; the next leader starts from the committed placements.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     started: Instant,
     /// No decision before every live agent has had time to heartbeat to this leader.
     warm_up: Duration,
@@ -142,7 +57,7 @@ struct Inputs {
 }
 
 impl Scheduler {
-    pub fn new(heartbeat_interval: Duration) -> Self {
+    pub(crate) fn new(heartbeat_interval: Duration) -> Self {
         Scheduler {
             started: Instant::now(),
             warm_up: heartbeat_interval * 2,
@@ -157,7 +72,7 @@ impl Scheduler {
 
     /// One round: autoscale, plan, commit, finish drains. Returns false when the leader was
     /// fenced (a newer term exists) and should stop leading.
-    pub async fn tick(&mut self, member: &Member, term: u64) -> bool {
+    pub(crate) async fn tick(&mut self, member: &Member, term: u64) -> bool {
         if self.started.elapsed() < self.warm_up {
             return true;
         }
@@ -370,7 +285,7 @@ fn read_inputs(member: &Member) -> Inputs {
 /// (none reported at all counts as none); a node silent past the heartbeat timeout runs nothing
 /// reachable (it is out of the routing table, its instances are placed elsewhere), so its last,
 /// stale report does not hold the drain back.
-pub fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> bool {
+pub(crate) fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> bool {
     if placed {
         return false;
     }
@@ -389,7 +304,7 @@ pub fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> boo
 /// ready instances of the function as the plan places there (`ready_on(node, function)`), so the
 /// function never has fewer instances serving than before. Moves off other nodes (a spread or
 /// capacity repair) are not held; the plan has no moves off down nodes (their instances are lost).
-pub fn keep_until_replaced(
+pub(crate) fn keep_until_replaced(
     plan: &PlacementPlan,
     committed_states: &BTreeMap<String, NodeState>,
     ready_on: impl Fn(&str, &str) -> u32,
@@ -426,7 +341,7 @@ pub fn keep_until_replaced(
 /// a base); one not reported keeps its last counter; a counter lower than the last (the agent
 /// restarted, or the function's pool on it was made anew) counts no call and becomes the base.
 #[derive(Debug, Default)]
-pub struct CallCounts {
+pub(crate) struct CallCounts {
     /// Function -> node -> the counter last reported.
     last: HashMap<String, HashMap<String, u64>>,
     /// Function -> the calls counted so far.
@@ -436,7 +351,7 @@ pub struct CallCounts {
 impl CallCounts {
     /// Takes one tick's `(node, counter)` pairs for `function` and returns the calls counted for
     /// it so far: a total that only grows, and grows exactly when a node reported calls.
-    pub fn observe<'a>(&mut self, function: &str, counters: impl IntoIterator<Item = (&'a str, u64)>) -> u64 {
+    pub(crate) fn observe<'a>(&mut self, function: &str, counters: impl IntoIterator<Item = (&'a str, u64)>) -> u64 {
         let last = self.last.entry(function.to_string()).or_default();
         let total = self.totals.entry(function.to_string()).or_default();
         for (node, counter) in counters {
@@ -449,7 +364,7 @@ impl CallCounts {
     }
 
     /// Forgets the functions `keep` refuses (removed ones).
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.last.retain(|name, _| keep(name));
         self.totals.retain(|name, _| keep(name));
     }

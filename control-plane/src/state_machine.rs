@@ -19,10 +19,10 @@ use tokio::sync::watch;
 
 /// What the state machine holds: the cluster state and how far the log has been applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AppliedState {
-    pub last_applied: Option<LogId>,
-    pub last_membership: StoredMembership<MemberId, BasicNode>,
-    pub cluster: ClusterState,
+pub(crate) struct AppliedState {
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) last_membership: StoredMembership<MemberId, BasicNode>,
+    pub(crate) cluster: ClusterState,
 }
 
 #[derive(Clone)]
@@ -63,12 +63,12 @@ impl StateMachineStore {
     }
 
     /// Runs `f` on the current state.
-    pub fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&AppliedState) -> T) -> T {
         f(&self.applied.read().expect("state lock poisoned"))
     }
 
     /// A receiver that changes whenever an entry is applied.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
     }
 
@@ -208,7 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
