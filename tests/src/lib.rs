@@ -358,6 +358,20 @@ impl Platform {
     }
 }
 
+/// `--metrics-listen off` unless `flags` choose a metrics address: a member the tests start
+/// never takes the default one (derived from its gRPC port, which may be another run's), and a
+/// taken metrics address fails its start.
+fn metrics_off_unless_given(flags: &[String]) -> Vec<String> {
+    if flags
+        .iter()
+        .any(|f| f == "--metrics-listen" || f.starts_with("--metrics-listen="))
+    {
+        Vec::new()
+    } else {
+        vec!["--metrics-listen".into(), "off".into()]
+    }
+}
+
 pub fn start_control_plane(dir: &Path, token_file: &Path, port: u16, bootstrap: bool) -> Daemon {
     start_control_plane_with(dir, token_file, port, bootstrap, &[])
 }
@@ -378,6 +392,7 @@ pub fn start_control_plane_with(dir: &Path, token_file: &Path, port: u16, bootst
     if bootstrap {
         args.push("--bootstrap".into());
     }
+    args.extend(metrics_off_unless_given(extra));
     args.extend(extra.iter().cloned());
     let log = dir.join(format!("control-plane-{}.log", free_port()));
     Daemon::start("control-plane", &bin("fjord-control-plane"), &args, log)
@@ -500,6 +515,7 @@ impl Members {
                 args.push(others.join(","));
             }
         }
+        args.extend(metrics_off_unless_given(&self.extra));
         args.extend(self.extra.iter().cloned());
         let log = self.dir.path().join(format!("member-{id}-{}.log", free_port()));
         self.daemons.insert(
