@@ -8,6 +8,7 @@
 //! registry's reason.
 
 use crate::connect::{explain, Admin};
+use crate::output::outln;
 use fjord_proto::v1 as pb;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -122,7 +123,7 @@ pub async fn wait(admin: &mut Admin, name: &str, timeout: Duration) -> anyhow::R
                 for bar in per_node.values() {
                     bar.finish();
                 }
-                println!("{name} is ready: {what}");
+                outln!("{name} is ready: {what}");
                 return Ok(());
             }
             Outcome::Failed(why) => {

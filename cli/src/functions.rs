@@ -2,6 +2,7 @@
 //! API as commands, with tables for people and `--json` for scripts.
 
 use crate::connect::{explain, ConnectArgs};
+use crate::output::outln;
 use fjord_core::duration::format_duration;
 use fjord_core::FunctionSpec;
 use fjord_decisions::policy::DEFAULTABLE_FIELDS;
@@ -59,7 +60,7 @@ fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values serialize")
     );
@@ -103,11 +104,13 @@ pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool, wait: Option
         let record = status.record.clone().unwrap_or_default();
         let image = record.spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         if record.image_ref.is_empty() {
-            println!("deployed {} (revision {})", spec.name, record.revision);
+            outln!("deployed {} (revision {})", spec.name, record.revision);
         } else {
-            println!(
+            outln!(
                 "deployed {} (revision {}): {} pinned to {image}",
-                spec.name, record.revision, record.image_ref
+                spec.name,
+                record.revision,
+                record.image_ref
             );
         }
     }
@@ -137,18 +140,25 @@ pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if functions.is_empty() {
-        println!("no functions deployed; deploy one with `fjord deploy -f fjord.yaml`");
+        outln!("no functions deployed; deploy one with `fjord deploy -f fjord.yaml`");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<24} {:>8} {:>7} {:>6} {:>9} {:>8} {:>11} {:>9}",
-        "NAME", "REVISION", "READY", "BUSY", "MEMORY", "TIMEOUT", "CONCURRENCY", "MIN/MAX"
+        "NAME",
+        "REVISION",
+        "READY",
+        "BUSY",
+        "MEMORY",
+        "TIMEOUT",
+        "CONCURRENCY",
+        "MIN/MAX"
     );
     for f in &functions {
         let record = f.record.clone().unwrap_or_default();
         let spec = record.spec.unwrap_or_default();
         let (ready, busy, _) = instance_counts(f);
-        println!(
+        outln!(
             "{:<24} {:>8} {:>7} {:>6} {:>6}MiB {:>8} {:>11} {:>9}",
             spec.name,
             record.revision,
@@ -175,40 +185,44 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
         print_json(&value);
         return Ok(());
     }
-    println!("name:      {}", value["name"].as_str().unwrap_or_default());
-    println!("revision:  {}", value["revision"]);
+    outln!("name:      {}", value["name"].as_str().unwrap_or_default());
+    outln!("revision:  {}", value["revision"]);
     if let Some(image_ref) = value["image_ref"].as_str().filter(|r| !r.is_empty()) {
-        println!(
+        outln!(
             "image:     {image_ref}, resolved at deploy to {}",
             value["spec"]["image"].as_str().unwrap_or_default()
         );
     }
-    println!("spec:");
+    outln!("spec:");
     let spec_yaml = serde_yaml_ng::to_string(&value["spec"]).unwrap_or_default();
     for line in spec_yaml.lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
     let (ready, _, starting) = instance_counts(&status);
-    println!(
+    outln!(
         "instances: desired {}, ready {ready}, starting {starting}",
         status.desired
     );
     if status.instances.is_empty() {
-        println!("  none placed or running (the next call starts one)");
+        outln!("  none placed or running (the next call starts one)");
     }
     for i in &status.instances {
-        println!(
+        outln!(
             "  node {:<20} desired {:>3}  ready {:>3}  busy {:>3}  starting {:>3}",
-            i.node_id, i.placed, i.ready, i.busy, i.starting
+            i.node_id,
+            i.placed,
+            i.ready,
+            i.busy,
+            i.starting
         );
     }
     for p in &status.pending {
-        println!("  pending {:>3}: {}", p.instances, p.reason);
+        outln!("  pending {:>3}: {}", p.instances, p.reason);
     }
     if !status.decisions.is_empty() {
-        println!("scaling decisions (newest last):");
+        outln!("scaling decisions (newest last):");
         for d in &status.decisions {
-            println!(
+            outln!(
                 "  {} {:>3} -> {:<3} {} (concurrency: stable {:.1}, panic {:.1})",
                 format_timestamp(d.at_ms),
                 d.from,
@@ -228,7 +242,7 @@ pub async fn remove(connect: &ConnectArgs, name: &str) -> anyhow::Result<()> {
         .remove_function(pb::RemoveFunctionRequest { name: name.into() })
         .await
         .map_err(explain)?;
-    println!("removed {name}");
+    outln!("removed {name}");
     Ok(())
 }
 
@@ -244,7 +258,7 @@ pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Opt
         .map_err(explain)?
         .into_inner();
     let spec = status.record.and_then(|r| r.spec).unwrap_or_default();
-    println!("scaled {name}: min {} max {}", spec.min_instances, spec.max_instances);
+    outln!("scaled {name}: min {} max {}", spec.min_instances, spec.max_instances);
     Ok(())
 }
 
@@ -256,6 +270,26 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         .map_err(explain)?
         .into_inner();
     let (nodes, groups) = (answer.nodes, answer.groups);
+    // Heartbeats carry no CPU figure: a node's CPU in use is its instances (ready or starting)
+    // at their function's cpu_millis, as placement counts it.
+    let cpu_by_function: std::collections::HashMap<String, u32> = admin
+        .list_functions(pb::ListFunctionsRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner()
+        .functions
+        .into_iter()
+        .filter_map(|f| {
+            let spec = f.record?.spec?;
+            Some((spec.name, spec.cpu_millis))
+        })
+        .collect();
+    let used_cpu_millis = |n: &pb::NodeStatus| -> u64 {
+        n.functions
+            .iter()
+            .map(|f| u64::from(f.ready + f.starting) * u64::from(cpu_by_function.get(&f.name).copied().unwrap_or(0)))
+            .sum()
+    };
     if json {
         let value: Vec<_> = nodes
             .iter()
@@ -264,7 +298,8 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
                 json!({
                     "id": info.id, "state": n.state, "invoke_addr": info.invoke_addr, "runtime": info.runtime,
                     "zone": info.zone, "memory_mib": info.memory_mib, "cpu_millis": info.cpu_millis,
-                    "reserved_memory_mib": n.reserved_memory_mib, "in_flight": n.in_flight,
+                    "reserved_memory_mib": n.reserved_memory_mib, "used_cpu_millis": used_cpu_millis(n),
+                    "in_flight": n.in_flight,
                     "last_heartbeat_ms_ago": n.last_heartbeat_ms_ago,
                     "functions": n.functions.iter().map(|f| json!({
                         "name": f.name, "revision": f.revision, "ready": f.ready, "busy": f.busy,
@@ -278,7 +313,7 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     for g in &groups {
-        println!(
+        outln!(
             "group {} ({}): desired {}, machines {}, nodes {} (min {}, max {})",
             g.name,
             g.provider,
@@ -288,31 +323,40 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
             g.min_nodes,
             g.max_nodes
         );
-        println!("  now: {}", g.status);
+        outln!("  now: {}", g.status);
         for d in g.decisions.iter().rev().take(5).rev() {
-            println!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
+            outln!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
         }
     }
     if nodes.is_empty() {
-        println!("no nodes registered; start a node agent (fjord dev starts one)");
+        outln!("no nodes registered; start a node agent (fjord dev starts one)");
         return Ok(());
     }
-    println!(
-        "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>9} {:>15}",
-        "NODE", "STATE", "ADDRESS", "RUNTIME", "ZONE", "MEMORY USED/ALL", "IN FLIGHT", "INSTANCES/PLACED"
+    outln!(
+        "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>16} {:>9} {:>15}",
+        "NODE",
+        "STATE",
+        "ADDRESS",
+        "RUNTIME",
+        "ZONE",
+        "MEMORY USED/ALL",
+        "CPU USED/ALL",
+        "IN FLIGHT",
+        "INSTANCES/PLACED"
     );
     for n in &nodes {
         let info = n.info.clone().unwrap_or_default();
         let instances: u32 = n.functions.iter().map(|f| f.ready + f.starting).sum();
         let placed: u32 = n.placed.values().sum();
-        println!(
-            "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>9} {:>15}",
+        outln!(
+            "{:<20} {:<9} {:<22} {:<8} {:<10} {:>16} {:>16} {:>9} {:>15}",
             info.id,
             n.state,
             info.invoke_addr,
             info.runtime,
             if info.zone.is_empty() { "-" } else { info.zone.as_str() },
             format!("{}/{} MiB", n.reserved_memory_mib, info.memory_mib),
+            format!("{}/{}m", used_cpu_millis(n), info.cpu_millis),
             n.in_flight,
             format!("{instances}/{placed}")
         );
@@ -346,11 +390,11 @@ pub async fn groups(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if groups.is_empty() {
-        println!("no node groups; add node_groups to the policy (fjord policy apply -f FILE)");
+        outln!("no node groups; add node_groups to the policy (fjord policy apply -f FILE)");
         return Ok(());
     }
     for g in &groups {
-        println!(
+        outln!(
             "group {} ({}): desired {}, machines {}, nodes {} (min {}, max {})",
             g.name,
             g.provider,
@@ -360,9 +404,9 @@ pub async fn groups(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
             g.min_nodes,
             g.max_nodes
         );
-        println!("  now: {}", g.status);
+        outln!("  now: {}", g.status);
         for d in &g.decisions {
-            println!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
+            outln!("  {} {}: {}", format_timestamp(d.at_ms), d.action, d.reason);
         }
     }
     Ok(())
@@ -382,23 +426,23 @@ pub async fn status(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    println!(
+    outln!(
         "control plane: member {} answering, leader {}, term {}",
         s.this_member,
         opt(s.leader_id),
         s.term
     );
-    println!(
+    outln!(
         "log:           commit index {}, applied index {}",
         opt(s.commit_index),
         opt(s.applied_index)
     );
-    println!("members:");
+    outln!("members:");
     for m in &s.members {
-        println!("  {:>3}  {:<10} {}", m.id, m.role, m.addr);
+        outln!("  {:>3}  {:<10} {}", m.id, m.role, m.addr);
     }
-    println!("functions:     {}", s.functions);
-    println!("nodes:         {} ready of {}", s.nodes_ready, s.nodes_total);
+    outln!("functions:     {}", s.functions);
+    outln!("nodes:         {} ready of {}", s.nodes_ready, s.nodes_total);
     Ok(())
 }
 
@@ -423,7 +467,7 @@ pub async fn logs(connect: &ConnectArgs, name: &str, tail: u32, json: bool) -> a
         return Ok(());
     }
     for l in &reply.lines {
-        println!(
+        outln!(
             "{} {} {:<8} {}",
             format_timestamp(l.timestamp_ms),
             l.instance_id,
@@ -458,7 +502,7 @@ pub async fn add_member(connect: &ConnectArgs, id: u64, addr: &str) -> anyhow::R
         .add_member(pb::AddMemberRequest { id, addr: addr.into() })
         .await
         .map_err(explain)?;
-    println!("member {id} ({addr}) joined as a voter");
+    outln!("member {id} ({addr}) joined as a voter");
     status(connect, false).await
 }
 
@@ -468,6 +512,6 @@ pub async fn remove_member(connect: &ConnectArgs, id: u64) -> anyhow::Result<()>
         .remove_member(pb::RemoveMemberRequest { id })
         .await
         .map_err(explain)?;
-    println!("member {id} removed; stop its process, and never reuse id {id}");
+    outln!("member {id} removed; stop its process, and never reuse id {id}");
     status(connect, false).await
 }

@@ -53,20 +53,22 @@ pub async fn invoke(args: InvokeArgs<'_>) -> anyhow::Result<()> {
     })?;
     let status = response.status();
     let (parts, mut body) = response.into_parts();
+    // The body goes to stdout as it arrives; a reader that went away ends the command quietly.
     let mut stdout = std::io::stdout().lock();
+    let to_stdout = |written: std::io::Result<()>| written.unwrap_or_else(|e| crate::output::exit_on_write_error(&e));
     if args.include {
-        writeln!(stdout, "{:?} {}", parts.version, status)?;
+        to_stdout(writeln!(stdout, "{:?} {}", parts.version, status));
         for (name, value) in &parts.headers {
-            writeln!(stdout, "{name}: {}", value.to_str().unwrap_or("<binary>"))?;
+            to_stdout(writeln!(stdout, "{name}: {}", value.to_str().unwrap_or("<binary>")));
         }
-        writeln!(stdout)?;
+        to_stdout(writeln!(stdout));
     }
     while let Some(frame) = body.frame().await {
         if let Some(data) = frame?.data_ref() {
-            stdout.write_all(data)?;
+            to_stdout(stdout.write_all(data));
         }
     }
-    stdout.flush()?;
+    to_stdout(stdout.flush());
     if !status.is_success() {
         anyhow::bail!("function {} answered {status}", args.name);
     }

@@ -11,6 +11,7 @@ mod deploy_wait;
 mod dev;
 mod functions;
 mod invoke;
+mod output;
 mod scheduling;
 
 use clap::{Parser, Subcommand};

@@ -2,6 +2,7 @@
 //! scheduler.
 
 use crate::connect::{explain, ConnectArgs};
+use crate::output::{out, outln};
 use fjord_decisions::policy::ClusterPolicy;
 use fjord_proto::v1 as pb;
 use std::path::Path;
@@ -18,9 +19,9 @@ pub async fn drain(connect: &ConnectArgs, id: &str, wait: Option<Duration>) -> a
         .await
         .map_err(explain)?
         .into_inner();
-    println!("node {id} is {}: it gets no new instances or requests", node.state);
+    outln!("node {id} is {}: it gets no new instances or requests", node.state);
     let Some(limit) = wait else {
-        println!("follow it with `fjord nodes`; it shows `drained` once nothing runs there");
+        outln!("follow it with `fjord nodes`; it shows `drained` once nothing runs there");
         return Ok(());
     };
     let deadline = Instant::now() + limit;
@@ -36,7 +37,7 @@ pub async fn drain(connect: &ConnectArgs, id: &str, wait: Option<Duration>) -> a
             anyhow::bail!("node {id} is no longer registered");
         };
         if node.state == "drained" {
-            println!("node {id} is drained: nothing placed or running there; it can be stopped");
+            outln!("node {id} is drained: nothing placed or running there; it can be stopped");
             return Ok(());
         }
         if node.state != "draining" {
@@ -52,7 +53,7 @@ pub async fn drain(connect: &ConnectArgs, id: &str, wait: Option<Duration>) -> a
             node.in_flight
         );
         if progress != last {
-            println!("{progress}");
+            outln!("{progress}");
             last = progress;
         }
         if Instant::now() >= deadline {
@@ -76,7 +77,7 @@ pub async fn undrain(connect: &ConnectArgs, id: &str) -> anyhow::Result<()> {
         .await
         .map_err(explain)?
         .into_inner();
-    println!("node {id} is {}", node.state);
+    outln!("node {id} is {}", node.state);
     Ok(())
 }
 
@@ -94,8 +95,8 @@ pub async fn apply_policy(connect: &ConnectArgs, file: &Path) -> anyhow::Result<
         .await
         .map_err(explain)?
         .into_inner();
-    println!("policy applied; the cluster now runs with:");
-    print!("{}", stored.yaml);
+    outln!("policy applied; the cluster now runs with:");
+    out!("{}", stored.yaml);
     Ok(())
 }
 
@@ -106,6 +107,6 @@ pub async fn show_policy(connect: &ConnectArgs) -> anyhow::Result<()> {
         .await
         .map_err(explain)?
         .into_inner();
-    print!("{}", stored.yaml);
+    out!("{}", stored.yaml);
     Ok(())
 }

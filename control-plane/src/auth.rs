@@ -61,7 +61,7 @@ impl Token {
     }
 
     /// Adds `authorization: Bearer <token>` to an outgoing request.
-    pub(crate) fn attach<T>(&self, request: &mut Request<T>) {
+    pub fn attach<T>(&self, request: &mut Request<T>) {
         if let Ok(value) = MetadataValue::try_from(format!("Bearer {}", self.0)) {
             request.metadata_mut().insert("authorization", value);
         }

@@ -107,11 +107,12 @@ pub struct Args {
     #[arg(long, env = "FJORD_SNAPSHOT_EVERY", default_value_t = 5000)]
     pub(crate) snapshot_every: u64,
     /// Address to serve Prometheus metrics on, at GET /metrics, without a token (node groups,
-    /// pending instances, Raft role and term), or `off`. The default address is used only if it
-    /// is free (a warning says when it is not); any other address must be free or the member
-    /// does not start. Keep it off the internet.
-    #[arg(long, env = "FJORD_METRICS_LISTEN", default_value = metrics::DEFAULT_METRICS_LISTEN)]
-    pub(crate) metrics_listen: String,
+    /// pending instances, Raft role and term), or `off`. Default: loopback, on --listen's port
+    /// plus 2000 (7400 -> 127.0.0.1:9400, 7401 -> 127.0.0.1:9401), so members started side by
+    /// side never collide. The address must be free or the member does not start. Keep it off the
+    /// internet.
+    #[arg(long, env = "FJORD_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -135,6 +136,11 @@ pub enum StartError {
     Raft(String),
     #[error(transparent)]
     Bind(#[from] fjord_daemon::BindError),
+    #[error(
+        "serving metrics on {addr}: {source}; move them with --metrics-listen ADDR (a free address), or turn \
+         them off with --metrics-listen off"
+    )]
+    Metrics { addr: String, source: std::io::Error },
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -171,23 +177,26 @@ fn parse_members(args: &Args, advertise: &str) -> Result<BTreeMap<MemberId, Basi
     Ok(members)
 }
 
-/// Binds `--metrics-listen`: `None` for `off`, or when the default address is taken (a warning
-/// says so); any other address that cannot be bound stops the start.
-async fn bind_metrics(addr: &str) -> Result<Option<TcpListener>, StartError> {
-    if addr == "off" {
-        return Ok(None);
+/// Where `--metrics-listen` asks the metrics to be served: `None` for `off`, else the address
+/// given, else [`metrics::default_metrics_listen`] of `--listen`.
+fn metrics_address(args: &Args) -> Result<Option<String>, StartError> {
+    match args.metrics_listen.as_deref() {
+        Some("off") => Ok(None),
+        Some(addr) => Ok(Some(addr.to_string())),
+        None => metrics::default_metrics_listen(&args.listen)
+            .map(Some)
+            .map_err(StartError::Config),
     }
-    match fjord_daemon::bind(addr).await {
+}
+
+/// Binds the metrics address; one that cannot be had stops the start, default or not.
+async fn bind_metrics(addr: Option<String>) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    match TcpListener::bind(&addr).await {
         Ok(listener) => Ok(Some(listener)),
-        Err(e) if addr == metrics::DEFAULT_METRICS_LISTEN => {
-            tracing::warn!(
-                error = %e,
-                "serving no metrics: the default metrics address is taken; pass --metrics-listen with a free \
-                 address, or off"
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
+        Err(source) => Err(StartError::Metrics { addr, source }),
     }
 }
 
@@ -240,7 +249,7 @@ pub async fn run_with_faults(
             })?
             .to_string(),
     };
-    let metrics_listener = bind_metrics(&args.metrics_listen).await?;
+    let metrics_listener = bind_metrics(metrics_address(&args)?).await?;
     std::fs::create_dir_all(&args.data_dir).map_err(|source| StartError::DataDir {
         path: args.data_dir.clone(),
         source,

@@ -20,8 +20,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Where `--metrics-listen` serves unless told otherwise.
-pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7401";
+/// How far above the gRPC port the default metrics port lies: far enough that the members of
+/// a cluster on one host (7400, 7401, ...) and the platform's other defaults never meet it.
+pub const METRICS_PORT_OFFSET: u16 = 2000;
+
+/// Where `--metrics-listen` serves unless told otherwise: loopback, on `listen`'s port plus
+/// [`METRICS_PORT_OFFSET`] (7400 -> 127.0.0.1:9400). Port 0 (any free port) stays 0.
+pub fn default_metrics_listen(listen: &str) -> Result<String, String> {
+    let port: u16 = listen
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| {
+            format!("--listen {listen:?} has no port to derive the metrics port from; pass --metrics-listen")
+        })?;
+    let metrics_port = match port {
+        0 => 0,
+        _ => port.checked_add(METRICS_PORT_OFFSET).ok_or_else(|| {
+            format!(
+                "--listen port {port} leaves no room for the metrics port (--listen's port + {METRICS_PORT_OFFSET}); \
+                 pass --metrics-listen ADDR or off"
+            )
+        })?,
+    };
+    Ok(format!("127.0.0.1:{metrics_port}"))
+}
 
 /// What one scrape reports, read from the member at once.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,6 +184,19 @@ mod tests {
     fn sample(text: &str, series: &str) -> Option<u64> {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn the_default_metrics_port_is_the_grpc_port_plus_2000_on_loopback() {
+        assert_eq!(default_metrics_listen("127.0.0.1:7400").unwrap(), "127.0.0.1:9400");
+        assert_eq!(default_metrics_listen("127.0.0.1:7401").unwrap(), "127.0.0.1:9401");
+        assert_eq!(default_metrics_listen("0.0.0.0:7402").unwrap(), "127.0.0.1:9402");
+        assert_eq!(default_metrics_listen("[::1]:7400").unwrap(), "127.0.0.1:9400");
+        assert_eq!(default_metrics_listen("127.0.0.1:0").unwrap(), "127.0.0.1:0");
+        let too_high = default_metrics_listen("127.0.0.1:65000").unwrap_err();
+        assert!(too_high.contains("--metrics-listen"), "{too_high}");
+        let no_port = default_metrics_listen("localhost").unwrap_err();
+        assert!(no_port.contains("--metrics-listen"), "{no_port}");
     }
 
     #[test]

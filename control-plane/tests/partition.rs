@@ -81,6 +81,9 @@ async fn start_members(
             format!("127.0.0.1:{}", ports[i]),
             "--data-dir".into(),
             dir.join(format!("member-{id}")).display().to_string(),
+            // Never the default (derived from the gRPC port, which another run may hold).
+            "--metrics-listen".into(),
+            "off".into(),
         ];
         if id == 1 {
             argv.push("--bootstrap".into());

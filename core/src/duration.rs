@@ -5,9 +5,10 @@ use std::time::Duration;
 /// Parses `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit; write for example 30s, 500ms, 5m or 1h"))?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| match text {
+        "" => "is empty; write a duration such as 30s, 500ms, 5m or 1h".to_string(),
+        digits => format!("{digits:?} has no unit; write {digits}s or {digits}ms"),
+    })?;
     let (digits, unit) = text.split_at(split);
     let value: u64 = digits
         .parse()
@@ -23,6 +24,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .checked_mul(millis_per_unit)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Reads a duration as a YAML file holds it: a string such as `30s`, or a bare number, which is
+/// refused for having no unit (`timeout: 30`) just as `"30"` is. The caller names the field.
+pub fn parse_yaml_duration(value: &serde_yaml_ng::Value) -> Result<Duration, String> {
+    match value {
+        serde_yaml_ng::Value::String(text) => parse_duration(text),
+        serde_yaml_ng::Value::Number(n) => parse_duration(&n.to_string()),
+        _ => Err("is not a duration; write for example 30s, 500ms, 5m or 1h".into()),
+    }
 }
 
 /// Writes a duration in the largest unit that represents it exactly.
@@ -73,6 +84,29 @@ mod tests {
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn a_missing_unit_is_named_with_the_fix() {
+        assert_eq!(
+            parse_duration("30").unwrap_err(),
+            r#""30" has no unit; write 30s or 30ms"#
+        );
+        assert!(parse_duration("").unwrap_err().contains("is empty"));
+    }
+
+    #[test]
+    fn yaml_numbers_have_no_unit_and_strings_parse() {
+        let value = |text: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).unwrap();
+        assert_eq!(
+            parse_yaml_duration(&value("30")).unwrap_err(),
+            r#""30" has no unit; write 30s or 30ms"#
+        );
+        assert_eq!(parse_yaml_duration(&value("\"30s\"")).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_yaml_duration(&value("5m")).unwrap(), Duration::from_secs(300));
+        assert!(parse_yaml_duration(&value("[1]"))
+            .unwrap_err()
+            .contains("is not a duration"));
     }
 
     #[test]

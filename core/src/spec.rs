@@ -205,6 +205,7 @@ impl FunctionSpec {
                 text.len()
             )));
         }
+        check_duration_fields(text)?;
         let spec: FunctionSpec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
         spec.validate()?;
         Ok(spec)
@@ -288,6 +289,24 @@ fn check_range(field: &str, value: u32, (low, high): (u32, u32), unit: &str) -> 
     Ok(())
 }
 
+/// The spec's fields that hold a duration (`30s`): read through `serde_human`.
+const DURATION_FIELDS: [&str; 2] = ["timeout", "scale_to_zero_after"];
+
+/// Reads each duration field of a `fjord.yaml` first, so that a malformed one is reported with
+/// its name (for example: field `timeout` "30" has no unit; write 30s or 30ms): serde's own
+/// error for it would not name the field. Text that is not a mapping is left to the full parse to report.
+fn check_duration_fields(text: &str) -> Result<(), SpecError> {
+    let Ok(serde_yaml_ng::Value::Mapping(fields)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return Ok(());
+    };
+    for field in DURATION_FIELDS {
+        if let Some(value) = fields.get(field) {
+            crate::duration::parse_yaml_duration(value).map_err(|reason| SpecError::field(field, reason))?;
+        }
+    }
+    Ok(())
+}
+
 fn check_duration(field: &str, value: Duration, (low, high): (Duration, Duration)) -> Result<(), SpecError> {
     use crate::duration::format_duration as f;
     if value < low || value > high {
@@ -365,6 +384,31 @@ mod tests {
             Err(SpecError::Field { field, .. }) => field,
             other => panic!("expected a field error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_duration_without_a_unit_names_its_field_and_the_fix() {
+        for (yaml, field) in [
+            ("timeout: 30", "timeout"),
+            ("timeout: \"30\"", "timeout"),
+            ("scale_to_zero_after: 90", "scale_to_zero_after"),
+        ] {
+            let text = format!("name: f\ncommand: [\"true\"]\n{yaml}\n");
+            let err = FunctionSpec::from_yaml(&text).unwrap_err();
+            assert_eq!(err.field_name(), Some(field), "{err}");
+            let digits = yaml.rsplit(' ').next().unwrap().trim_matches('"');
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid function spec: field `{field}` \"{digits}\" has no unit; write {digits}s or {digits}ms"
+                )
+            );
+        }
+        let err = FunctionSpec::from_yaml("name: f\ncommand: [\"true\"]\ntimeout: 3d\n").unwrap_err();
+        assert_eq!(err.field_name(), Some("timeout"), "{err}");
+        assert!(err.to_string().contains("unknown unit"), "{err}");
+        let spec = FunctionSpec::from_yaml("name: f\ncommand: [\"true\"]\ntimeout: 5s\n").unwrap();
+        assert_eq!(spec.timeout, Duration::from_secs(5));
     }
 
     #[test]

@@ -35,7 +35,7 @@
 
 use crate::autoscale::AutoscalerConfig;
 use crate::node_autoscale::{NodeGroupPolicy, NodeGroupPolicyError};
-use fjord_core::duration::parse_duration;
+use fjord_core::duration::{parse_duration, parse_yaml_duration};
 use fjord_core::hashing::DEFAULT_LOAD_BOUND_C;
 use fjord_core::spec::{FunctionSpec, KeepAlive, SpecError};
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,25 @@ pub enum PolicyError {
     Field { field: String, reason: String },
 }
 
+/// Reads the policy's duration fields first, so that a malformed one is reported with its path
+/// (`defaults.scale_to_zero_after: 30` has no unit): serde's own error would not name it, or
+/// would call a bare number the wrong type. Text that is not a mapping is left to the full parse.
+fn check_duration_fields(text: &str) -> Result<(), PolicyError> {
+    let Ok(serde_yaml_ng::Value::Mapping(policy)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return Ok(());
+    };
+    let Some(serde_yaml_ng::Value::Mapping(defaults)) = policy.get("defaults") else {
+        return Ok(());
+    };
+    if let Some(value) = defaults.get("scale_to_zero_after") {
+        parse_yaml_duration(value).map_err(|reason| PolicyError::Field {
+            field: "defaults.scale_to_zero_after".into(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
 impl ClusterPolicy {
     /// Parses and validates a policy file.
     pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
@@ -119,6 +138,7 @@ impl ClusterPolicy {
                 text.len()
             )));
         }
+        check_duration_fields(text)?;
         let policy: ClusterPolicy = if text.trim().is_empty() {
             ClusterPolicy::default()
         } else {
@@ -220,6 +240,19 @@ impl FunctionDefaults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_duration_without_a_unit_names_its_field() {
+        for value in ["30", "\"30\""] {
+            let err = ClusterPolicy::from_yaml(&format!("defaults:\n  scale_to_zero_after: {value}\n")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid policy: field `defaults.scale_to_zero_after` \"30\" has no unit; write 30s or 30ms"
+            );
+        }
+        let policy = ClusterPolicy::from_yaml("defaults:\n  scale_to_zero_after: 10m\n").unwrap();
+        assert_eq!(policy.defaults.scale_to_zero_after(), Some(Duration::from_secs(600)));
+    }
 
     #[test]
     fn an_empty_file_is_the_default_policy() {

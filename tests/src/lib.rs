@@ -39,7 +39,55 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Waits until `check` returns `Some`, polling every 25 ms, failing the test after `within`.
+/// The value of one series (its name with its labels, as written, e.g.
+/// `fjord_node_group_nodes{group="vps"}`) in a Prometheus text exposition; `None` when the
+/// series is absent or its value does not parse as `T`. Compare numbers, never substrings of the
+/// text: `x_total 1` is also the start of `x_total 12`.
+pub fn metric_value<T: std::str::FromStr>(exposition: &str, series: &str) -> Option<T> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        // A sample may carry a timestamp after its value.
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// How long one test may wait in all. nextest kills a test after 300 s (.config/nextest.toml:
+/// slow after 60 s, killed after 5 periods) and its diagnostics die with it, so every wait here
+/// ends by this budget, counted from the test's first fixture call, and fails with its own
+/// message first. nextest runs each test in its own process, so the clock is per test.
+pub const TEST_BUDGET: Duration = Duration::from_secs(240);
+
+fn test_started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// When a wait of `within` from now must end: `within` from now, or the end of the test's
+/// [`TEST_BUDGET`] if that comes first (`true` then).
+pub fn deadline_within(within: Duration) -> (Instant, bool) {
+    let budget_end = test_started() + TEST_BUDGET;
+    let wanted = Instant::now() + within;
+    if wanted > budget_end {
+        (budget_end, true)
+    } else {
+        (wanted, false)
+    }
+}
+
+/// Why a wait ended at its deadline, for failure messages.
+fn timed_out(within: Duration, by_budget: bool) -> String {
+    if by_budget {
+        format!(
+            "the test's {TEST_BUDGET:?} budget ran out (kept under nextest's 300 s kill so these diagnostics survive; \
+             this wait asked for {within:?})"
+        )
+    } else {
+        format!("timed out after {within:?}")
+    }
+}
+
+/// Waits until `check` returns `Some`, polling every 25 ms, failing the test after `within`
+/// (or when the test's [`TEST_BUDGET`] runs out).
 pub async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -54,13 +102,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + within;
+    let (deadline, by_budget) = deadline_within(within);
     loop {
-        if let Some(value) = check().await {
+        // A check that hangs is cut at the budget's end, not at `within`: a slow check that
+        // answers within the budget keeps working as before.
+        let budget_end = test_started() + TEST_BUDGET;
+        if let Ok(Some(value)) = tokio::time::timeout_at(budget_end.into(), check()).await {
             return value;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}\n{}", explain());
+            panic!("{} waiting for {what}\n{}", timed_out(within, by_budget), explain());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -82,6 +133,7 @@ impl Daemon {
 
     /// Starts a prepared command (its environment set by the caller) as a daemon.
     pub fn start_command(name: &str, mut command: Command, log: PathBuf) -> Daemon {
+        test_started();
         let out = std::fs::File::create(&log).expect("creating a daemon log");
         let child = command
             .env("RUST_LOG", "info")
@@ -232,9 +284,15 @@ pub async fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]
     let request = request
         .body(Full::new(Bytes::copy_from_slice(body)))
         .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(Duration::from_secs(90), client.request(request))
+    let (deadline, by_budget) = deadline_within(Duration::from_secs(90));
+    let response = tokio::time::timeout_at(deadline.into(), client.request(request))
         .await
-        .map_err(|_| format!("no answer from {url} within 90s"))?
+        .map_err(|_| {
+            format!(
+                "no answer from {url}: {}",
+                timed_out(Duration::from_secs(90), by_budget)
+            )
+        })?
         .map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -392,7 +450,7 @@ impl Platform {
     pub async fn invoke_when_routable(&self, name: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
         let url = self.lb_url(&format!("/function/{name}{path}"));
         let within = Duration::from_secs(20);
-        let deadline = Instant::now() + within;
+        let (deadline, by_budget) = deadline_within(within);
         loop {
             let last = match http("POST", &url, body, headers).await {
                 Ok(answer) if answer.status != 404 => return answer,
@@ -401,7 +459,8 @@ impl Platform {
             };
             assert!(
                 Instant::now() < deadline,
-                "timed out after {within:?} waiting for function {name} to be routable; last answer: {last}\n{}",
+                "{} waiting for function {name} to be routable; last answer: {last}\n{}",
+                timed_out(within, by_budget),
                 self.all_logs()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -420,6 +479,20 @@ impl Platform {
     pub fn restart_control_plane(&mut self) {
         self.control_plane.kill9();
         self.control_plane = start_control_plane(self.dir.path(), &self.token_file, self.control_plane_port, false);
+    }
+}
+
+/// `--metrics-listen off` unless `flags` choose a metrics address: a member the tests start
+/// never takes the default one (derived from its gRPC port, which may be another run's), and a
+/// taken metrics address fails its start.
+fn metrics_off_unless_given(flags: &[String]) -> Vec<String> {
+    if flags
+        .iter()
+        .any(|f| f == "--metrics-listen" || f.starts_with("--metrics-listen="))
+    {
+        Vec::new()
+    } else {
+        vec!["--metrics-listen".into(), "off".into()]
     }
 }
 
@@ -443,6 +516,7 @@ pub fn start_control_plane_with(dir: &Path, token_file: &Path, port: u16, bootst
     if bootstrap {
         args.push("--bootstrap".into());
     }
+    args.extend(metrics_off_unless_given(extra));
     args.extend(extra.iter().cloned());
     let log = dir.join(format!("control-plane-{}.log", free_port()));
     Daemon::start("control-plane", &bin("fjord-control-plane"), &args, log)
@@ -565,6 +639,7 @@ impl Members {
                 args.push(others.join(","));
             }
         }
+        args.extend(metrics_off_unless_given(&self.extra));
         args.extend(self.extra.iter().cloned());
         let log = self.dir.path().join(format!("member-{id}-{}.log", free_port()));
         self.daemons.insert(

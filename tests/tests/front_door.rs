@@ -41,19 +41,22 @@ async fn bodies_over_the_limit_get_413_declared_or_chunked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let platform = Platform::start_custom(1, 4096, &["--header-read-timeout-ms", "500"]).await;
+    // 500 ms, far from the 10 s default: a cut after about 500 ms is this flag's doing.
+    let timeout = Duration::from_millis(500);
+    let flag = timeout.as_millis().to_string();
+    let platform = Platform::start_custom(1, 4096, &["--header-read-timeout-ms", &flag]).await;
     let mut stream = TcpStream::connect(("127.0.0.1", platform.lb_port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(stream, "GET /function/echo HTTP/1.1\r\nHost: x\r\n").unwrap();
     let started = Instant::now();
+    write!(stream, "GET /function/echo HTTP/1.1\r\nHost: x\r\n").unwrap();
     let mut buffer = Vec::new();
     let _ = stream.read_to_end(&mut buffer);
+    let held = started.elapsed();
     let reply = String::from_utf8_lossy(&buffer);
     assert!(buffer.is_empty() || reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "the slow client was held for {:?}",
-        started.elapsed()
+        held >= timeout.mul_f32(0.6) && held < timeout * 6,
+        "the slow client was cut off after {held:?}; --header-read-timeout-ms {flag} should cut it after about {timeout:?}"
     );
 }
 
@@ -83,28 +86,40 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_function_gets_429_and_others_do_not() {
+    let per_second = 2.0;
     let platform = Platform::start_custom(1, 4096, &["--rate-limit", "limited=2"]).await;
     assert!(platform.deploy_example("limited", "echo", "").status.success());
     assert!(platform.deploy_example("free", "echo", "").status.success());
     platform.invoke_when_routable("free", "", b"x", &[]).await;
-    let mut limited = Vec::new();
-    for _ in 0..6 {
-        limited.push(
-            http("POST", &platform.lb_url("/function/limited"), b"x", &[])
-                .await
-                .unwrap()
-                .status,
-        );
+    platform.invoke_when_routable("limited", "", b"x", &[]).await;
+    let call = |name: &str| {
+        let url = platform.lb_url(&format!("/function/{name}"));
+        async move { http("POST", &url, b"x", &[]).await.unwrap().status }
+    };
+
+    // Within the rate (one call per 750 ms against 2 per second): every call is served.
+    let mut paced = Vec::new();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(750)).await;
+        paced.push(call("limited").await);
     }
-    assert!(limited.contains(&429), "{limited:?}");
-    for _ in 0..6 {
-        assert_eq!(
-            http("POST", &platform.lb_url("/function/free"), b"x", &[])
-                .await
-                .unwrap()
-                .status,
-            200
-        );
+    assert_eq!(paced, [200; 4], "calls within the rate were refused");
+
+    // Beyond it: at most the burst (one second's worth) plus what refilled meanwhile is served.
+    let started = Instant::now();
+    let mut burst = Vec::new();
+    for _ in 0..8 {
+        burst.push(call("limited").await);
+    }
+    let allowed = (per_second + started.elapsed().as_secs_f64() * per_second).floor() as usize;
+    let served = burst.iter().filter(|s| **s == 200).count();
+    assert!(
+        served <= allowed,
+        "{served} of a burst of 8 served, at most {allowed} allowed: {burst:?}"
+    );
+    assert!(burst.iter().all(|s| *s == 200 || *s == 429), "{burst:?}");
+    for _ in 0..8 {
+        assert_eq!(call("free").await, 200);
     }
 }
 
@@ -129,12 +144,8 @@ async fn a_request_waits_while_no_node_has_room_and_one_past_the_queue_gets_429(
     });
     let metrics_url = platform.lb_url("/metrics");
     eventually("the first waiter to be queued", Duration::from_secs(10), || async {
-        http("GET", &metrics_url, b"", &[])
-            .await
-            .ok()?
-            .text()
-            .contains("fjord_lb_queue_waits_total 1")
-            .then_some(())
+        let metrics = http("GET", &metrics_url, b"", &[]).await.ok()?.text();
+        (metric_value::<u64>(&metrics, "fjord_lb_queue_waits_total")? == 1).then_some(())
     })
     .await;
     let second = http("POST", &platform.lb_url("/function/waiter"), b"refused", &[])

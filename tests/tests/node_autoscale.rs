@@ -221,9 +221,7 @@ async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
 
 /// The value of one series (name with its labels) in a Prometheus text exposition.
 fn sample(metrics: &str, series: &str) -> Option<u64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    metric_value(metrics, series)
 }
 
 /// The leader's metrics, when it answers.

@@ -127,7 +127,7 @@ async fn a_follower_that_missed_10000_writes_catches_up_by_snapshot() {
                 // remaining members elect a leader (a busy machine), is retried with backoff as
                 // the error tells a client to: scale is idempotent. A write still failing after
                 // a minute is a real failure.
-                let deadline = Instant::now() + Duration::from_secs(60);
+                let (deadline, _) = deadline_within(Duration::from_secs(60));
                 let mut backoff = Duration::from_millis(50);
                 let mut attempts = 0;
                 loop {

@@ -96,7 +96,11 @@ async fn a_function_sticks_to_its_home_overflows_in_its_own_order_and_survives_t
         assert_eq!(node_of(&answer), order[1]);
     }
     let metrics = get(&platform.lb_url("/metrics")).await.text();
-    assert!(metrics.contains("fjord_lb_ejections_total 1"), "{metrics}");
+    assert_eq!(
+        metric_value::<u64>(&metrics, "fjord_lb_ejections_total"),
+        Some(1),
+        "{metrics}"
+    );
 
     // The control plane commits the silent node down once its heartbeats stop (3 s here).
     eventually("the dead node to be marked down", Duration::from_secs(20), || async {
