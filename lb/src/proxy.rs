@@ -16,6 +16,7 @@ use crate::layers::body_limit::too_large;
 use crate::metrics::Metrics;
 use crate::path::parse_function_path;
 use bytes::Bytes;
+use fjord_core::agent_http;
 use fjord_core::{RouteTable, RoutedFunction};
 use fjord_daemon::{error_response, full_body, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -347,7 +348,10 @@ impl Proxy {
             }
             let mut upstream = Request::builder()
                 .method(parts.method.clone())
-                .uri(format!("http://{}/invoke/{name}{tail}", node.invoke_addr));
+                .uri(agent_http::agent_url(
+                    &node.invoke_addr,
+                    &agent_http::invoke_path(name, tail),
+                ));
             if let Some(headers) = upstream.headers_mut() {
                 *headers = parts.headers.clone();
             }
@@ -372,7 +376,7 @@ impl Proxy {
                     if Some(i) != home {
                         self.metrics.spills.fetch_add(1, Ordering::Relaxed);
                     }
-                    if response.headers().contains_key("x-fjord-cold-start") {
+                    if agent_http::is_cold_start(response.headers()) {
                         self.metrics.cold_starts.fetch_add(1, Ordering::Relaxed);
                     }
                     let (parts, body) = response.into_parts();
@@ -401,7 +405,7 @@ impl Proxy {
 
     async fn attempt(&self, request: Request<Full<Bytes>>) -> Attempt {
         match self.client.request(request).await {
-            Ok(response) if response.headers().contains_key("x-fjord-busy") => Attempt::Busy,
+            Ok(response) if agent_http::is_busy(response.headers()) => Attempt::Busy,
             Ok(response) => Attempt::Answered(response),
             // Only failures before the request was written are retried: a connect error.
             Err(e) if e.is_connect() => Attempt::Unreachable(e.to_string()),

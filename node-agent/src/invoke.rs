@@ -1,7 +1,9 @@
-//! The agent's HTTP endpoint, called by the lb:
+//! The agent's HTTP endpoint, called by the lb and the control plane, on the paths and headers
+//! of `fjord_core::agent_http`:
 //!
-//! - `ANY /invoke/{function}[/{rest}]` leases an instance and proxies the request to it as
-//!   `/{rest}`, streaming the response back; the lease ends when the response body does.
+//! - an invocation (any method, the function's name, then the tail) leases an instance and
+//!   proxies the request to it with the tail as its path, streaming the response back; the
+//!   lease ends when the response body does.
 //! - `GET /v1/logs/{function}?tail=N` returns the function's captured log lines (JSON).
 //! - `GET /v1/images/resolve?image=<reference>` pins an image reference to the digest its
 //!   registry serves now, with this node's registry credentials: 200 `{"image", "digest",
@@ -11,11 +13,12 @@
 //!   pinned image (`null` before its first pull or check), so asking again follows the pull.
 //! - `GET /healthz`.
 //!
-//! A "busy" answer (503 with `x-fjord-busy: 1`) is given before the request body is read, so
-//! the lb may safely send the request to another node.
+//! A "busy" answer (503 with the busy header) is given before the request body is read, so the
+//! lb may safely send the request to another node.
 
 use crate::pool::{AcquireError, InstancePool};
 use crate::runtime::{ImageStatus, ResolvedImage};
+use fjord_core::agent_http;
 use fjord_daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -53,28 +56,17 @@ impl InvokeService {
         request: Request<Incoming>,
     ) -> Result<Response<HttpBody>, std::convert::Infallible> {
         let path = request.uri().path().to_string();
-        let response = if let Some(rest) = path.strip_prefix("/invoke/") {
-            let (function, tail) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            let function = function.to_string();
-            let tail = tail.to_string();
+        let response = if let Some((function, tail)) = agent_http::parse_invoke_path(&path) {
+            let (function, tail) = (function.into_owned(), tail.to_string());
             self.invoke(&function, &tail, request).await
-        } else if let Some(function) = path.strip_prefix("/v1/logs/") {
-            let tail = query_param(request.uri().query(), "tail")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(100);
-            json_response(&self.pool.logs.tail(function, tail))
-        } else if path == "/v1/images/resolve" {
+        } else if let Some(function) = agent_http::parse_logs_path(&path) {
+            let tail = agent_http::logs_tail(request.uri().query());
+            json_response(&self.pool.logs.tail(&function, tail))
+        } else if path == agent_http::RESOLVE_IMAGE_PATH {
             if request.method() == http::Method::GET {
                 self.resolve_image(request.uri().query()).await
             } else {
-                error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "GET /v1/images/resolve?image=<reference>",
-                    None,
-                )
+                error_response(StatusCode::METHOD_NOT_ALLOWED, &agent_http::resolve_image_usage(), None)
             }
         } else if path == "/healthz" {
             Response::new(full_body("ok\n"))
@@ -91,10 +83,10 @@ impl InvokeService {
     /// Resolves `?image=` to a digest through the runtime, then has the runtime pull the
     /// pinned image in the background.
     async fn resolve_image(&self, query: Option<&str>) -> Response<HttpBody> {
-        let Some(image) = query_param(query, "image").filter(|i| !i.trim().is_empty()) else {
+        let Some(image) = agent_http::resolve_image_param(query) else {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                "the image parameter is missing: GET /v1/images/resolve?image=<reference>",
+                &format!("the image parameter is missing: {}", agent_http::resolve_image_usage()),
                 None,
             );
         };
@@ -198,16 +190,7 @@ impl InvokeService {
                 );
             }
         };
-        let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(instance.id()) {
-            headers.insert("x-fjord-instance", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&self.node_id) {
-            headers.insert("x-fjord-node", v);
-        }
-        if cold {
-            headers.insert("x-fjord-cold-start", HeaderValue::from_static("1"));
-        }
+        agent_http::mark_served_by(response.headers_mut(), &self.node_id, instance.id(), cold);
         response
     }
 
@@ -217,9 +200,7 @@ impl InvokeService {
             AcquireError::UnknownFunction(_) => error_response(StatusCode::NOT_FOUND, &message, Some(function)),
             AcquireError::Busy(_) => {
                 let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &message, Some(function));
-                response
-                    .headers_mut()
-                    .insert("x-fjord-busy", HeaderValue::from_static("1"));
+                agent_http::mark_busy(response.headers_mut());
                 response
             }
             AcquireError::Timeout { .. } => error_response(StatusCode::GATEWAY_TIMEOUT, &message, Some(function)),
@@ -242,55 +223,4 @@ fn json_response(value: &impl serde::Serialize) -> Response<HttpBody> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-/// The first value of `key` in a URL query, percent-decoded (`+` is a space). A malformed
-/// escape is kept as written.
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    let value = query?.split('&').find_map(|pair| match pair.split_once('=') {
-        Some((k, v)) if k == key => Some(v),
-        None if pair == key => Some(""),
-        _ => None,
-    })?;
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                decoded.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8_lossy(&decoded).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::query_param;
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        let q = Some("tail=5&image=127.0.0.1%3A5000%2Fteam%2Fecho%3Av1&x");
-        assert_eq!(query_param(q, "image").as_deref(), Some("127.0.0.1:5000/team/echo:v1"));
-        assert_eq!(query_param(q, "tail").as_deref(), Some("5"));
-        assert_eq!(query_param(q, "x").as_deref(), Some(""));
-        assert_eq!(query_param(q, "missing"), None);
-        assert_eq!(query_param(None, "image"), None);
-        assert_eq!(query_param(Some("image=a+b%2"), "image").as_deref(), Some("a b%2"));
-        assert_eq!(query_param(Some("image=%zz"), "image").as_deref(), Some("%zz"));
-    }
 }
