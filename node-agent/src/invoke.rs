@@ -17,9 +17,9 @@
 //! lb may safely send the request to another node.
 
 use crate::pool::{AcquireError, InstancePool};
-use crate::runtime::{ImageStatus, ResolvedImage};
+use crate::runtime::{ImageStatus, ResolvedImage, RuntimeError};
 use fjord_core::agent_http;
-use fjord_daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
+use fjord_daemon::{full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -66,16 +66,12 @@ impl InvokeService {
             if request.method() == http::Method::GET {
                 self.resolve_image(request.uri().query()).await
             } else {
-                error_response(StatusCode::METHOD_NOT_ALLOWED, &agent_http::resolve_image_usage(), None)
+                InvokeError::MethodNotAllowed.into_response()
             }
         } else if path == "/healthz" {
             Response::new(full_body("ok\n"))
         } else {
-            error_response(
-                StatusCode::NOT_FOUND,
-                &format!("no such endpoint {path:?} on the node agent"),
-                None,
-            )
+            InvokeError::NoSuchEndpoint { path }.into_response()
         };
         Ok(response)
     }
@@ -84,11 +80,7 @@ impl InvokeService {
     /// pinned image in the background.
     async fn resolve_image(&self, query: Option<&str>) -> Response<HttpBody> {
         let Some(image) = agent_http::resolve_image_param(query) else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("the image parameter is missing: {}", agent_http::resolve_image_usage()),
-                None,
-            );
+            return InvokeError::ImageMissing.into_response();
         };
         let runtime = self.pool.runtime();
         match runtime.resolve_image(&image).await {
@@ -97,16 +89,12 @@ impl InvokeService {
                 let status = runtime.image_status(&resolved.pinned);
                 json_response(&ResolveAnswer { resolved, status })
             }
-            Ok(None) => error_response(
-                StatusCode::NOT_IMPLEMENTED,
-                &format!(
-                    "this node runs the {} runtime, which runs the spec's command, not an image: \
-                     there is no digest to resolve {image:?} to",
-                    runtime.name()
-                ),
-                None,
-            ),
-            Err(reason) => error_response(StatusCode::UNPROCESSABLE_ENTITY, &reason, None),
+            Ok(None) => InvokeError::NoImages {
+                runtime: runtime.name(),
+                image,
+            }
+            .into_response(),
+            Err(reason) => InvokeError::ImageUnresolvable(reason).into_response(),
         }
     }
 
@@ -131,7 +119,10 @@ impl InvokeService {
         let deadline = Instant::now() + timeout;
         let lease = match self.pool.acquire(function, deadline).await {
             Ok(lease) => lease,
-            Err(e) => return self.acquire_error(function, e),
+            Err(source) => {
+                let function = function.to_string();
+                return InvokeError::Acquire { function, source }.into_response();
+            }
         };
         let timeout = lease.record.spec.timeout;
         let cold = lease.cold;
@@ -144,11 +135,8 @@ impl InvokeService {
         parts.uri = match target.parse() {
             Ok(uri) => uri,
             Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid path {tail:?}"),
-                    Some(function),
-                )
+                let (function, tail) = (function.to_string(), tail.to_string());
+                return InvokeError::InvalidPath { function, tail }.into_response();
             }
         };
         strip_hop_by_hop(&mut parts.headers);
@@ -172,40 +160,126 @@ impl InvokeService {
                     Err(_) => format!("the connection to instance {} failed: {e}", instance.id()),
                 };
                 drop(lease);
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("function {function:?} failed: {reason}"),
-                    Some(function),
-                );
+                let function = function.to_string();
+                return InvokeError::FunctionFailed { function, reason }.into_response();
             }
             Err(_) => {
                 drop(lease);
-                return error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!(
-                        "function {function:?} did not answer within its timeout of {}",
-                        fjord_core::duration::format_duration(timeout)
-                    ),
-                    Some(function),
-                );
+                let function = function.to_string();
+                return InvokeError::Timeout { function, timeout }.into_response();
             }
         };
         agent_http::mark_served_by(response.headers_mut(), &self.node_id, instance.id(), cold);
         response
     }
+}
 
-    fn acquire_error(&self, function: &str, error: AcquireError) -> Response<HttpBody> {
-        let message = error.to_string();
-        match error {
-            AcquireError::UnknownFunction(_) => error_response(StatusCode::NOT_FOUND, &message, Some(function)),
-            AcquireError::Busy(_) => {
-                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &message, Some(function));
-                agent_http::mark_busy(response.headers_mut());
-                response
-            }
-            AcquireError::Timeout { .. } => error_response(StatusCode::GATEWAY_TIMEOUT, &message, Some(function)),
-            AcquireError::StartFailed(_) => error_response(StatusCode::BAD_GATEWAY, &message, Some(function)),
+/// Every refusal the agent answers itself, mapped to HTTP in one place
+/// ([`InvokeError::into_response`]): status, the busy header where another node may take the
+/// request, and a JSON body `{"error", "code", "function"}` with a stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("no such endpoint {path:?} on the node agent")]
+    NoSuchEndpoint { path: String },
+    #[error("{}", agent_http::resolve_image_usage())]
+    MethodNotAllowed,
+    #[error("the image parameter is missing: {}", agent_http::resolve_image_usage())]
+    ImageMissing,
+    #[error(
+        "this node runs the {runtime} runtime, which runs the spec's command, not an image: \
+         there is no digest to resolve {image:?} to"
+    )]
+    NoImages { runtime: &'static str, image: String },
+    /// The registry's reason.
+    #[error("{0}")]
+    ImageUnresolvable(String),
+    #[error("invalid path {tail:?}")]
+    InvalidPath { function: String, tail: String },
+    #[error("{source}{}", start_hint(function, source))]
+    Acquire { function: String, source: AcquireError },
+    #[error("function {function:?} failed: {reason}")]
+    FunctionFailed { function: String, reason: String },
+    #[error(
+        "function {function:?} did not answer within its timeout of {}",
+        fjord_core::duration::format_duration(*timeout)
+    )]
+    Timeout { function: String, timeout: Duration },
+}
+
+/// What to do about an instance that would not start: read its output, and for one that died
+/// or stayed silent, make it listen where the platform looks.
+fn start_hint(function: &str, error: &AcquireError) -> String {
+    match error {
+        AcquireError::StartFailed(RuntimeError::DiedStarting { .. } | RuntimeError::NotReady { .. }) => format!(
+            ". A function must serve HTTP on the port given in its PORT environment variable ($PORT); \
+             its output: `fjord logs {function}`"
+        ),
+        AcquireError::StartFailed(_) => format!("; its output: `fjord logs {function}`"),
+        _ => String::new(),
+    }
+}
+
+impl InvokeError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InvokeError::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
+            InvokeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            InvokeError::ImageMissing | InvokeError::InvalidPath { .. } => StatusCode::BAD_REQUEST,
+            InvokeError::NoImages { .. } => StatusCode::NOT_IMPLEMENTED,
+            InvokeError::ImageUnresolvable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            InvokeError::Acquire { source, .. } => match source {
+                AcquireError::UnknownFunction(_) => StatusCode::NOT_FOUND,
+                AcquireError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AcquireError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                AcquireError::StartFailed(_) => StatusCode::BAD_GATEWAY,
+            },
+            InvokeError::FunctionFailed { .. } => StatusCode::BAD_GATEWAY,
+            InvokeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
+    }
+
+    /// The stable, machine-readable name of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::NoSuchEndpoint { .. } => "no_such_path",
+            InvokeError::MethodNotAllowed => "method_not_allowed",
+            InvokeError::ImageMissing | InvokeError::InvalidPath { .. } => "bad_request",
+            InvokeError::NoImages { .. } => "no_images",
+            InvokeError::ImageUnresolvable(_) => "image_unresolvable",
+            InvokeError::Acquire { source, .. } => match source {
+                AcquireError::UnknownFunction(_) => "function_not_found",
+                AcquireError::Busy(_) => "busy",
+                AcquireError::Timeout { .. } => "timeout",
+                AcquireError::StartFailed(_) => "start_failed",
+            },
+            InvokeError::FunctionFailed { .. } => "function_failed",
+            InvokeError::Timeout { .. } => "timeout",
+        }
+    }
+
+    fn function(&self) -> Option<&str> {
+        match self {
+            InvokeError::InvalidPath { function, .. }
+            | InvokeError::Acquire { function, .. }
+            | InvokeError::FunctionFailed { function, .. }
+            | InvokeError::Timeout { function, .. } => Some(function),
+            _ => None,
+        }
+    }
+
+    /// The answer the caller gets; a busy one is marked so the lb tries another node.
+    pub fn into_response(self) -> Response<HttpBody> {
+        let mut response = fjord_daemon::json_error(self.status(), self.code(), &self.to_string(), self.function());
+        if matches!(
+            self,
+            InvokeError::Acquire {
+                source: AcquireError::Busy(_),
+                ..
+            }
+        ) {
+            agent_http::mark_busy(response.headers_mut());
+        }
+        response
     }
 }
 
@@ -223,4 +297,46 @@ fn json_response(value: &impl serde::Serialize) -> Response<HttpBody> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_function_that_never_listens_is_pointed_to_its_logs_and_port() {
+        let source = AcquireError::StartFailed(RuntimeError::NotReady {
+            function: "quiet".into(),
+            waited: Duration::from_secs(10),
+        });
+        let response = InvokeError::Acquire {
+            function: "quiet".into(),
+            source,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert!(!agent_http::is_busy(response.headers()));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], "start_failed");
+        assert_eq!(body["function"], "quiet");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("not ready after"), "{message}");
+        assert!(message.contains("fjord logs quiet"), "{message}");
+        assert!(message.contains("$PORT"), "{message}");
+    }
+
+    #[test]
+    fn a_busy_refusal_is_marked_for_the_lb() {
+        let source = AcquireError::Busy("no memory".into());
+        let error = InvokeError::Acquire {
+            function: "f".into(),
+            source,
+        };
+        assert_eq!(error.code(), "busy");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(agent_http::is_busy(response.headers()));
+    }
 }
