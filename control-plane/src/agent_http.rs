@@ -1,4 +1,5 @@
-//! The control plane's plain-HTTP calls to node agents (logs, image resolution).
+//! The control plane's plain-HTTP calls to node agents (logs, image resolution); their paths
+//! are `fjord_core::agent_http`'s.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};

@@ -7,7 +7,8 @@
 //! the node's credentials (basic or ECR). Nodes are asked in the function's hashing order, so
 //! the function's home node answers first and starts pulling the image at once.
 
-use crate::agent_http::{self, AgentClient};
+use crate::agent_http::{self as agent_client, AgentClient};
+use fjord_core::agent_http;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
@@ -76,8 +77,8 @@ impl ImageResolver {
 
     /// Outer error: the node did not answer usefully; inner error: the registry's refusal.
     async fn ask(&self, addr: &str, image: &str) -> Result<Result<ResolvedImage, String>, String> {
-        let uri = format!("http://{addr}/v1/images/resolve?image={}", encode_query(image));
-        let (status, body) = agent_http::get(&self.client, &uri).await?;
+        let uri = agent_http::agent_url(addr, &agent_http::resolve_image_path(image));
+        let (status, body) = agent_client::get(&self.client, &uri).await?;
         match status.as_u16() {
             200 => serde_json::from_slice(&body)
                 .map(Ok)
@@ -95,29 +96,12 @@ impl ImageResolver {
     }
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn references_are_encoded_for_the_query() {
-        assert_eq!(
-            encode_query("127.0.0.1:5000/echo:test"),
-            "127.0.0.1%3A5000%2Fecho%3Atest"
-        );
+    fn pinned_references_are_known() {
         assert!(is_pinned("r/x@sha256:abc"));
         assert!(!is_pinned("r/x:latest"));
     }

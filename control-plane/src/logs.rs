@@ -1,7 +1,8 @@
 //! `fjord logs`: asks every node's agent for the function's recent log lines and merges them in
 //! time order. Logs stay on the nodes (bounded buffers there); nothing is stored here.
 
-use crate::agent_http::{self, AgentClient};
+use crate::agent_http::{self as agent_client, AgentClient};
+use fjord_core::agent_http;
 use fjord_proto::v1 as pb;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -60,8 +61,8 @@ impl LogCollector {
     }
 
     async fn fetch(&self, addr: &str, function: &str, tail: u32) -> Result<Vec<AgentLogLine>, String> {
-        let uri = format!("http://{addr}/v1/logs/{function}?tail={tail}");
-        let (status, body) = agent_http::get(&self.client, &uri).await?;
+        let uri = agent_http::agent_url(addr, &agent_http::logs_path(function, tail as usize));
+        let (status, body) = agent_client::get(&self.client, &uri).await?;
         if !status.is_success() {
             return Err(format!("agent answered {status}"));
         }

@@ -136,7 +136,23 @@ pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
 
 /// A JSON error answer: `{"error": message, "function": name}`.
 pub fn error_response(status: hyper::StatusCode, message: &str, function: Option<&str>) -> hyper::Response<HttpBody> {
-    let body = serde_json::json!({ "error": message, "function": function });
+    json_body_error(status, serde_json::json!({ "error": message, "function": function }))
+}
+
+/// A JSON error answer with a stable machine-readable code: `{"error", "code", "function"}`.
+pub fn json_error(
+    status: hyper::StatusCode,
+    code: &str,
+    message: &str,
+    function: Option<&str>,
+) -> hyper::Response<HttpBody> {
+    json_body_error(
+        status,
+        serde_json::json!({ "error": message, "code": code, "function": function }),
+    )
+}
+
+fn json_body_error(status: hyper::StatusCode, body: serde_json::Value) -> hyper::Response<HttpBody> {
     let mut response = hyper::Response::new(full_body(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -7,6 +7,7 @@
 //! It must not keep routing state that only it knows: several lbs route identically from the
 //! same table (only their own in-flight counts differ).
 
+pub mod error;
 pub mod layers;
 pub mod metrics;
 pub mod path;

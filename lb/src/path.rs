@@ -5,10 +5,7 @@
 /// path is not a function call. The name is not validated here.
 pub fn parse_function_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/function/")?;
-    match rest.find('/') {
-        Some(i) => Some((&rest[..i], &rest[i..])),
-        None => Some((rest, "/")),
-    }
+    Some(fjord_core::agent_http::split_name_and_tail(rest))
 }
 
 #[cfg(test)]

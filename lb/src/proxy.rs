@@ -12,13 +12,14 @@
 //!   of that function finishes here or a short tick passes, then tries again; past the bound:
 //!   429 with `Retry-After`.
 
-use crate::layers::body_limit::too_large;
+use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::path::parse_function_path;
 use bytes::Bytes;
+use fjord_core::agent_http;
 use fjord_core::{RouteTable, RoutedFunction};
-use fjord_daemon::{error_response, full_body, GuardedBody, HttpBody};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use fjord_daemon::{full_body, GuardedBody, HttpBody};
+use http::{header, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -143,11 +144,7 @@ impl Proxy {
                 );
                 response
             }
-            _ => error_response(
-                StatusCode::NOT_FOUND,
-                &format!("no such path {path:?}: functions are called at /function/{{name}}"),
-                None,
-            ),
+            _ => ProxyError::NoSuchPath { path: path.to_string() }.into_response(),
         }
     }
 
@@ -242,22 +239,31 @@ impl Proxy {
     /// Returns the response and whether the function was known (for metric labels).
     async fn invoke(&self, name: &str, tail: &str, request: Request<Incoming>) -> (Response<HttpBody>, bool) {
         if fjord_core::name::check_dns_label(name).is_err() {
-            let message = format!("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')");
-            return (error_response(StatusCode::NOT_FOUND, &message, None), false);
+            let error = ProxyError::BadFunctionName { name: name.to_string() };
+            return (error.into_response(), false);
         }
         let Some(mut table) = self.lookup(name).await else {
-            let message = format!("function {name:?} is not deployed");
-            return (error_response(StatusCode::NOT_FOUND, &message, Some(name)), false);
+            let error = ProxyError::FunctionNotFound {
+                function: name.to_string(),
+            };
+            return (error.into_response(), false);
         };
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, self.config.body_limit_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                return (too_large(self.config.body_limit_bytes, Some(name)), true)
+                let error = ProxyError::BodyTooLarge {
+                    function: Some(name.to_string()),
+                    limit_bytes: self.config.body_limit_bytes,
+                };
+                return (error.into_response(), true);
             }
             Err(e) => {
-                let message = format!("reading the request body failed: {e}");
-                return (error_response(StatusCode::BAD_REQUEST, &message, Some(name)), true);
+                let error = ProxyError::BodyUnreadable {
+                    function: name.to_string(),
+                    reason: e.to_string(),
+                };
+                return (error.into_response(), true);
             }
         };
         let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
@@ -265,11 +271,10 @@ impl Proxy {
         let mut queued = false;
         let response = loop {
             let Some(function) = table.functions.get(name) else {
-                break error_response(
-                    StatusCode::NOT_FOUND,
-                    &format!("function {name:?} was removed"),
-                    Some(name),
-                );
+                break ProxyError::FunctionRemoved {
+                    function: name.to_string(),
+                }
+                .into_response();
             };
             match self
                 .try_nodes(&table, function, &parts, &body, &tail_and_query(tail, &query), &queue)
@@ -277,25 +282,22 @@ impl Proxy {
             {
                 Ok(response) => break response,
                 Err(TryError::NoNodes) => {
-                    break with_retry_after(error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &format!("no node is ready to run function {name:?}"),
-                        Some(name),
-                    ))
+                    break ProxyError::NoCapacity {
+                        function: name.to_string(),
+                    }
+                    .into_response()
                 }
                 Err(TryError::AllRefused(reasons)) => {
                     if !queued {
                         let waiting = queue.waiting.fetch_add(1, Ordering::AcqRel);
                         if waiting >= self.config.queue_per_function {
                             queue.waiting.fetch_sub(1, Ordering::AcqRel);
-                            break with_retry_after(error_response(
-                                StatusCode::TOO_MANY_REQUESTS,
-                                &format!(
-                                    "function {name:?} is at capacity: every node is busy ({}) and {waiting} requests already wait",
-                                    reasons.join("; ")
-                                ),
-                                Some(name),
-                            ));
+                            break ProxyError::QueueFull {
+                                function: name.to_string(),
+                                refusals: reasons,
+                                waiting,
+                            }
+                            .into_response();
                         }
                         queued = true;
                         self.metrics.queue_waits.fetch_add(1, Ordering::Relaxed);
@@ -347,18 +349,21 @@ impl Proxy {
             }
             let mut upstream = Request::builder()
                 .method(parts.method.clone())
-                .uri(format!("http://{}/invoke/{name}{tail}", node.invoke_addr));
+                .uri(agent_http::agent_url(
+                    &node.invoke_addr,
+                    &agent_http::invoke_path(name, tail),
+                ));
             if let Some(headers) = upstream.headers_mut() {
                 *headers = parts.headers.clone();
             }
             let upstream = match upstream.body(Full::new(body.clone())) {
                 Ok(r) => r,
                 Err(e) => {
-                    return Ok(error_response(
-                        StatusCode::BAD_REQUEST,
-                        &format!("invalid request: {e}"),
-                        Some(name),
-                    ))
+                    let error = ProxyError::InvalidRequest {
+                        function: name.to_string(),
+                        reason: e.to_string(),
+                    };
+                    return Ok(error.into_response());
                 }
             };
             counts[i].fetch_add(1, Ordering::AcqRel);
@@ -372,7 +377,7 @@ impl Proxy {
                     if Some(i) != home {
                         self.metrics.spills.fetch_add(1, Ordering::Relaxed);
                     }
-                    if response.headers().contains_key("x-fjord-cold-start") {
+                    if agent_http::is_cold_start(response.headers()) {
                         self.metrics.cold_starts.fetch_add(1, Ordering::Relaxed);
                     }
                     let (parts, body) = response.into_parts();
@@ -388,11 +393,12 @@ impl Proxy {
                     reasons.push(format!("{}: unreachable ({reason})", node.id));
                 }
                 Attempt::Failed(reason) => {
-                    return Ok(error_response(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("node {} failed while serving function {name:?}: {reason}", node.id),
-                        Some(name),
-                    ))
+                    let error = ProxyError::NodeFailed {
+                        function: name.to_string(),
+                        node: node.id.clone(),
+                        reason,
+                    };
+                    return Ok(error.into_response());
                 }
             }
         }
@@ -401,7 +407,7 @@ impl Proxy {
 
     async fn attempt(&self, request: Request<Full<Bytes>>) -> Attempt {
         match self.client.request(request).await {
-            Ok(response) if response.headers().contains_key("x-fjord-busy") => Attempt::Busy,
+            Ok(response) if agent_http::is_busy(response.headers()) => Attempt::Busy,
             Ok(response) => Attempt::Answered(response),
             // Only failures before the request was written are retried: a connect error.
             Err(e) if e.is_connect() => Attempt::Unreachable(e.to_string()),
@@ -417,11 +423,4 @@ enum TryError {
 
 fn tail_and_query(tail: &str, query: &str) -> String {
     format!("{tail}{query}")
-}
-
-fn with_retry_after(mut response: Response<HttpBody>) -> Response<HttpBody> {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }

@@ -1,7 +1,9 @@
-//! The agent's HTTP endpoint, called by the lb:
+//! The agent's HTTP endpoint, called by the lb and the control plane, on the paths and headers
+//! of `fjord_core::agent_http`:
 //!
-//! - `ANY /invoke/{function}[/{rest}]` leases an instance and proxies the request to it as
-//!   `/{rest}`, streaming the response back; the lease ends when the response body does.
+//! - an invocation (any method, the function's name, then the tail) leases an instance and
+//!   proxies the request to it with the tail as its path, streaming the response back; the
+//!   lease ends when the response body does.
 //! - `GET /v1/logs/{function}?tail=N` returns the function's captured log lines (JSON).
 //! - `GET /v1/images/resolve?image=<reference>` pins an image reference to the digest its
 //!   registry serves now, with this node's registry credentials: 200 `{"image", "digest",
@@ -11,12 +13,13 @@
 //!   pinned image (`null` before its first pull or check), so asking again follows the pull.
 //! - `GET /healthz`.
 //!
-//! A "busy" answer (503 with `x-fjord-busy: 1`) is given before the request body is read, so
-//! the lb may safely send the request to another node.
+//! A "busy" answer (503 with the busy header) is given before the request body is read, so the
+//! lb may safely send the request to another node.
 
 use crate::pool::{AcquireError, InstancePool};
-use crate::runtime::{ImageStatus, ResolvedImage};
-use fjord_daemon::{error_response, full_body, strip_hop_by_hop, GuardedBody, HttpBody};
+use crate::runtime::{ImageStatus, ResolvedImage, RuntimeError};
+use fjord_core::agent_http;
+use fjord_daemon::{full_body, strip_hop_by_hop, GuardedBody, HttpBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -53,37 +56,22 @@ impl InvokeService {
         request: Request<Incoming>,
     ) -> Result<Response<HttpBody>, std::convert::Infallible> {
         let path = request.uri().path().to_string();
-        let response = if let Some(rest) = path.strip_prefix("/invoke/") {
-            let (function, tail) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            let function = function.to_string();
-            let tail = tail.to_string();
+        let response = if let Some((function, tail)) = agent_http::parse_invoke_path(&path) {
+            let (function, tail) = (function.into_owned(), tail.to_string());
             self.invoke(&function, &tail, request).await
-        } else if let Some(function) = path.strip_prefix("/v1/logs/") {
-            let tail = query_param(request.uri().query(), "tail")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(100);
-            json_response(&self.pool.logs.tail(function, tail))
-        } else if path == "/v1/images/resolve" {
+        } else if let Some(function) = agent_http::parse_logs_path(&path) {
+            let tail = agent_http::logs_tail(request.uri().query());
+            json_response(&self.pool.logs.tail(&function, tail))
+        } else if path == agent_http::RESOLVE_IMAGE_PATH {
             if request.method() == http::Method::GET {
                 self.resolve_image(request.uri().query()).await
             } else {
-                error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "GET /v1/images/resolve?image=<reference>",
-                    None,
-                )
+                InvokeError::MethodNotAllowed.into_response()
             }
         } else if path == "/healthz" {
             Response::new(full_body("ok\n"))
         } else {
-            error_response(
-                StatusCode::NOT_FOUND,
-                &format!("no such endpoint {path:?} on the node agent"),
-                None,
-            )
+            InvokeError::NoSuchEndpoint { path }.into_response()
         };
         Ok(response)
     }
@@ -91,12 +79,8 @@ impl InvokeService {
     /// Resolves `?image=` to a digest through the runtime, then has the runtime pull the
     /// pinned image in the background.
     async fn resolve_image(&self, query: Option<&str>) -> Response<HttpBody> {
-        let Some(image) = query_param(query, "image").filter(|i| !i.trim().is_empty()) else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "the image parameter is missing: GET /v1/images/resolve?image=<reference>",
-                None,
-            );
+        let Some(image) = agent_http::resolve_image_param(query) else {
+            return InvokeError::ImageMissing.into_response();
         };
         let runtime = self.pool.runtime();
         match runtime.resolve_image(&image).await {
@@ -105,16 +89,12 @@ impl InvokeService {
                 let status = runtime.image_status(&resolved.pinned);
                 json_response(&ResolveAnswer { resolved, status })
             }
-            Ok(None) => error_response(
-                StatusCode::NOT_IMPLEMENTED,
-                &format!(
-                    "this node runs the {} runtime, which runs the spec's command, not an image: \
-                     there is no digest to resolve {image:?} to",
-                    runtime.name()
-                ),
-                None,
-            ),
-            Err(reason) => error_response(StatusCode::UNPROCESSABLE_ENTITY, &reason, None),
+            Ok(None) => InvokeError::NoImages {
+                runtime: runtime.name(),
+                image,
+            }
+            .into_response(),
+            Err(reason) => InvokeError::ImageUnresolvable(reason).into_response(),
         }
     }
 
@@ -139,7 +119,10 @@ impl InvokeService {
         let deadline = Instant::now() + timeout;
         let lease = match self.pool.acquire(function, deadline).await {
             Ok(lease) => lease,
-            Err(e) => return self.acquire_error(function, e),
+            Err(source) => {
+                let function = function.to_string();
+                return InvokeError::Acquire { function, source }.into_response();
+            }
         };
         let timeout = lease.record.spec.timeout;
         let cold = lease.cold;
@@ -152,11 +135,8 @@ impl InvokeService {
         parts.uri = match target.parse() {
             Ok(uri) => uri,
             Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid path {tail:?}"),
-                    Some(function),
-                )
+                let (function, tail) = (function.to_string(), tail.to_string());
+                return InvokeError::InvalidPath { function, tail }.into_response();
             }
         };
         strip_hop_by_hop(&mut parts.headers);
@@ -180,51 +160,126 @@ impl InvokeService {
                     Err(_) => format!("the connection to instance {} failed: {e}", instance.id()),
                 };
                 drop(lease);
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("function {function:?} failed: {reason}"),
-                    Some(function),
-                );
+                let function = function.to_string();
+                return InvokeError::FunctionFailed { function, reason }.into_response();
             }
             Err(_) => {
                 drop(lease);
-                return error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!(
-                        "function {function:?} did not answer within its timeout of {}",
-                        fjord_core::duration::format_duration(timeout)
-                    ),
-                    Some(function),
-                );
+                let function = function.to_string();
+                return InvokeError::Timeout { function, timeout }.into_response();
             }
         };
-        let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(instance.id()) {
-            headers.insert("x-fjord-instance", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&self.node_id) {
-            headers.insert("x-fjord-node", v);
-        }
-        if cold {
-            headers.insert("x-fjord-cold-start", HeaderValue::from_static("1"));
-        }
+        agent_http::mark_served_by(response.headers_mut(), &self.node_id, instance.id(), cold);
         response
     }
+}
 
-    fn acquire_error(&self, function: &str, error: AcquireError) -> Response<HttpBody> {
-        let message = error.to_string();
-        match error {
-            AcquireError::UnknownFunction(_) => error_response(StatusCode::NOT_FOUND, &message, Some(function)),
-            AcquireError::Busy(_) => {
-                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &message, Some(function));
-                response
-                    .headers_mut()
-                    .insert("x-fjord-busy", HeaderValue::from_static("1"));
-                response
-            }
-            AcquireError::Timeout { .. } => error_response(StatusCode::GATEWAY_TIMEOUT, &message, Some(function)),
-            AcquireError::StartFailed(_) => error_response(StatusCode::BAD_GATEWAY, &message, Some(function)),
+/// Every refusal the agent answers itself, mapped to HTTP in one place
+/// ([`InvokeError::into_response`]): status, the busy header where another node may take the
+/// request, and a JSON body `{"error", "code", "function"}` with a stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("no such endpoint {path:?} on the node agent")]
+    NoSuchEndpoint { path: String },
+    #[error("{}", agent_http::resolve_image_usage())]
+    MethodNotAllowed,
+    #[error("the image parameter is missing: {}", agent_http::resolve_image_usage())]
+    ImageMissing,
+    #[error(
+        "this node runs the {runtime} runtime, which runs the spec's command, not an image: \
+         there is no digest to resolve {image:?} to"
+    )]
+    NoImages { runtime: &'static str, image: String },
+    /// The registry's reason.
+    #[error("{0}")]
+    ImageUnresolvable(String),
+    #[error("invalid path {tail:?}")]
+    InvalidPath { function: String, tail: String },
+    #[error("{source}{}", start_hint(function, source))]
+    Acquire { function: String, source: AcquireError },
+    #[error("function {function:?} failed: {reason}")]
+    FunctionFailed { function: String, reason: String },
+    #[error(
+        "function {function:?} did not answer within its timeout of {}",
+        fjord_core::duration::format_duration(*timeout)
+    )]
+    Timeout { function: String, timeout: Duration },
+}
+
+/// What to do about an instance that would not start: read its output, and for one that died
+/// or stayed silent, make it listen where the platform looks.
+fn start_hint(function: &str, error: &AcquireError) -> String {
+    match error {
+        AcquireError::StartFailed(RuntimeError::DiedStarting { .. } | RuntimeError::NotReady { .. }) => format!(
+            ". A function must serve HTTP on the port given in its PORT environment variable ($PORT); \
+             its output: `fjord logs {function}`"
+        ),
+        AcquireError::StartFailed(_) => format!("; its output: `fjord logs {function}`"),
+        _ => String::new(),
+    }
+}
+
+impl InvokeError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InvokeError::NoSuchEndpoint { .. } => StatusCode::NOT_FOUND,
+            InvokeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            InvokeError::ImageMissing | InvokeError::InvalidPath { .. } => StatusCode::BAD_REQUEST,
+            InvokeError::NoImages { .. } => StatusCode::NOT_IMPLEMENTED,
+            InvokeError::ImageUnresolvable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            InvokeError::Acquire { source, .. } => match source {
+                AcquireError::UnknownFunction(_) => StatusCode::NOT_FOUND,
+                AcquireError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AcquireError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                AcquireError::StartFailed(_) => StatusCode::BAD_GATEWAY,
+            },
+            InvokeError::FunctionFailed { .. } => StatusCode::BAD_GATEWAY,
+            InvokeError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
+    }
+
+    /// The stable, machine-readable name of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::NoSuchEndpoint { .. } => "no_such_path",
+            InvokeError::MethodNotAllowed => "method_not_allowed",
+            InvokeError::ImageMissing | InvokeError::InvalidPath { .. } => "bad_request",
+            InvokeError::NoImages { .. } => "no_images",
+            InvokeError::ImageUnresolvable(_) => "image_unresolvable",
+            InvokeError::Acquire { source, .. } => match source {
+                AcquireError::UnknownFunction(_) => "function_not_found",
+                AcquireError::Busy(_) => "busy",
+                AcquireError::Timeout { .. } => "timeout",
+                AcquireError::StartFailed(_) => "start_failed",
+            },
+            InvokeError::FunctionFailed { .. } => "function_failed",
+            InvokeError::Timeout { .. } => "timeout",
+        }
+    }
+
+    fn function(&self) -> Option<&str> {
+        match self {
+            InvokeError::InvalidPath { function, .. }
+            | InvokeError::Acquire { function, .. }
+            | InvokeError::FunctionFailed { function, .. }
+            | InvokeError::Timeout { function, .. } => Some(function),
+            _ => None,
+        }
+    }
+
+    /// The answer the caller gets; a busy one is marked so the lb tries another node.
+    pub fn into_response(self) -> Response<HttpBody> {
+        let mut response = fjord_daemon::json_error(self.status(), self.code(), &self.to_string(), self.function());
+        if matches!(
+            self,
+            InvokeError::Acquire {
+                source: AcquireError::Busy(_),
+                ..
+            }
+        ) {
+            agent_http::mark_busy(response.headers_mut());
+        }
+        response
     }
 }
 
@@ -244,53 +299,44 @@ fn json_response(value: &impl serde::Serialize) -> Response<HttpBody> {
     response
 }
 
-/// The first value of `key` in a URL query, percent-decoded (`+` is a space). A malformed
-/// escape is kept as written.
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    let value = query?.split('&').find_map(|pair| match pair.split_once('=') {
-        Some((k, v)) if k == key => Some(v),
-        None if pair == key => Some(""),
-        _ => None,
-    })?;
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                decoded.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8_lossy(&decoded).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::query_param;
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_function_that_never_listens_is_pointed_to_its_logs_and_port() {
+        let source = AcquireError::StartFailed(RuntimeError::NotReady {
+            function: "quiet".into(),
+            waited: Duration::from_secs(10),
+        });
+        let response = InvokeError::Acquire {
+            function: "quiet".into(),
+            source,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert!(!agent_http::is_busy(response.headers()));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], "start_failed");
+        assert_eq!(body["function"], "quiet");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("not ready after"), "{message}");
+        assert!(message.contains("fjord logs quiet"), "{message}");
+        assert!(message.contains("$PORT"), "{message}");
+    }
 
     #[test]
-    fn query_values_are_percent_decoded() {
-        let q = Some("tail=5&image=127.0.0.1%3A5000%2Fteam%2Fecho%3Av1&x");
-        assert_eq!(query_param(q, "image").as_deref(), Some("127.0.0.1:5000/team/echo:v1"));
-        assert_eq!(query_param(q, "tail").as_deref(), Some("5"));
-        assert_eq!(query_param(q, "x").as_deref(), Some(""));
-        assert_eq!(query_param(q, "missing"), None);
-        assert_eq!(query_param(None, "image"), None);
-        assert_eq!(query_param(Some("image=a+b%2"), "image").as_deref(), Some("a b%2"));
-        assert_eq!(query_param(Some("image=%zz"), "image").as_deref(), Some("%zz"));
+    fn a_busy_refusal_is_marked_for_the_lb() {
+        let source = AcquireError::Busy("no memory".into());
+        let error = InvokeError::Acquire {
+            function: "f".into(),
+            source,
+        };
+        assert_eq!(error.code(), "busy");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(agent_http::is_busy(response.headers()));
     }
 }

@@ -3,8 +3,9 @@
 //! (the proxy reads through `http_body_util::Limited` with the same limit).
 
 use super::LayerFuture;
-use fjord_daemon::{error_response, HttpBody};
-use http::{header, Request, Response, StatusCode};
+use crate::error::ProxyError;
+use fjord_daemon::HttpBody;
+use http::{header, Request, Response};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 use tower::{Layer, Service, ServiceExt};
@@ -36,15 +37,6 @@ pub struct BodyLimit<S> {
     limit_bytes: usize,
 }
 
-/// The 413 answer, shared with the proxy for bodies that grow past the limit while read.
-pub fn too_large(limit_bytes: usize, function: Option<&str>) -> Response<HttpBody> {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("the request body is larger than the limit of {limit_bytes} bytes"),
-        function,
-    )
-}
-
 impl<S, B> Service<Request<B>> for BodyLimit<S>
 where
     S: Service<Request<B>, Response = Response<HttpBody>, Error = Infallible> + Clone + Send + 'static,
@@ -66,7 +58,11 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.limit_bytes as u64) {
-            let response = too_large(self.limit_bytes, super::function_of(&request));
+            let response = ProxyError::BodyTooLarge {
+                function: super::function_of(&request).map(str::to_string),
+                limit_bytes: self.limit_bytes,
+            }
+            .into_response();
             return Box::pin(async { Ok(response) });
         }
         let inner = self.inner.clone();
@@ -78,6 +74,7 @@ where
 mod tests {
     use super::*;
     use crate::layers::test_support::counting_ok;
+    use http::{header, StatusCode};
     use std::sync::atomic::Ordering;
 
     #[tokio::test]

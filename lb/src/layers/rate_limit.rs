@@ -3,8 +3,9 @@
 //! `Retry-After`. Functions without a limit pass untouched, with no lock taken.
 
 use super::LayerFuture;
-use fjord_daemon::{error_response, HttpBody};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use crate::error::ProxyError;
+use fjord_daemon::HttpBody;
+use http::{Request, Response};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -115,17 +116,11 @@ where
             if let Some(bucket) = self.layer.buckets.get(function) {
                 let mut bucket = bucket.lock().expect("bucket lock poisoned");
                 if !bucket.take(Instant::now()) {
-                    let mut response = error_response(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        &format!(
-                            "function {function:?} is limited to {} requests per second",
-                            bucket.per_second
-                        ),
-                        Some(function),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    let response = ProxyError::RateLimited {
+                        function: function.to_string(),
+                        per_second: bucket.per_second,
+                    }
+                    .into_response();
                     return Box::pin(async { Ok(response) });
                 }
             }
@@ -139,6 +134,7 @@ where
 mod tests {
     use super::*;
     use crate::layers::test_support::{counting_ok, get};
+    use http::StatusCode;
     use std::sync::atomic::Ordering;
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! once with 503 and `Retry-After`, instead of queueing without bound.
 
 use super::LayerFuture;
-use fjord_daemon::{error_response, HttpBody};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use crate::error::ProxyError;
+use fjord_daemon::HttpBody;
+use http::{Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -55,14 +56,10 @@ where
 
     fn call(&mut self, request: Request<B>) -> LayerFuture {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let mut response = error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the platform is at its limit of requests in progress; retry shortly",
-                super::function_of(&request),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let response = ProxyError::Overloaded {
+                function: super::function_of(&request).map(str::to_string),
+            }
+            .into_response();
             return Box::pin(async { Ok(response) });
         };
         let inner = self.inner.clone();
@@ -79,6 +76,7 @@ mod tests {
     use super::*;
     use crate::layers::test_support::get;
     use fjord_daemon::full_body;
+    use http::{header, StatusCode};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]

@@ -3,8 +3,9 @@
 //! never a hanging connection.
 
 use super::LayerFuture;
-use fjord_daemon::{error_response, HttpBody};
-use http::{Request, Response, StatusCode};
+use crate::error::ProxyError;
+use fjord_daemon::HttpBody;
+use http::{Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -66,15 +67,7 @@ where
             };
             match tokio::time::timeout(limit, inner.oneshot(request)).await {
                 Ok(response) => response,
-                Err(_) => Ok(error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!(
-                        "function {:?} did not answer within {} (its timeout plus the platform's margin)",
-                        function.as_deref().unwrap_or_default(),
-                        fjord_core::duration::format_duration(limit)
-                    ),
-                    function.as_deref(),
-                )),
+                Err(_) => Ok(ProxyError::Timeout { function, limit }.into_response()),
             }
         })
     }
@@ -85,6 +78,7 @@ mod tests {
     use super::*;
     use crate::layers::test_support::get;
     use fjord_daemon::full_body;
+    use http::StatusCode;
 
     #[tokio::test(start_paused = true)]
     async fn a_request_past_its_limit_gets_504_and_others_pass() {

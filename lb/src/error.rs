@@ -1,0 +1,232 @@
+//! Every refusal the lb answers itself, and the one function that maps it to HTTP: status,
+//! `Retry-After` where waiting a moment helps, and a JSON body `{"error", "code", "function"}`
+//! whose `code` is stable for machines to match on while `error` is for people.
+//!
+//! Answers of a node agent (the function's own, or the agent's refusals) pass through as they
+//! came; these are the lb's own.
+
+use fjord_daemon::HttpBody;
+use http::{header, HeaderValue, Response, StatusCode};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no such path {path:?}: functions are called at /function/{{name}}")]
+    NoSuchPath { path: String },
+    #[error("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')")]
+    BadFunctionName { name: String },
+    #[error("function {function:?} is not deployed")]
+    FunctionNotFound { function: String },
+    #[error("function {function:?} was removed")]
+    FunctionRemoved { function: String },
+    #[error("the request body is larger than the limit of {limit_bytes} bytes")]
+    BodyTooLarge {
+        function: Option<String>,
+        limit_bytes: usize,
+    },
+    #[error("reading the request body failed: {reason}")]
+    BodyUnreadable { function: String, reason: String },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { function: String, reason: String },
+    #[error("the platform is at its limit of requests in progress; retry shortly")]
+    Overloaded { function: Option<String> },
+    #[error("function {function:?} is limited to {per_second} requests per second")]
+    RateLimited { function: String, per_second: f64 },
+    #[error("no node is ready to run function {function:?}")]
+    NoCapacity { function: String },
+    #[error(
+        "function {function:?} is at capacity: every node is busy ({}) and {waiting} requests already wait",
+        refusals.join("; ")
+    )]
+    QueueFull {
+        function: String,
+        /// Why each node refused, `node: reason`.
+        refusals: Vec<String>,
+        waiting: u32,
+    },
+    #[error("node {node} failed while serving function {function:?}: {reason}")]
+    NodeFailed {
+        function: String,
+        node: String,
+        reason: String,
+    },
+    #[error(
+        "function {:?} did not answer within {} (its timeout plus the platform's margin)",
+        function.as_deref().unwrap_or_default(),
+        fjord_core::duration::format_duration(*limit)
+    )]
+    Timeout { function: Option<String>, limit: Duration },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoSuchPath { .. }
+            | ProxyError::BadFunctionName { .. }
+            | ProxyError::FunctionNotFound { .. }
+            | ProxyError::FunctionRemoved { .. } => StatusCode::NOT_FOUND,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyUnreadable { .. } | ProxyError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::Overloaded { .. } | ProxyError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RateLimited { .. } | ProxyError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::NodeFailed { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The stable, machine-readable name of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::NoSuchPath { .. } => "no_such_path",
+            ProxyError::BadFunctionName { .. } => "invalid_function_name",
+            ProxyError::FunctionNotFound { .. } | ProxyError::FunctionRemoved { .. } => "function_not_found",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BodyUnreadable { .. } | ProxyError::InvalidRequest { .. } => "bad_request",
+            ProxyError::Overloaded { .. } => "overloaded",
+            ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::NoCapacity { .. } => "no_capacity",
+            ProxyError::QueueFull { .. } => "queue_full",
+            ProxyError::NodeFailed { .. } => "node_failed",
+            ProxyError::Timeout { .. } => "timeout",
+        }
+    }
+
+    /// Whether the client should come back in a moment (`Retry-After: 1`).
+    pub fn retry_after(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Overloaded { .. }
+                | ProxyError::RateLimited { .. }
+                | ProxyError::NoCapacity { .. }
+                | ProxyError::QueueFull { .. }
+        )
+    }
+
+    /// The function the request was for, when the path named one.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            ProxyError::NoSuchPath { .. } | ProxyError::BadFunctionName { .. } => None,
+            ProxyError::BodyTooLarge { function, .. }
+            | ProxyError::Overloaded { function }
+            | ProxyError::Timeout { function, .. } => function.as_deref(),
+            ProxyError::FunctionNotFound { function }
+            | ProxyError::FunctionRemoved { function }
+            | ProxyError::BodyUnreadable { function, .. }
+            | ProxyError::InvalidRequest { function, .. }
+            | ProxyError::RateLimited { function, .. }
+            | ProxyError::NoCapacity { function }
+            | ProxyError::QueueFull { function, .. }
+            | ProxyError::NodeFailed { function, .. } => Some(function),
+        }
+    }
+
+    /// The answer the client gets.
+    pub fn into_response(self) -> Response<HttpBody> {
+        let mut response = fjord_daemon::json_error(self.status(), self.code(), &self.to_string(), self.function());
+        if self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(response: Response<HttpBody>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_status_code_message_and_function() {
+        let response = ProxyError::QueueFull {
+            function: "echo".into(),
+            refusals: vec!["node-0: busy".into(), "node-1: busy".into()],
+            waiting: 3,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = body_of(response).await;
+        assert_eq!(body["code"], "queue_full");
+        assert_eq!(body["function"], "echo");
+        assert_eq!(
+            body["error"],
+            "function \"echo\" is at capacity: every node is busy (node-0: busy; node-1: busy) and 3 requests already wait"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_refusals_worth_a_retry_say_when() {
+        let not_found = ProxyError::FunctionNotFound {
+            function: "gone".into(),
+        }
+        .into_response();
+        assert_eq!(not_found.status(), StatusCode::NOT_FOUND);
+        assert!(!not_found.headers().contains_key(header::RETRY_AFTER));
+        let body = body_of(not_found).await;
+        assert_eq!(body["code"], "function_not_found");
+        assert_eq!(body["error"], "function \"gone\" is not deployed");
+
+        let no_capacity = ProxyError::NoCapacity { function: "f".into() }.into_response();
+        assert_eq!(no_capacity.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(no_capacity.headers()[header::RETRY_AFTER], "1");
+
+        let bad_name = ProxyError::BadFunctionName {
+            name: "Bad_Name".into(),
+        };
+        assert_eq!(bad_name.function(), None);
+        assert_eq!(
+            body_of(bad_name.into_response()).await["function"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_a_distinct_status_or_code() {
+        let all = [
+            ProxyError::NoSuchPath { path: "/x".into() },
+            ProxyError::BadFunctionName { name: "A".into() },
+            ProxyError::FunctionNotFound { function: "f".into() },
+            ProxyError::BodyTooLarge {
+                function: None,
+                limit_bytes: 1,
+            },
+            ProxyError::BodyUnreadable {
+                function: "f".into(),
+                reason: "reset".into(),
+            },
+            ProxyError::Overloaded { function: None },
+            ProxyError::RateLimited {
+                function: "f".into(),
+                per_second: 1.0,
+            },
+            ProxyError::NoCapacity { function: "f".into() },
+            ProxyError::QueueFull {
+                function: "f".into(),
+                refusals: vec![],
+                waiting: 0,
+            },
+            ProxyError::NodeFailed {
+                function: "f".into(),
+                node: "n".into(),
+                reason: "reset".into(),
+            },
+            ProxyError::Timeout {
+                function: Some("f".into()),
+                limit: Duration::from_secs(1),
+            },
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(ProxyError::code).collect();
+        assert_eq!(codes.len(), all.len());
+        assert!(all
+            .iter()
+            .all(|e| e.status().is_client_error() || e.status().is_server_error()));
+    }
+}
