@@ -22,8 +22,8 @@ async fn start_cluster(dir: &std::path::Path) -> String {
         "--data-dir",
         &dir.join("member").display().to_string(),
         "--bootstrap",
-        "--heartbeat-timeout-ms",
-        "60000",
+        "--heartbeat-timeout",
+        "60s",
         "--metrics-listen",
         "off",
     ]);

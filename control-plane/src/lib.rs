@@ -11,12 +11,12 @@
 
 pub(crate) mod admin;
 pub(crate) mod agent_api;
-pub(crate) mod agent_http;
+pub(crate) mod agent_client;
 pub mod auth;
 pub(crate) mod error;
 pub(crate) mod images;
 pub(crate) mod leadership;
-pub mod liveness;
+pub(crate) mod liveness;
 pub mod log_store;
 pub(crate) mod logs;
 pub(crate) mod member;
@@ -82,8 +82,8 @@ pub struct Args {
     #[arg(long, env = "FJORD_JOIN_TOKEN_FILE")]
     pub(crate) join_token_file: Option<PathBuf>,
     /// How often the leader's node autoscaler looks at each node group of the policy.
-    #[arg(long, env = "FJORD_NODE_AUTOSCALE_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
-    pub(crate) node_autoscale_interval_ms: u64,
+    #[arg(long, env = "FJORD_NODE_AUTOSCALE_INTERVAL", default_value = "5s", value_parser = node_autoscale_interval)]
+    pub(crate) node_autoscale_interval: Duration,
     /// AWS endpoint override for the aws-asg node groups (a local AWS endpoint in tests);
     /// credentials and region come from the standard AWS chain.
     #[arg(long, env = "FJORD_AWS_ENDPOINT_URL")]
@@ -96,13 +96,13 @@ pub struct Args {
     #[arg(long, env = "FJORD_INITIAL_MEMBERS", value_delimiter = ',')]
     pub(crate) initial_members: Vec<String>,
     /// A node that has not heartbeated for this long leaves the routing table.
-    #[arg(long, env = "FJORD_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
-    pub(crate) heartbeat_timeout_ms: u64,
-    /// Raft election timeout, in ms: a follower campaigns after hearing nothing for this long
+    #[arg(long, env = "FJORD_HEARTBEAT_TIMEOUT", default_value = "5s", value_parser = heartbeat_timeout)]
+    pub(crate) heartbeat_timeout: Duration,
+    /// Raft election timeout (100ms to 60s): a follower campaigns after hearing nothing for this long
     /// plus a random extra of up to the same again, after a leader lease of twice this value.
     /// Failover takes about 3 to 4 times this value; lower it on a quiet, fast network.
-    #[arg(long, env = "FJORD_ELECTION_TIMEOUT_MS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    pub(crate) election_timeout_ms: u64,
+    #[arg(long, env = "FJORD_ELECTION_TIMEOUT", default_value = "600ms", value_parser = election_timeout)]
+    pub(crate) election_timeout: Duration,
     /// Take a snapshot (and purge the log before it) after this many entries.
     #[arg(long, env = "FJORD_SNAPSHOT_EVERY", default_value_t = 5000)]
     pub(crate) snapshot_every: u64,
@@ -121,6 +121,35 @@ pub struct Args {
     /// unset, it does nothing.
     #[arg(long, env = "FJORD_TEST_CRASH_AFTER_COMMIT", hide = true)]
     pub(crate) test_crash_after_commit: Option<node_scaler::CrashPoint>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A duration flag's value within `[min, max]`, e.g. `600ms` or `5s`.
+fn duration_within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = fjord_core::duration::parse_duration(text)?;
+    if d < min || d > max {
+        return Err(format!(
+            "{text} is out of range: use {} to {}",
+            fjord_core::duration::format_duration(min),
+            fjord_core::duration::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn election_timeout(text: &str) -> Result<Duration, String> {
+    duration_within(text, Duration::from_millis(100), Duration::from_secs(60))
+}
+
+fn heartbeat_timeout(text: &str) -> Result<Duration, String> {
+    duration_within(text, Duration::from_millis(100), Duration::from_secs(3600))
+}
+
+fn node_autoscale_interval(text: &str) -> Result<Duration, String> {
+    duration_within(text, Duration::from_millis(100), Duration::from_secs(600))
 }
 
 /// Why a member could not start.
@@ -263,9 +292,9 @@ pub async fn run_with_faults(
 
     let config = openraft::Config {
         cluster_name: "fjord".into(),
-        heartbeat_interval: (args.election_timeout_ms / 4).max(25),
-        election_timeout_min: args.election_timeout_ms,
-        election_timeout_max: args.election_timeout_ms * 2,
+        heartbeat_interval: (millis(args.election_timeout) / 4).max(25),
+        election_timeout_min: millis(args.election_timeout),
+        election_timeout_max: millis(args.election_timeout) * 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_every.max(1)),
         max_in_snapshot_log_to_keep: 500,
         ..Default::default()
@@ -295,7 +324,7 @@ pub async fn run_with_faults(
         }
     }
 
-    let liveness = Arc::new(Liveness::new(Duration::from_millis(args.heartbeat_timeout_ms)));
+    let liveness = Arc::new(Liveness::new(args.heartbeat_timeout));
     let (routes_tx, routes_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
     let member = Arc::new(Member::new(
         args.id,
@@ -305,12 +334,12 @@ pub async fn run_with_faults(
         liveness,
         routes_rx,
         token.clone(),
-        Duration::from_millis((args.heartbeat_timeout_ms / 5).clamp(100, 2000)),
+        Duration::from_millis((millis(args.heartbeat_timeout) / 5).clamp(100, 2000)),
         faults,
     ));
-    let tick = Duration::from_millis((args.heartbeat_timeout_ms / 4).clamp(50, 1000));
+    let tick = Duration::from_millis((millis(args.heartbeat_timeout) / 4).clamp(50, 1000));
     let node_scaler = node_scaler::NodeScalerConfig {
-        interval: Duration::from_millis(args.node_autoscale_interval_ms),
+        interval: args.node_autoscale_interval,
         aws_endpoint_url: args.aws_endpoint_url.clone(),
         crash_after_commit: args.test_crash_after_commit,
     };

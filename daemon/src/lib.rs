@@ -3,6 +3,7 @@
 //! (`fjord-core`) and the leader's decisions (`fjord-decisions`) carry no I/O; this crate is where
 //! the daemons' common I/O lives.
 
+pub mod flags;
 pub mod sys;
 
 use std::future::Future;

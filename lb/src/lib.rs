@@ -15,11 +15,10 @@ pub mod proxy;
 pub mod route_watch;
 
 use clap::Parser;
-use fjord_daemon::{HttpBody, LogFormat};
+use fjord_daemon::HttpBody;
 use layers::headers::ClientAddr;
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -41,17 +40,8 @@ pub struct Args {
     /// Address to serve HTTP on.
     #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Control-plane members to watch routes from, comma-separated.
-    #[arg(
-        long,
-        env = "FJORD_CONTROL_PLANE",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:7400"
-    )]
-    pub control_plane: Vec<String>,
-    /// File holding the join token (or the admin token) (default: the FJORD_TOKEN variable).
-    #[arg(long, env = "FJORD_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub control_plane: fjord_daemon::flags::ControlPlaneArgs,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "FJORD_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT_BYTES)]
     pub body_limit_bytes: usize,
@@ -68,12 +58,11 @@ pub struct Args {
     /// Optional per-function rate limits, name=requests_per_second, comma-separated.
     #[arg(long, env = "FJORD_RATE_LIMIT", value_delimiter = ',')]
     pub rate_limit: Vec<String>,
-    /// A client must send a whole request head within this time, in ms (slowloris).
-    #[arg(long, env = "FJORD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
-    /// Log format: text or json.
-    #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    /// A client must send a whole request head within this time (slowloris), e.g. 10s or 500ms.
+    #[arg(long, env = "FJORD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = fjord_core::duration::parse_duration)]
+    pub header_read_timeout: Duration,
+    #[command(flatten)]
+    pub log: fjord_daemon::flags::LogArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +79,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let token = fjord_daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
-    if args.control_plane.is_empty() {
+    let token =
+        fjord_daemon::load_client_token(args.control_plane.token_file.as_deref()).map_err(StartError::Config)?;
+    if args.control_plane.endpoints.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
     if args.body_limit_bytes == 0 || args.max_concurrency == 0 {
@@ -109,7 +99,7 @@ pub async fn run(
 
     let (table_tx, table_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
     let watcher = route_watch::RouteWatch {
-        endpoints: args.control_plane.clone(),
+        endpoints: args.control_plane.endpoints.clone(),
         token,
         table: table_tx,
     };
@@ -154,7 +144,7 @@ pub async fn run(
             stack.clone().oneshot(request)
         })
     };
-    let header_timeout = Duration::from_millis(args.header_read_timeout_ms.max(1));
+    let header_timeout = args.header_read_timeout.max(Duration::from_millis(1));
     fjord_daemon::serve_http(
         listener,
         make_service,
@@ -168,7 +158,7 @@ pub async fn run(
 }
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
-    fjord_daemon::init_logging(args.log_format);
+    fjord_daemon::init_logging(args.log.log_format);
     let listener = fjord_daemon::bind(&args.listen).await?;
     run(args, listener, fjord_daemon::shutdown_signal()).await
 }

@@ -14,7 +14,6 @@ pub mod runtime;
 
 use clap::{Parser, ValueEnum};
 use fjord_core::NodeInfo;
-use fjord_daemon::LogFormat;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,17 +38,8 @@ pub struct Args {
     /// This node's id, a DNS label unique in the cluster (default: the hostname).
     #[arg(long, env = "FJORD_NODE_ID")]
     pub node_id: Option<String>,
-    /// Control-plane members to talk to, comma-separated; the agent moves to the next when one fails.
-    #[arg(
-        long,
-        env = "FJORD_CONTROL_PLANE",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:7400"
-    )]
-    pub control_plane: Vec<String>,
-    /// File holding the cluster's bearer token (default: the FJORD_TOKEN variable).
-    #[arg(long, env = "FJORD_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub control_plane: fjord_daemon::flags::ControlPlaneArgs,
     /// Address to serve the invoke endpoint on (the lb calls it; keep it off the internet).
     #[arg(long, env = "FJORD_LISTEN", default_value = "127.0.0.1:7500")]
     pub listen: String,
@@ -118,9 +108,8 @@ pub struct Args {
     /// (rootless, Docker Desktop) and every function is trusted.
     #[arg(long, env = "FJORD_FUNCTION_FIREWALL", default_value_t = true, action = clap::ArgAction::Set)]
     pub function_firewall: bool,
-    /// Log format: text or json.
-    #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: fjord_daemon::flags::LogArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +136,7 @@ fn network_isolation(args: &Args, listen_port: u16) -> Result<runtime::docker::N
     let network = runtime::function_network::FunctionNetwork::new(&args.function_network, &args.function_bridge)
         .map_err(|e| StartError::Config(e.to_string()))?;
     let mut platform_ports = vec![listen_port];
-    for endpoint in &args.control_plane {
+    for endpoint in &args.control_plane.endpoints {
         let uri: http::Uri = endpoint
             .parse()
             .map_err(|e| StartError::Config(format!("--control-plane {endpoint:?}: {e}")))?;
@@ -196,8 +185,9 @@ pub async fn run(
         _ => args.zone.clone(),
     };
     fjord_core::name::check_dns_label(&node_id).map_err(|r| StartError::Config(format!("--node-id {r}")))?;
-    let token = fjord_daemon::load_client_token(args.token_file.as_deref()).map_err(StartError::Config)?;
-    if args.control_plane.is_empty() {
+    let token =
+        fjord_daemon::load_client_token(args.control_plane.token_file.as_deref()).map_err(StartError::Config)?;
+    if args.control_plane.endpoints.is_empty() {
         return Err(StartError::Config("--control-plane needs at least one address".into()));
     }
     let registry_auth = match &args.registry_auth_file {
@@ -239,7 +229,7 @@ pub async fn run(
             .unwrap_or_default(),
     };
     let link = control_link::ControlLink {
-        endpoints: args.control_plane.clone(),
+        endpoints: args.control_plane.endpoints.clone(),
         token,
         node,
         pool: pool.clone(),
@@ -265,7 +255,7 @@ pub async fn run(
 }
 
 pub async fn main_with(args: Args) -> Result<(), StartError> {
-    fjord_daemon::init_logging(args.log_format);
+    fjord_daemon::init_logging(args.log.log_format);
     let listener = fjord_daemon::bind(&args.listen).await?;
     run(args, listener, fjord_daemon::shutdown_signal()).await
 }

@@ -56,13 +56,13 @@ async fn scale(url: &str, max: u32, timeout: Duration) -> bool {
 
 #[tokio::main]
 async fn main() {
-    for election_timeout_ms in ["600", "250"] {
-        measure(election_timeout_ms).await;
+    for election_timeout in ["600ms", "250ms"] {
+        measure(election_timeout).await;
     }
 }
 
-async fn measure(election_timeout_ms: &str) {
-    let mut members = Members::start(3, &["--election-timeout-ms", election_timeout_ms]).await;
+async fn measure(election_timeout: &str) {
+    let mut members = Members::start(3, &["--election-timeout", election_timeout]).await;
     let spec = spec_file(members.dir.path(), "bench");
     let out = members.fjord_at(&members.all_urls(), &["deploy", "-f", spec.to_str().unwrap()]);
     assert!(out.status.success());
@@ -136,7 +136,7 @@ async fn measure(election_timeout_ms: &str) {
     failovers.sort();
 
     println!(
-        "\nFjord control plane, 3 members on loopback ({} build), --election-timeout-ms {election_timeout_ms}",
+        "\nFjord control plane, 3 members on loopback ({} build), --election-timeout {election_timeout}",
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!("  failover, leader kill -9 -> first committed write, 20 kills:");

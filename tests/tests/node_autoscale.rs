@@ -60,7 +60,7 @@ impl Drop for Machines {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_surge_adds_a_node_and_quiet_removes_it_without_a_failed_request() {
-    let platform = Platform::start_full(0, 1024, &[], &["--node-autoscale-interval-ms", "300"]).await;
+    let platform = Platform::start_full(0, 1024, &[], &["--node-autoscale-interval", "300ms"]).await;
     let state_dir = platform.dir.path().join("provider");
     std::fs::create_dir_all(&state_dir).unwrap();
     let _machines = Machines(state_dir.clone());
@@ -239,8 +239,8 @@ async fn a_static_fleet_too_small_for_the_demand_says_so_in_its_status_a_warning
         1024,
         &[],
         &[
-            "--node-autoscale-interval-ms",
-            "300",
+            "--node-autoscale-interval",
+            "300ms",
             "--metrics-listen",
             &metrics_listen,
         ],

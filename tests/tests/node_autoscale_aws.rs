@@ -137,8 +137,8 @@ impl Cloud {
     /// Flags that point a control plane's node autoscaler at moto, ticking every 300 ms.
     fn control_plane_flags(&self) -> Vec<String> {
         [
-            "--node-autoscale-interval-ms",
-            "300",
+            "--node-autoscale-interval",
+            "300ms",
             "--aws-endpoint-url",
             self.moto.endpoint_url(),
         ]
@@ -392,7 +392,7 @@ async fn a_leader_killed_right_after_committing_a_scale_out_does_not_get_it_repe
     // pending, and a scale-out for them would be right. Ten seconds keeps this test about the
     // scale-out alone.
     let mut flags = cloud.control_plane_flags();
-    flags.extend(["--heartbeat-timeout-ms".to_string(), "10000".to_string()]);
+    flags.extend(["--heartbeat-timeout".to_string(), "10s".to_string()]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut members = Members::start(3, &flags).await;
     let urls = members.all_urls();
@@ -502,8 +502,8 @@ async fn a_leader_that_exits_between_committing_a_scale_out_and_asking_aws_has_i
     let mut flags = cloud.control_plane_flags();
     flags.extend(
         [
-            "--heartbeat-timeout-ms",
-            "10000",
+            "--heartbeat-timeout",
+            "10s",
             "--test-crash-after-commit",
             "node-scale-out",
         ]
