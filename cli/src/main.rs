@@ -67,6 +67,9 @@ enum NodesCommand {
     },
     /// Make a draining or drained node ready again.
     Undrain { id: String },
+    /// Forget a node that is down or drained (a machine that is gone), with its placements.
+    /// Refused for a ready or draining node, and for one whose agent still heartbeats.
+    Remove { id: String },
     /// Node groups of the policy: provider, desired size, machines, nodes, and the node
     /// autoscaler's latest decisions with their reasons.
     Groups {
@@ -272,6 +275,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(NodesCommand::Undrain { id }),
             ..
         } => scheduling::undrain(c, &id).await,
+        Commands::Nodes {
+            action: Some(NodesCommand::Remove { id }),
+            ..
+        } => scheduling::remove_node(c, &id).await,
         Commands::Nodes {
             action: Some(NodesCommand::Groups { json }),
             ..

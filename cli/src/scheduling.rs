@@ -81,6 +81,16 @@ pub async fn undrain(connect: &ConnectArgs, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn remove_node(connect: &ConnectArgs, id: &str) -> anyhow::Result<()> {
+    let mut admin = connect.admin().await?;
+    admin
+        .remove_node(pb::RemoveNodeRequest { id: id.into() })
+        .await
+        .map_err(explain)?;
+    outln!("node {id} removed");
+    Ok(())
+}
+
 pub async fn apply_policy(connect: &ConnectArgs, file: &Path) -> anyhow::Result<()> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())?

@@ -57,6 +57,11 @@ pub enum Command {
         state: NodeState,
         term: u64,
     },
+    /// Forgets a node that is down or drained, with its placements (an operator's cleanup of a
+    /// machine that is gone). Refused for a node in any other state.
+    RemoveNode {
+        id: String,
+    },
     /// Records a member id as used forever, before the member is removed.
     RetireMember {
         id: MemberId,
@@ -149,6 +154,7 @@ pub enum CommandResult {
         record: FunctionRecord,
     },
     NodeRegistered,
+    NodeRemoved,
     NotFound {
         name: String,
     },

@@ -4,6 +4,7 @@
 //! `FunctionSpec`.
 
 use crate::v1 as pb;
+use fjord_core::node::{FunctionLoad, ImageState};
 use fjord_core::spec::KeepAlive;
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo, RouteNode, RouteTable, RoutedFunction, SpecError};
 use std::time::Duration;
@@ -121,6 +122,45 @@ impl From<pb::NodeInfo> for NodeInfo {
             runtime: p.runtime,
             instance_id: p.instance_id,
         }
+    }
+}
+
+/// A function's load on a node, named: the wire carries the name inside the message.
+impl From<(&str, &FunctionLoad)> for pb::FunctionLoad {
+    fn from((name, f): (&str, &FunctionLoad)) -> Self {
+        pb::FunctionLoad {
+            name: name.to_string(),
+            revision: f.revision,
+            ready: f.ready,
+            busy: f.busy,
+            starting: f.starting,
+            in_flight: f.in_flight,
+            waiting: f.waiting,
+            image_state: f.image_state.as_str().to_string(),
+            pulled_bytes: f.pulled_bytes,
+            image_bytes: f.image_bytes,
+            image_error: f.image_error.clone(),
+            calls: f.calls,
+        }
+    }
+}
+
+impl From<pb::FunctionLoad> for (String, FunctionLoad) {
+    fn from(f: pb::FunctionLoad) -> Self {
+        let load = FunctionLoad {
+            revision: f.revision,
+            ready: f.ready,
+            busy: f.busy,
+            starting: f.starting,
+            in_flight: f.in_flight,
+            waiting: f.waiting,
+            image_state: ImageState::from_wire(&f.image_state),
+            pulled_bytes: f.pulled_bytes,
+            image_bytes: f.image_bytes,
+            image_error: f.image_error,
+            calls: f.calls,
+        };
+        (f.name, load)
     }
 }
 

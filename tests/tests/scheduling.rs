@@ -240,6 +240,29 @@ async fn placements_fit_capacity_spread_over_zones_report_pending_and_leave_a_de
         .find(|n| n["id"] == victim.as_str())
         .unwrap();
     assert_eq!(dead["state"], "down");
+
+    // The operator forgets the dead node; a live one cannot be removed.
+    let live = placed.keys().next().unwrap().clone();
+    let refused = platform.fjord(&["nodes", "remove", &live]);
+    assert!(!refused.status.success(), "a ready node is not removed");
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("still heartbeats") || error.contains("is ready"),
+        "{error}"
+    );
+    let removed = platform.fjord(&["nodes", "remove", &victim]);
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    let nodes = json_of(&platform.fjord(&["nodes", "--json"])).unwrap();
+    let ids: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&victim.as_str()) && ids.contains(&live.as_str()),
+        "{ids:?}"
+    );
     platform.control_plane.terminate(Duration::from_secs(5));
 }
 
@@ -450,7 +473,7 @@ async fn a_draining_node_that_dies_is_committed_drained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_failover_while_scaling_neither_loses_nor_duplicates_placements() {
-    let mut members = Members::start(3, &["--heartbeat-timeout-ms", "3000"]).await;
+    let mut members = Members::start(3, &["--heartbeat-timeout", "3s"]).await;
     let urls = members.all_urls();
     let mut agents = Vec::new();
     for i in 0..2 {
