@@ -194,7 +194,7 @@ impl Scheduler {
                     at_ms: now_millis(),
                     from: report.desired,
                     to: desired,
-                    reason: decision.reason.to_string(),
+                    reason: decision_text(decision.reason, ready),
                     stable_concurrency: decision.stable_concurrency,
                     panic_concurrency: decision.panic_concurrency,
                 });
@@ -285,6 +285,20 @@ fn read_inputs(member: &Member) -> Inputs {
 /// (none reported at all counts as none); a node silent past the heartbeat timeout runs nothing
 /// reachable (it is out of the routing table, its instances are placed elsewhere), so its last,
 /// stale report does not hold the drain back.
+/// A scaling decision's reason as `fjord describe` shows it. The rate limits work from the
+/// instances running now (placed or started on demand), not from the previous desired count, so
+/// their sentence says how many that was: "0 -> 7" reads as a scale-down only beside "from the
+/// 14 instances running now".
+pub(crate) fn decision_text(reason: ScaleReason, running: u32) -> String {
+    match reason {
+        ScaleReason::RateLimitedUp | ScaleReason::RateLimitedDown => {
+            let noun = if running == 1 { "instance" } else { "instances" };
+            format!("{reason} (from the {running} {noun} running now)")
+        }
+        _ => reason.to_string(),
+    }
+}
+
 pub(crate) fn drain_complete(placed: bool, alive: bool, load: Option<&NodeLoad>) -> bool {
     if placed {
         return false;
@@ -383,6 +397,19 @@ fn ready_of(loads: &BTreeMap<String, NodeLoad>, node: &str, function: &str, func
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limited_decisions_name_the_instances_they_start_from() {
+        assert_eq!(
+            decision_text(ScaleReason::RateLimitedDown, 14),
+            "scaling down no faster than the maximum scale-down rate allows (from the 14 instances running now)"
+        );
+        assert_eq!(
+            decision_text(ScaleReason::RateLimitedUp, 1),
+            "scaling up no faster than the maximum scale-up rate allows (from the 1 instance running now)"
+        );
+        assert_eq!(decision_text(ScaleReason::Min, 3), ScaleReason::Min.to_string());
+    }
     use fjord_core::node::FunctionLoad;
     use fjord_core::{FunctionSpec, NodeInfo};
 
