@@ -9,6 +9,7 @@
 
 use crate::connect::{explain, Admin};
 use crate::output::outln;
+use fjord_core::node::ImageState;
 use fjord_proto::v1 as pb;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -26,7 +27,11 @@ enum Outcome {
 
 fn judge(status: &pb::FunctionStatus) -> Outcome {
     let spec = status.record.as_ref().and_then(|r| r.spec.clone()).unwrap_or_default();
-    if let Some(failed) = status.instances.iter().find(|i| i.image_state == "failed") {
+    if let Some(failed) = status
+        .instances
+        .iter()
+        .find(|i| ImageState::from_wire(&i.image_state) == ImageState::Failed)
+    {
         return Outcome::Failed(format!(
             "node {} could not pull {}: {}",
             failed.node_id, spec.image, failed.image_error
@@ -44,7 +49,11 @@ fn judge(status: &pb::FunctionStatus) -> Outcome {
     if spec.image.is_empty() {
         return Outcome::Ready("no instance wanted until the first call (min 0)".into());
     }
-    match status.instances.iter().find(|i| i.image_state == "ready") {
+    match status
+        .instances
+        .iter()
+        .find(|i| ImageState::from_wire(&i.image_state) == ImageState::Ready)
+    {
         Some(node) => Outcome::Ready(format!(
             "image present on node {}; no instance wanted until the first call (min 0)",
             node.node_id
@@ -54,8 +63,9 @@ fn judge(status: &pb::FunctionStatus) -> Outcome {
 }
 
 fn describe_node(node: &pb::NodeInstances) -> (String, Option<(u64, u64)>) {
-    match node.image_state.as_str() {
-        "pulling" => (
+    let image = ImageState::from_wire(&node.image_state);
+    match image {
+        ImageState::Pulling => (
             format!(
                 "pulling image {:.1}/{:.1} MiB",
                 node.pulled_bytes as f64 / MIB,
@@ -63,14 +73,14 @@ fn describe_node(node: &pb::NodeInstances) -> (String, Option<(u64, u64)>) {
             ),
             Some((node.pulled_bytes, node.image_bytes.max(1))),
         ),
-        "failed" => (format!("pull failed: {}", node.image_error), None),
+        ImageState::Failed => (format!("pull failed: {}", node.image_error), None),
         _ => (
             format!(
                 "{} ready, {} starting, {} placed{}",
                 node.ready,
                 node.starting,
                 node.placed,
-                if node.image_state == "ready" {
+                if image == ImageState::Ready {
                     " (image present)"
                 } else {
                     ""

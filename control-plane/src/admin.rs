@@ -9,6 +9,7 @@ use crate::member::Member;
 use crate::network::member_channel;
 use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
 use crate::state_machine::now_millis;
+use fjord_core::node::ImageState;
 use fjord_core::{FunctionRecord, FunctionSpec};
 use fjord_proto::v1 as pb;
 use fjord_proto::v1::admin_client::AdminClient;
@@ -71,14 +72,15 @@ impl AdminService {
                     .filter(|f| f.revision == record.revision)
                     .unwrap_or_default();
                 let placed = placed.get(&node_id).copied().unwrap_or(0);
-                let shown = reported.ready + reported.starting + placed > 0 || !reported.image_state.is_empty();
+                let shown =
+                    reported.ready + reported.starting + placed > 0 || reported.image_state != ImageState::Unknown;
                 shown.then_some(pb::NodeInstances {
                     node_id,
                     ready: reported.ready,
                     busy: reported.busy,
                     starting: reported.starting,
                     placed,
-                    image_state: reported.image_state,
+                    image_state: reported.image_state.as_str().to_string(),
                     pulled_bytes: reported.pulled_bytes,
                     image_bytes: reported.image_bytes,
                     image_error: reported.image_error,
@@ -137,20 +139,7 @@ impl AdminService {
             functions: load
                 .functions
                 .iter()
-                .map(|(name, f)| pb::FunctionLoad {
-                    name: name.clone(),
-                    revision: f.revision,
-                    ready: f.ready,
-                    busy: f.busy,
-                    starting: f.starting,
-                    in_flight: f.in_flight,
-                    waiting: f.waiting,
-                    image_state: f.image_state.clone(),
-                    pulled_bytes: f.pulled_bytes,
-                    image_bytes: f.image_bytes,
-                    image_error: f.image_error.clone(),
-                    calls: f.calls,
-                })
+                .map(|(name, f)| pb::FunctionLoad::from((name.as_str(), f)))
                 .collect(),
             placed,
         }
@@ -465,6 +454,32 @@ impl pb::admin_server::Admin for AdminService {
             .read(|a| a.cluster.nodes.get(&request.id).cloned())
             .ok_or_else(|| ControlPlaneError::NodeNotFound(request.id.clone()))?;
         Ok(Response::new(self.node_status(&node)))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        forward_to_leader!(self, request, remove_node);
+        let id = request.into_inner().id;
+        if self.member.liveness.heard_recently(&id) {
+            return Err(ControlPlaneError::InvalidRequest(format!(
+                "node {id:?} still heartbeats: stop its agent first (a running agent registers it again)"
+            ))
+            .into());
+        }
+        match self.member.write(Command::RemoveNode { id: id.clone() }).await? {
+            CommandResult::NodeRemoved => {
+                tracing::info!(node = %id, "node removed by an operator");
+                Ok(Response::new(pb::RemoveNodeResponse {}))
+            }
+            CommandResult::NotFound { name } => Err(ControlPlaneError::NodeNotFound(name).into()),
+            CommandResult::Invalid { reason, .. } => Err(ControlPlaneError::InvalidRequest(reason).into()),
+            other => Err(ControlPlaneError::InvalidRequest(format!(
+                "removing node {id:?}: unexpected answer {other:?}"
+            ))
+            .into()),
+        }
     }
 
     async fn apply_policy(&self, request: Request<pb::Policy>) -> Result<Response<pb::Policy>, Status> {

@@ -66,26 +66,7 @@ impl pb::agent_server::Agent for AgentService {
             let load = NodeLoad {
                 in_flight: hb.in_flight,
                 reserved_memory_mib: hb.reserved_memory_mib,
-                functions: hb
-                    .functions
-                    .into_iter()
-                    .map(|f| {
-                        let load = FunctionLoad {
-                            revision: f.revision,
-                            ready: f.ready,
-                            busy: f.busy,
-                            starting: f.starting,
-                            in_flight: f.in_flight,
-                            waiting: f.waiting,
-                            image_state: f.image_state,
-                            pulled_bytes: f.pulled_bytes,
-                            image_bytes: f.image_bytes,
-                            image_error: f.image_error,
-                            calls: f.calls,
-                        };
-                        (f.name, load)
-                    })
-                    .collect(),
+                functions: hb.functions.into_iter().map(<(String, FunctionLoad)>::from).collect(),
             };
             self.member.liveness.heartbeat(&hb.node_id, load);
         }

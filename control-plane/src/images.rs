@@ -7,8 +7,9 @@
 //! the node's credentials (basic or ECR). Nodes are asked in the function's hashing order, so
 //! the function's home node answers first and starts pulling the image at once.
 
-use crate::agent_http::{self as agent_client, AgentClient};
+use crate::agent_client::{self, AgentClient};
 use fjord_core::agent_http;
+use fjord_core::agent_http::ResolvedImage;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
@@ -16,14 +17,6 @@ use std::time::Duration;
 
 /// How long one node may take to answer a resolve (the registry round trip included).
 pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ResolvedImage {
-    /// The digest, `sha256:...`.
-    pub(crate) digest: String,
-    /// `repository@sha256:...`: what the nodes run.
-    pub(crate) pinned: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ResolveError {

@@ -12,7 +12,7 @@ struct Seen {
     load: NodeLoad,
 }
 
-pub struct Liveness {
+pub(crate) struct Liveness {
     /// When this member last took office (or started): until one timeout after it, a node not
     /// heard from is given the benefit of the doubt.
     grace_from: Mutex<Instant>,
@@ -23,7 +23,7 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    pub fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration) -> Self {
         Liveness {
             grace_from: Mutex::new(Instant::now()),
             timeout,
@@ -32,18 +32,14 @@ impl Liveness {
         }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Starts a new grace period: called when this member becomes leader, since heartbeats only
     /// reach the leader and it has heard from nobody yet.
-    pub fn restart_grace(&self) {
+    pub(crate) fn restart_grace(&self) {
         *self.grace_from.lock().expect("liveness lock poisoned") = Instant::now();
     }
 
     /// Records a heartbeat.
-    pub fn heartbeat(&self, node_id: &str, load: NodeLoad) {
+    pub(crate) fn heartbeat(&self, node_id: &str, load: NodeLoad) {
         let mut seen = self.seen.lock().expect("liveness lock poisoned");
         let routing_changed = match seen.get(node_id) {
             Some(prev) => prev.at.elapsed() >= self.timeout || warm_set(&prev.load) != warm_set(&load),
@@ -67,13 +63,13 @@ impl Liveness {
     /// only the leader, and what it saw in an earlier term, or at a node's registration, is
     /// stale), so every node keeps its place in the routing table until the agents had a full
     /// timeout to find the new leader: a leader change never empties the table.
-    pub fn is_alive(&self, node_id: &str) -> bool {
+    pub(crate) fn is_alive(&self, node_id: &str) -> bool {
         self.heard_recently(node_id) || self.in_grace()
     }
 
     /// Whether the node has heartbeated within the timeout. A node committed down comes back
     /// only on this, never on the grace of a new term.
-    pub fn heard_recently(&self, node_id: &str) -> bool {
+    pub(crate) fn heard_recently(&self, node_id: &str) -> bool {
         self.seen
             .lock()
             .expect("liveness lock poisoned")
@@ -86,7 +82,7 @@ impl Liveness {
     }
 
     /// The node's last reported load and how long ago it came.
-    pub fn last_report(&self, node_id: &str) -> Option<(NodeLoad, Duration)> {
+    pub(crate) fn last_report(&self, node_id: &str) -> Option<(NodeLoad, Duration)> {
         self.seen
             .lock()
             .expect("liveness lock poisoned")
@@ -94,7 +90,7 @@ impl Liveness {
             .map(|s| (s.load.clone(), s.at.elapsed()))
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 }

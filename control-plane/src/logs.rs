@@ -1,22 +1,13 @@
 //! `fjord logs`: asks every node's agent for the function's recent log lines and merges them in
 //! time order. Logs stay on the nodes (bounded buffers there); nothing is stored here.
 
-use crate::agent_http::{self as agent_client, AgentClient};
+use crate::agent_client::{self, AgentClient};
 use fjord_core::agent_http;
+use fjord_core::agent_http::LogLine as AgentLogLine;
 use fjord_proto::v1 as pb;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use std::time::Duration;
-
-/// What an agent's `GET /v1/logs/{name}` returns, one per line.
-#[derive(Deserialize)]
-struct AgentLogLine {
-    instance_id: String,
-    stream: String,
-    timestamp_ms: u64,
-    line: String,
-}
 
 #[derive(Clone)]
 pub(crate) struct LogCollector {

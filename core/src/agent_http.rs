@@ -15,6 +15,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// Set on a refusal given before the request body was read: the caller may try another node.
@@ -170,6 +171,28 @@ pub fn served_by_node(headers: &HeaderMap) -> Option<&str> {
 /// The instance that served the call, as the answer says.
 pub fn served_by_instance(headers: &HeaderMap) -> Option<&str> {
     headers.get(INSTANCE)?.to_str().ok()
+}
+
+/// One line of `GET /v1/logs/{function}`'s answer (a JSON array of them, oldest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub instance_id: String,
+    /// "stdout", "stderr" or "platform" (lines the agent writes about the instance).
+    pub stream: String,
+    pub timestamp_ms: u64,
+    pub line: String,
+}
+
+/// `GET /v1/images/resolve`'s answer: an image reference pinned to its manifest's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedImage {
+    /// The reference as given.
+    #[serde(rename = "image")]
+    pub reference: String,
+    /// The manifest's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The repository with the digest and without the tag: `repo@sha256:<hex>`, what nodes run.
+    pub pinned: String,
 }
 
 #[cfg(test)]

@@ -39,10 +39,9 @@ pub struct FunctionLoad {
     /// Requests waiting on the node for an instance of the function.
     #[serde(default)]
     pub waiting: u32,
-    /// The function's image on this node: "" (no image, or not looked at), "pulling", "ready"
-    /// or "failed".
+    /// The function's image on this node.
     #[serde(default)]
-    pub image_state: String,
+    pub image_state: ImageState,
     #[serde(default)]
     pub pulled_bytes: u64,
     #[serde(default)]
@@ -54,6 +53,42 @@ pub struct FunctionLoad {
     /// two heartbeats means calls came, even ones that began and ended between them.
     #[serde(default)]
     pub calls: u64,
+}
+
+/// Where a function's image stands on a node. On the wire (heartbeats, `fjord describe`) it is
+/// spelled `""`, `pulling`, `ready` or `failed`: [`ImageState::as_str`] and
+/// [`ImageState::from_wire`] are the only translations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    /// No image, or not looked at yet.
+    #[default]
+    #[serde(rename = "")]
+    Unknown,
+    Pulling,
+    Ready,
+    Failed,
+}
+
+impl ImageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageState::Unknown => "",
+            ImageState::Pulling => "pulling",
+            ImageState::Ready => "ready",
+            ImageState::Failed => "failed",
+        }
+    }
+
+    /// Reads the wire spelling; anything else (a newer agent's state) is `Unknown`.
+    pub fn from_wire(text: &str) -> ImageState {
+        match text {
+            "pulling" => ImageState::Pulling,
+            "ready" => ImageState::Ready,
+            "failed" => ImageState::Failed,
+            _ => ImageState::Unknown,
+        }
+    }
 }
 
 /// A node's load from its last heartbeat (soft state, never in the log).
@@ -70,5 +105,25 @@ impl HashNode for NodeInfo {
     }
     fn hash_weight(&self) -> u32 {
         self.weight()
+    }
+}
+
+#[cfg(test)]
+mod image_state_tests {
+    use super::ImageState;
+
+    #[test]
+    fn image_states_round_trip_through_their_wire_spelling() {
+        for state in [
+            ImageState::Unknown,
+            ImageState::Pulling,
+            ImageState::Ready,
+            ImageState::Failed,
+        ] {
+            assert_eq!(ImageState::from_wire(state.as_str()), state);
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("{:?}", state.as_str()));
+        }
+        assert_eq!(ImageState::from_wire("resizing"), ImageState::Unknown);
     }
 }

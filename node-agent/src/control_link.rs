@@ -110,20 +110,7 @@ impl ControlLink {
                         node_id: self.node.id.clone(),
                         in_flight: load.in_flight,
                         reserved_memory_mib: load.reserved_memory_mib,
-                        functions: load.functions.into_iter().map(|(name, f)| pb::FunctionLoad {
-                            name,
-                            revision: f.revision,
-                            ready: f.ready,
-                            busy: f.busy,
-                            starting: f.starting,
-                            in_flight: f.in_flight,
-                            waiting: f.waiting,
-                            image_state: f.image_state,
-                            pulled_bytes: f.pulled_bytes,
-                            image_bytes: f.image_bytes,
-                            image_error: f.image_error,
-                            calls: f.calls,
-                        }).collect(),
+                        functions: load.functions.iter().map(|(name, f)| pb::FunctionLoad::from((name.as_str(), f))).collect(),
                     };
                     let known = client.heartbeat(self.request(heartbeat)).await?.into_inner().known;
                     if !known {

@@ -5,7 +5,6 @@
 //! still shows why an instance crashed after it is gone. `fjord logs` reads them through the
 //! control plane, merged in the order the lines arrived.
 
-use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -18,31 +17,28 @@ pub const ENDED_INSTANCES_KEPT: usize = 8;
 /// A longer line is cut here and marked.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LogLine {
-    pub instance_id: String,
-    /// "stdout", "stderr" or "platform" (lines the agent writes about the instance).
-    pub stream: String,
-    pub timestamp_ms: u64,
-    pub line: String,
-    /// Arrival order on this agent, across instances.
-    #[serde(skip)]
+pub use fjord_core::agent_http::LogLine;
+
+/// A line as held: the wire line and its arrival order on this agent, across instances.
+#[derive(Debug, Clone)]
+struct Held {
     seq: u64,
+    line: LogLine,
 }
 
 #[derive(Default)]
 struct InstanceLog {
-    lines: VecDeque<LogLine>,
+    lines: VecDeque<Held>,
     bytes: usize,
 }
 
 impl InstanceLog {
-    fn push(&mut self, line: LogLine) {
-        self.bytes += line.line.len();
-        self.lines.push_back(line);
+    fn push(&mut self, held: Held) {
+        self.bytes += held.line.line.len();
+        self.lines.push_back(held);
         while self.lines.len() > LINES_PER_INSTANCE || (self.bytes > BYTES_PER_INSTANCE && self.lines.len() > 1) {
             if let Some(dropped) = self.lines.pop_front() {
-                self.bytes -= dropped.line.len();
+                self.bytes -= dropped.line.line.len();
             }
         }
     }
@@ -75,13 +71,14 @@ impl LogStore {
             line.truncate(cut);
             line.push_str(" [line truncated]");
         }
-        let seq = next_seq();
-        let entry = LogLine {
-            instance_id: instance_id.to_string(),
-            stream: stream.to_string(),
-            timestamp_ms: now_millis(),
-            line,
-            seq,
+        let entry = Held {
+            seq: next_seq(),
+            line: LogLine {
+                instance_id: instance_id.to_string(),
+                stream: stream.to_string(),
+                timestamp_ms: now_millis(),
+                line,
+            },
         };
         let mut state = self.lock();
         let logs = state.entry(function.to_string()).or_default();
@@ -127,12 +124,12 @@ impl LogStore {
             return;
         };
         let target = logs.instances.entry(to.to_string()).or_default();
-        let mut merged: Vec<LogLine> = moved.lines.into_iter().chain(target.lines.drain(..)).collect();
-        merged.sort_by_key(|l| l.seq);
+        let mut merged: Vec<Held> = moved.lines.into_iter().chain(target.lines.drain(..)).collect();
+        merged.sort_by_key(|h| h.seq);
         target.bytes = 0;
-        for mut line in merged {
-            line.instance_id = to.to_string();
-            target.push(line);
+        for mut held in merged {
+            held.line.instance_id = to.to_string();
+            target.push(held);
         }
     }
 
@@ -142,11 +139,11 @@ impl LogStore {
         let Some(logs) = state.get(function) else {
             return Vec::new();
         };
-        let mut lines: Vec<&LogLine> = logs.instances.values().flat_map(|i| i.lines.iter()).collect();
-        lines.sort_unstable_by_key(|l| l.seq);
+        let mut lines: Vec<&Held> = logs.instances.values().flat_map(|i| i.lines.iter()).collect();
+        lines.sort_unstable_by_key(|h| h.seq);
         lines[lines.len().saturating_sub(tail)..]
             .iter()
-            .map(|l| (*l).clone())
+            .map(|h| h.line.clone())
             .collect()
     }
 

@@ -12,7 +12,7 @@
 
 use crate::logs::LogStore;
 use crate::runtime::{ExitReason, ImageStatus, Instance, Runtime, RuntimeError, StartRequest};
-use fjord_core::node::FunctionLoad;
+use fjord_core::node::{FunctionLoad, ImageState};
 use fjord_core::spec::KeepAlive;
 use fjord_core::{FunctionRecord, NodeLoad};
 use std::collections::HashMap;
@@ -632,13 +632,13 @@ impl InstancePool {
                         done_bytes,
                         total_bytes,
                     }) => {
-                        f.image_state = "pulling".into();
+                        f.image_state = ImageState::Pulling;
                         f.pulled_bytes = done_bytes;
                         f.image_bytes = total_bytes;
                     }
-                    Some(ImageStatus::Ready) => f.image_state = "ready".into(),
+                    Some(ImageStatus::Ready) => f.image_state = ImageState::Ready,
                     Some(ImageStatus::Failed { reason }) => {
-                        f.image_state = "failed".into();
+                        f.image_state = ImageState::Failed;
                         f.image_error = reason;
                     }
                     None => {}

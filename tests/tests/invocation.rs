@@ -283,6 +283,34 @@ async fn failing_calls_show_up_in_fjord_logs_and_a_graceful_stop_is_clean() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_never_listens_gets_a_502_pointing_to_port_and_its_logs() {
+    let platform = Platform::start(1).await;
+    let spec = platform.dir.path().join("silent.yaml");
+    std::fs::write(
+        &spec,
+        "name: silent\ncommand: [\"/bin/sh\", \"-c\", \"echo not listening; exec sleep 60\"]\ntimeout: 2s\n",
+    )
+    .unwrap();
+    let out = platform.fjord(&["deploy", "-f", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = std::time::Instant::now();
+    let answer = platform.invoke_when_routable("silent", "", b"", &[]).await;
+    let waited = started.elapsed();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["code"], "start_failed", "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("$PORT") && error.contains("`fjord logs silent`"),
+        "{error}"
+    );
+    // The readiness wait follows the function's timeout (2 s), not a fixed 10 s.
+    assert!(waited < Duration::from_secs(8), "the caller waited {waited:?}");
+    let logs = stdout(&platform.fjord(&["logs", "silent"]));
+    assert!(logs.contains("not listening"), "its output is in fjord logs: {logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn agents_and_lbs_join_with_the_join_token_which_cannot_administer() {
     let dir = tempfile::tempdir().unwrap();
     let admin_token = dir.path().join("admin.token");

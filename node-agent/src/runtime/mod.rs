@@ -150,17 +150,8 @@ impl ExitState {
     }
 }
 
-/// An image reference pinned to the digest its registry serves for it now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ResolvedImage {
-    /// The reference as given.
-    #[serde(rename = "image")]
-    pub reference: String,
-    /// The manifest's digest, `sha256:<hex>`.
-    pub digest: String,
-    /// The repository with the digest and without the tag: `repo@sha256:<hex>`.
-    pub pinned: String,
-}
+/// The image-resolve answer is part of the agent's HTTP contract.
+pub use fjord_core::agent_http::ResolvedImage;
 
 /// Where a runtime stands with one image on this node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
