@@ -48,7 +48,7 @@ start_dev() {
     local lb_port cp_port agent_port
     lb_port=$(free_port); cp_port=$(free_port); agent_port=$(free_port)
     "$bin/fjord" dev --runtime docker --no-examples --agent-memory-mib 16384 --data-dir "$dir" \
-        --lb-port "$lb_port" --control-plane-port "$cp_port" --agent-port "$agent_port" > "$work/$1.out" 2>&1 &
+        --lb-port "$lb_port" --nats-port "$(free_port)" --control-plane-port "$cp_port" --agent-port "$agent_port" > "$work/$1.out" 2>&1 &
     dev_pid=$!
     pids+=("$dev_pid")
     for _ in $(seq 1 300); do grep -q "Press Ctrl-C" "$work/$1.out" 2>/dev/null && break; sleep 0.1; done

@@ -25,7 +25,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$bin/fjord" dev --data-dir "$work/dev" --lb-port "$lb_port" --control-plane-port "$cp_port" \
+"$bin/fjord" dev --data-dir "$work/dev" --lb-port "$lb_port" --nats-port "$(free_port)" --control-plane-port "$cp_port" \
     --agent-port "$agent_port" --no-examples > "$work/dev.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do grep -q "Press Ctrl-C" "$work/dev.out" 2>/dev/null && break; sleep 0.1; done

@@ -6,6 +6,8 @@
 pub mod echo;
 #[path = "env/function.rs"]
 pub mod env;
+#[path = "jobs/function.rs"]
+pub mod jobs;
 #[path = "sleep/function.rs"]
 pub mod sleep;
 

@@ -2,7 +2,7 @@
 # Builds the example functions as static binaries and packs each into a
 # `FROM scratch` image, so the docker runtime can run them with no registry:
 #
-#   fjord-example/echo:$TAG   fjord-example/sleep:$TAG   fjord-example/env:$TAG
+#   fjord-example/echo:$TAG   fjord-example/sleep:$TAG   fjord-example/env:$TAG   fjord-example/jobs:$TAG
 #
 # Usage: scripts/build-example-images.sh [TAG]      (TAG defaults to "test")
 #
@@ -31,7 +31,7 @@ docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
 
 context=$(mktemp -d)
 trap 'rm -rf "$context" "$context.log"' EXIT
-for example in echo sleep env; do
+for example in echo sleep env jobs; do
     binary="$target_dir/$triple/release/fjord-$example"
     if ! ldd "$binary" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
         echo "$binary is dynamically linked; a FROM scratch image cannot run it" >&2

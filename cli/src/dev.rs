@@ -43,6 +43,10 @@ pub struct DevArgs {
     /// First agent port; agent j listens on this + j - 1.
     #[arg(long, default_value_t = 7500)]
     pub agent_port: u16,
+    /// Port of the NATS server (JetStream) `fjord dev` runs for asynchronous calls and cron,
+    /// when `nats-server` is installed.
+    #[arg(long, default_value_t = 4222)]
+    pub nats_port: u16,
     /// Memory each agent offers to instances, in MiB.
     #[arg(long, default_value_t = 4096)]
     pub agent_memory_mib: u32,
@@ -69,6 +73,8 @@ pub struct DevArgs {
 }
 
 struct Daemon {
+    /// The program run: this binary for Fjord's daemons, or `nats-server`.
+    program: PathBuf,
     role: &'static str,
     id: String,
     addr: SocketAddr,
@@ -92,6 +98,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("echo", include_str!("../../examples/echo/fjord.yaml")),
     ("sleep", include_str!("../../examples/sleep/fjord.yaml")),
     ("env", include_str!("../../examples/env/fjord.yaml")),
+    ("jobs", include_str!("../../examples/jobs/fjord.yaml")),
 ];
 
 /// How far above its gRPC port a member serves its Prometheus metrics (7400 -> 9400), the
@@ -115,6 +122,63 @@ fn port_range(base: u16, count: u32, what: &str, flag: &str) -> anyhow::Result<V
             check_port_free(port, what, flag)
         })
         .collect()
+}
+
+/// Starts a NATS server with JetStream for the queue of asynchronous calls, its store and a
+/// token of its own under the data dir (0600), on loopback; `None` (with a note) when
+/// `nats-server` is not installed, so the rest of the platform still runs.
+fn start_nats(dir: &Path, port: u16) -> anyhow::Result<Option<(Daemon, PathBuf)>> {
+    let Some(program) = find_program("nats-server") else {
+        eprintln!(
+            "fjord dev: nats-server is not installed, so asynchronous calls (/async-function/...) answer 503 \
+             and schedules do not fire; install it (Debian: apt-get install nats-server) and start again"
+        );
+        return Ok(None);
+    };
+    let addr = check_port_free(port, "NATS", "--nats-port")?;
+    let token_path = dir.join("nats.token");
+    let token = match std::fs::read_to_string(&token_path) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+        _ => {
+            let token = format!("{:032x}", rand::random::<u128>());
+            write_private(&token_path, &token)?;
+            token
+        }
+    };
+    let store = dir.join("nats");
+    std::fs::create_dir_all(&store)?;
+    let config_path = dir.join("nats.conf");
+    let config = format!(
+        "# Written by fjord dev on every start.\nlisten: {addr}\nmax_payload: 8MB\n\
+         authorization {{ token: \"{token}\" }}\njetstream {{ store_dir: \"{}\" }}\n",
+        store.display()
+    );
+    write_private(&config_path, &config)?;
+    let flags = vec!["-c".into(), config_path.display().to_string()];
+    let log = dir.join("logs/nats.log");
+    let daemon = Daemon::start(&program, "nats", "nats".into(), addr, flags, log)?;
+    Ok(Some((daemon, token_path)))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 fn spawn(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
@@ -211,6 +275,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let token_file = token_path.display().to_string();
 
     let mut daemons = Vec::new();
+    let nats = start_nats(&dir, args.nats_port)?;
+    let nats_flags: Vec<String> = match &nats {
+        Some((daemon, token_file)) => vec![
+            "--nats-url".into(),
+            format!("nats://{}", daemon.addr),
+            "--nats-token-file".into(),
+            token_file.display().to_string(),
+        ],
+        None => Vec::new(),
+    };
+    if let Some((daemon, _)) = nats {
+        daemons.push(daemon);
+    }
     for (i, (addr, metrics)) in cp_addrs.iter().zip(&metrics_addrs).enumerate() {
         let id = i as u64 + 1;
         let mut flags = vec![
@@ -285,7 +362,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let log = dir.join(format!("logs/{id}.log"));
         daemons.push(Daemon::start(&exe, "node-agent", id, *addr, flags, log)?);
     }
-    let lb_flags = vec![
+    let mut lb_flags = vec![
         "lb".into(),
         "--listen".into(),
         lb_addr.to_string(),
@@ -294,6 +371,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "--token-file".into(),
         token_file.clone(),
     ];
+    lb_flags.extend(nats_flags.iter().cloned());
     daemons.push(Daemon::start(
         &exe,
         "lb",
@@ -375,7 +453,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let supervise = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                if supervise_once(&exe, &mut daemons, restart_delay) {
+                if supervise_once(&mut daemons, restart_delay) {
                     if let Err(e) = write_cluster_file(&cluster_path, &dir, &token_path, &lb_url, &cp_urls, &daemons) {
                         eprintln!("fjord dev: could not update {}: {e:#}", cluster_path.display());
                     }
@@ -402,6 +480,7 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let child = spawn(exe, &flags, &log)?;
         Ok(Daemon {
+            program: exe.to_path_buf(),
             role,
             id,
             addr,
@@ -426,7 +505,7 @@ impl Daemon {
 
 /// One look at every child: reports exits, schedules and makes restarts, gives up on a child
 /// that keeps exiting at once. Returns whether a pid changed (cluster.json needs rewriting).
-fn supervise_once(exe: &Path, daemons: &mut [Daemon], restart_delay: Duration) -> bool {
+fn supervise_once(daemons: &mut [Daemon], restart_delay: Duration) -> bool {
     let mut changed = false;
     for d in daemons.iter_mut().filter(|d| !d.given_up) {
         match d.restart_at {
@@ -458,7 +537,7 @@ fn supervise_once(exe: &Path, daemons: &mut [Daemon], restart_delay: Duration) -
             }
             Some(at) if Instant::now() >= at => {
                 d.restart_at = None;
-                match spawn(exe, &d.flags, &d.log) {
+                match spawn(&d.program, &d.flags, &d.log) {
                     Ok(child) => {
                         d.child = child;
                         d.started = Instant::now();
@@ -528,6 +607,11 @@ fn clear_state(dir: &Path) -> anyhow::Result<()> {
     let cluster = dir.join("cluster.json");
     if cluster.exists() {
         std::fs::remove_file(&cluster)?;
+    }
+    // The queue's calls belong to the cluster being removed.
+    let nats = dir.join("nats");
+    if nats.exists() {
+        std::fs::remove_dir_all(&nats).map_err(|e| anyhow::anyhow!("--fresh: removing {}: {e}", nats.display()))?;
     }
     if !dirs.is_empty() {
         eprintln!(

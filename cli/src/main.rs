@@ -200,7 +200,7 @@ enum Commands {
     /// Run the lb (the fjord-lb daemon).
     #[command(hide = true)]
     Lb(fjord_lb::Args),
-    /// Run a built-in example function (echo, sleep, env) on $PORT.
+    /// Run a built-in example function (echo, sleep, env, jobs) on $PORT.
     #[command(hide = true)]
     Example { name: String },
 }
@@ -222,7 +222,8 @@ fn run_cli() -> anyhow::Result<()> {
             "echo" => fjord_examples::echo::run(),
             "sleep" => fjord_examples::sleep::run(),
             "env" => fjord_examples::env::run(),
-            other => anyhow::bail!("no example function {other:?}: use echo, sleep or env"),
+            "jobs" => fjord_examples::jobs::run(),
+            other => anyhow::bail!("no example function {other:?}: use echo, sleep, env or jobs"),
         }
         return Ok(());
     }

@@ -49,6 +49,7 @@ pub(crate) fn build_route_table(state: &StateMachineStore, liveness: &Liveness) 
                     timeout: record.spec.timeout,
                     concurrency: record.spec.concurrency,
                     warm_nodes,
+                    async_policy: record.spec.async_policy,
                 };
                 (record.spec.name.clone(), routed)
             })

@@ -18,4 +18,4 @@ pub mod spec;
 pub use hashing::{preference_order, HashNode};
 pub use node::{NodeInfo, NodeLoad};
 pub use route::{RouteNode, RouteTable, RoutedFunction};
-pub use spec::{FunctionRecord, FunctionSpec, SpecError};
+pub use spec::{AsyncPolicy, FunctionRecord, FunctionSpec, SpecError};

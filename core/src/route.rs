@@ -29,6 +29,8 @@ pub struct RoutedFunction {
     pub timeout: Duration,
     pub concurrency: u32,
     pub warm_nodes: BTreeSet<String>,
+    /// How the lbs' workers deliver this function's queued calls.
+    pub async_policy: crate::spec::AsyncPolicy,
 }
 
 /// Ready nodes and deployed functions at one version of the cluster state.
@@ -93,6 +95,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             concurrency: 1,
             warm_nodes: warm.iter().map(|s| s.to_string()).collect(),
+            async_policy: Default::default(),
         };
         (
             RouteTable {

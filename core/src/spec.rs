@@ -14,6 +14,13 @@
 //! max: 20
 //! scale_to_zero_after: 5m
 //! keep_alive: fixed                              # or adaptive
+//! async:                                         # calls through /async-function/{name}
+//!   concurrency: 10                              # at once, over the whole cluster
+//!   max_attempts: 3
+//!   min_backoff: 1s
+//!   max_backoff: 5m
+//!   max_age: 6h
+//! schedule: ["*/5 * * * *", "@daily"]             # cron in UTC, fired as async calls
 //! ```
 
 use crate::duration::serde_human;
@@ -83,6 +90,94 @@ pub struct FunctionSpec {
     pub keep_alive: KeepAlive,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// How calls through the durable queue (`/async-function/{name}`) are delivered.
+    #[serde(rename = "async", default, skip_serializing_if = "AsyncPolicy::is_default")]
+    pub async_policy: AsyncPolicy,
+    /// Cron expressions (UTC, 5 fields or `@hourly`, `@daily`, `@weekly`, `@monthly`,
+    /// `@yearly`); each tick enqueues one asynchronous call. Checked at deploy by the control
+    /// plane, which owns the cron parser.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<String>,
+}
+
+pub const DEFAULT_ASYNC_CONCURRENCY: u32 = 10;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_MIN_BACKOFF: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Lambda's default for asynchronous events.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
+pub const ASYNC_CONCURRENCY_RANGE: (u32, u32) = (1, 10_000);
+pub const MAX_ATTEMPTS_RANGE: (u32, u32) = (1, 100);
+pub const BACKOFF_RANGE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(3600));
+pub const MAX_AGE_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(7 * 86_400));
+pub const MAX_SCHEDULES: usize = 16;
+
+/// The `async:` section of a spec: delivery of queued calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsyncPolicy {
+    /// Queued calls of this function running at once, over the whole cluster.
+    #[serde(default = "default_async_concurrency")]
+    pub concurrency: u32,
+    /// Attempts in all (the first one included) before a call goes to the dead letters.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles per attempt (with jitter) up to `max_backoff`.
+    #[serde(default = "default_min_backoff", with = "serde_human")]
+    pub min_backoff: Duration,
+    #[serde(default = "default_max_backoff", with = "serde_human")]
+    pub max_backoff: Duration,
+    /// A call older than this (since it was enqueued) is not attempted again.
+    #[serde(default = "default_max_age", with = "serde_human")]
+    pub max_age: Duration,
+}
+
+impl Default for AsyncPolicy {
+    fn default() -> Self {
+        AsyncPolicy {
+            concurrency: DEFAULT_ASYNC_CONCURRENCY,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            min_backoff: DEFAULT_MIN_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            max_age: DEFAULT_MAX_AGE,
+        }
+    }
+}
+
+impl AsyncPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == AsyncPolicy::default()
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        check_range("async.concurrency", self.concurrency, ASYNC_CONCURRENCY_RANGE, "")?;
+        check_range("async.max_attempts", self.max_attempts, MAX_ATTEMPTS_RANGE, "")?;
+        check_duration("async.min_backoff", self.min_backoff, BACKOFF_RANGE)?;
+        check_duration("async.max_backoff", self.max_backoff, BACKOFF_RANGE)?;
+        if self.min_backoff > self.max_backoff {
+            return Err(SpecError::field(
+                "async.min_backoff",
+                "must not exceed async.max_backoff",
+            ));
+        }
+        check_duration("async.max_age", self.max_age, MAX_AGE_RANGE)
+    }
+}
+
+fn default_async_concurrency() -> u32 {
+    DEFAULT_ASYNC_CONCURRENCY
+}
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
+}
+fn default_min_backoff() -> Duration {
+    DEFAULT_MIN_BACKOFF
+}
+fn default_max_backoff() -> Duration {
+    DEFAULT_MAX_BACKOFF
+}
+fn default_max_age() -> Duration {
+    DEFAULT_MAX_AGE
 }
 
 /// The keep-alive policy of a function with `min: 0`.
@@ -194,6 +289,8 @@ impl FunctionSpec {
             scale_to_zero_after: DEFAULT_SCALE_TO_ZERO_AFTER,
             keep_alive: KeepAlive::Fixed,
             labels: BTreeMap::new(),
+            async_policy: AsyncPolicy::default(),
+            schedule: Vec::new(),
         }
     }
 
@@ -275,6 +372,21 @@ impl FunctionSpec {
             }
             check_value_size(&format!("labels.{key}"), value)?;
         }
+        self.async_policy.validate()?;
+        if self.schedule.len() > MAX_SCHEDULES {
+            return Err(SpecError::field(
+                "schedule",
+                format!("has more than {MAX_SCHEDULES} entries"),
+            ));
+        }
+        for (i, entry) in self.schedule.iter().enumerate() {
+            if entry.trim().is_empty() || entry.len() > 200 {
+                return Err(SpecError::field(
+                    format!("schedule[{i}]"),
+                    "must be a cron expression of 1 to 200 characters",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -291,6 +403,8 @@ fn check_range(field: &str, value: u32, (low, high): (u32, u32), unit: &str) -> 
 
 /// The spec's fields that hold a duration (`30s`): read through `serde_human`.
 const DURATION_FIELDS: [&str; 2] = ["timeout", "scale_to_zero_after"];
+/// The same, inside the `async:` section.
+const ASYNC_DURATION_FIELDS: [&str; 3] = ["min_backoff", "max_backoff", "max_age"];
 
 /// Reads each duration field of a `fjord.yaml` first, so that a malformed one is reported with
 /// its name (for example: field `timeout` "30" has no unit; write 30s or 30ms): serde's own
@@ -302,6 +416,14 @@ fn check_duration_fields(text: &str) -> Result<(), SpecError> {
     for field in DURATION_FIELDS {
         if let Some(value) = fields.get(field) {
             crate::duration::parse_yaml_duration(value).map_err(|reason| SpecError::field(field, reason))?;
+        }
+    }
+    if let Some(serde_yaml_ng::Value::Mapping(section)) = fields.get("async") {
+        for field in ASYNC_DURATION_FIELDS {
+            if let Some(value) = section.get(field) {
+                crate::duration::parse_yaml_duration(value)
+                    .map_err(|reason| SpecError::field(format!("async.{field}"), reason))?;
+            }
         }
     }
     Ok(())
@@ -468,6 +590,40 @@ mod tests {
             .parse::<KeepAlive>()
             .unwrap_err()
             .contains("`fixed` or `adaptive`"));
+    }
+
+    #[test]
+    fn async_section_and_schedule_take_defaults_round_trip_and_name_bad_fields() {
+        let spec = FunctionSpec::from_yaml("name: a\ncommand: [x]\n").unwrap();
+        assert_eq!(spec.async_policy, AsyncPolicy::default());
+        assert_eq!(spec.async_policy.max_attempts, 3);
+        assert_eq!(spec.async_policy.max_age, Duration::from_secs(6 * 3600));
+        assert!(!spec.to_yaml().contains("async"), "the default is not written out");
+        let yaml = "name: a\ncommand: [x]\nasync: {concurrency: 2, max_attempts: 5, min_backoff: 100ms, \
+                    max_backoff: 2s, max_age: 1h}\nschedule: ['*/5 * * * *', '@daily']\n";
+        let spec = FunctionSpec::from_yaml(yaml).unwrap();
+        assert_eq!(spec.async_policy.concurrency, 2);
+        assert_eq!(spec.async_policy.max_attempts, 5);
+        assert_eq!(spec.async_policy.min_backoff, Duration::from_millis(100));
+        assert_eq!(spec.schedule, vec!["*/5 * * * *".to_string(), "@daily".to_string()]);
+        assert_eq!(FunctionSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
+        let base = "name: a\ncommand: [x]\n";
+        assert_eq!(
+            field_of(&format!("{base}async: {{max_attempts: 0}}\n")),
+            "async.max_attempts"
+        );
+        assert_eq!(
+            field_of(&format!("{base}async: {{concurrency: 0}}\n")),
+            "async.concurrency"
+        );
+        assert_eq!(field_of(&format!("{base}async: {{max_age: 30}}\n")), "async.max_age");
+        assert_eq!(
+            field_of(&format!("{base}async: {{min_backoff: 10s, max_backoff: 1s}}\n")),
+            "async.min_backoff"
+        );
+        assert_eq!(field_of(&format!("{base}schedule: ['']\n")), "schedule[0]");
+        let err = FunctionSpec::from_yaml(&format!("{base}async: {{retries: 2}}\n")).unwrap_err();
+        assert!(err.to_string().contains("retries"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,22 @@ pub struct ControlPlaneArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// How a daemon reaches the durable queue (NATS JetStream) of asynchronous calls and cron.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NatsArgs {
+    /// NATS servers with JetStream, comma-separated (nats://host:4222). Without it, the
+    /// asynchronous routes answer 503 and scheduled functions do not fire.
+    #[arg(long = "nats-url", env = "FJORD_NATS_URL", value_delimiter = ',')]
+    pub nats_urls: Vec<String>,
+    /// File holding the NATS client token.
+    #[arg(long = "nats-token-file", env = "FJORD_NATS_TOKEN_FILE")]
+    pub nats_token_file: Option<PathBuf>,
+    /// Replicas of the streams Fjord creates (1 for one server, 3 for a JetStream cluster).
+    #[arg(long = "nats-replicas", env = "FJORD_NATS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
+}
+
 /// How a daemon logs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("no such path {path:?}: functions are called at /function/{{name}}")]
+    #[error(
+        "no such path {path:?}: functions are called at /function/{{name}}, queued calls made at \
+         /async-function/{{name}} and looked up at /async-calls/{{id}}"
+    )]
     NoSuchPath { path: String },
     #[error("{name:?} is not a function name (a DNS label: lowercase letters, digits, '-')")]
     BadFunctionName { name: String },
@@ -56,6 +59,24 @@ pub enum ProxyError {
         fjord_core::duration::format_duration(*limit)
     )]
     Timeout { function: Option<String>, limit: Duration },
+    #[error("asynchronous calls are not configured on this lb (start it with --nats-url)")]
+    AsyncOff { function: Option<String> },
+    #[error("the queue of asynchronous calls is unavailable, nothing was stored: {reason}")]
+    QueueUnavailable { function: Option<String>, reason: String },
+    #[error("the queue of asynchronous calls is full, nothing was stored: {reason}")]
+    AsyncQueueFull { function: String, reason: String },
+    #[error("X-Call-Id {id:?} {reason}")]
+    BadCallId {
+        function: String,
+        id: String,
+        reason: String,
+    },
+    #[error("{reason}")]
+    BadCallbackUrl { function: String, reason: String },
+    #[error("no call {id:?} is known (records are kept 7 days)")]
+    NoSuchCall { id: String },
+    #[error("{reason}")]
+    CallConflict { function: String, reason: String },
 }
 
 impl ProxyError {
@@ -71,6 +92,12 @@ impl ProxyError {
             ProxyError::RateLimited { .. } | ProxyError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::NodeFailed { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::AsyncOff { .. } | ProxyError::QueueUnavailable { .. } | ProxyError::AsyncQueueFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::BadCallId { .. } | ProxyError::BadCallbackUrl { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::NoSuchCall { .. } => StatusCode::NOT_FOUND,
+            ProxyError::CallConflict { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -88,6 +115,13 @@ impl ProxyError {
             ProxyError::QueueFull { .. } => "queue_full",
             ProxyError::NodeFailed { .. } => "node_failed",
             ProxyError::Timeout { .. } => "timeout",
+            ProxyError::AsyncOff { .. } => "async_not_configured",
+            ProxyError::QueueUnavailable { .. } => "queue_unavailable",
+            ProxyError::AsyncQueueFull { .. } => "async_queue_full",
+            ProxyError::BadCallId { .. } => "bad_call_id",
+            ProxyError::BadCallbackUrl { .. } => "bad_callback_url",
+            ProxyError::NoSuchCall { .. } => "no_such_call",
+            ProxyError::CallConflict { .. } => "call_conflict",
         }
     }
 
@@ -99,16 +133,24 @@ impl ProxyError {
                 | ProxyError::RateLimited { .. }
                 | ProxyError::NoCapacity { .. }
                 | ProxyError::QueueFull { .. }
+                | ProxyError::QueueUnavailable { .. }
+                | ProxyError::AsyncQueueFull { .. }
         )
     }
 
     /// The function the request was for, when the path named one.
     pub fn function(&self) -> Option<&str> {
         match self {
-            ProxyError::NoSuchPath { .. } | ProxyError::BadFunctionName { .. } => None,
+            ProxyError::NoSuchPath { .. } | ProxyError::BadFunctionName { .. } | ProxyError::NoSuchCall { .. } => None,
             ProxyError::BodyTooLarge { function, .. }
             | ProxyError::Overloaded { function }
+            | ProxyError::AsyncOff { function }
+            | ProxyError::QueueUnavailable { function, .. }
             | ProxyError::Timeout { function, .. } => function.as_deref(),
+            ProxyError::AsyncQueueFull { function, .. }
+            | ProxyError::BadCallId { function, .. }
+            | ProxyError::BadCallbackUrl { function, .. }
+            | ProxyError::CallConflict { function, .. } => Some(function),
             ProxyError::FunctionNotFound { function }
             | ProxyError::FunctionRemoved { function }
             | ProxyError::BodyUnreadable { function, .. }
@@ -221,6 +263,29 @@ mod tests {
             ProxyError::Timeout {
                 function: Some("f".into()),
                 limit: Duration::from_secs(1),
+            },
+            ProxyError::AsyncOff { function: None },
+            ProxyError::QueueUnavailable {
+                function: None,
+                reason: "down".into(),
+            },
+            ProxyError::AsyncQueueFull {
+                function: "f".into(),
+                reason: "full".into(),
+            },
+            ProxyError::BadCallId {
+                function: "f".into(),
+                id: "a.b".into(),
+                reason: "dots".into(),
+            },
+            ProxyError::BadCallbackUrl {
+                function: "f".into(),
+                reason: "ftp".into(),
+            },
+            ProxyError::NoSuchCall { id: "x".into() },
+            ProxyError::CallConflict {
+                function: "f".into(),
+                reason: "running".into(),
             },
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ProxyError::code).collect();

@@ -7,6 +7,7 @@
 //! It must not keep routing state that only it knows: several lbs route identically from the
 //! same table (only their own in-flight counts differ).
 
+pub mod asynchronous;
 pub mod error;
 pub mod layers;
 pub mod metrics;
@@ -62,6 +63,21 @@ pub struct Args {
     #[arg(long, env = "FJORD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = fjord_core::duration::parse_duration)]
     pub header_read_timeout: Duration,
     #[command(flatten)]
+    pub nats: fjord_daemon::flags::NatsArgs,
+    /// Largest body of an asynchronous call, in bytes; larger ones get 413.
+    #[arg(long, env = "FJORD_ASYNC_BODY_LIMIT_BYTES", default_value_t = asynchronous::DEFAULT_ASYNC_BODY_LIMIT_BYTES)]
+    pub async_body_limit_bytes: usize,
+    /// How long a delivered asynchronous call may go without a sign of life from the lb that
+    /// took it before it is delivered again (the lb signals at a third of it while it works).
+    #[arg(long, env = "FJORD_ASYNC_ACK_WAIT", default_value = "30s", value_parser = fjord_core::duration::parse_duration)]
+    pub async_ack_wait: Duration,
+    /// Whether this lb delivers queued calls (false: it only enqueues them).
+    #[arg(long, env = "FJORD_ASYNC_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub async_workers: bool,
+    /// Let X-Callback-Url name link-local and cloud metadata addresses (refused by default).
+    #[arg(long, env = "FJORD_CALLBACK_ALLOW_LINK_LOCAL")]
+    pub callback_allow_link_local: bool,
+    #[command(flatten)]
     pub log: fjord_daemon::flags::LogArgs,
 }
 
@@ -96,6 +112,17 @@ pub async fn run(
         )));
     }
     let rate_limits = layers::rate_limit::RateLimitLayer::parse(&args.rate_limit).map_err(StartError::Config)?;
+    if args.async_body_limit_bytes == 0 || args.async_ack_wait < Duration::from_secs(1) {
+        return Err(StartError::Config(
+            "--async-body-limit-bytes must be above 0 and --async-ack-wait at least 1s".into(),
+        ));
+    }
+    let queue_config = fjord_events::queue::QueueConfig::from_flags(
+        &args.nats.nats_urls,
+        args.nats.nats_token_file.as_deref(),
+        args.nats.nats_replicas,
+    )
+    .map_err(|e| StartError::Config(e.to_string()))?;
 
     let (table_tx, table_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
     let watcher = route_watch::RouteWatch {
@@ -112,10 +139,35 @@ pub async fn run(
             queue_per_function: args.queue_per_function,
         },
     );
+    let settings = asynchronous::AsyncSettings {
+        body_limit_bytes: args.async_body_limit_bytes,
+        ack_wait: args.async_ack_wait,
+        allow_link_local_callbacks: args.callback_allow_link_local,
+        workers: args.async_workers,
+    };
+    let (queue, connecting) = asynchronous::QueueHandle::start(queue_config);
+    let workers = (queue.configured() && settings.workers).then(|| {
+        tokio::spawn(asynchronous::worker::run(
+            proxy.clone(),
+            queue.clone(),
+            settings.clone(),
+        ))
+    });
+    let front = Arc::new(asynchronous::front::AsyncFront {
+        proxy: proxy.clone(),
+        queue,
+        settings,
+    });
     let timeouts = proxy.clone();
-    let routing = tower::service_fn(move |request| {
+    let routing = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+        let front = front.clone();
+        async move {
+            if asynchronous::front::AsyncFront::owns(request.uri().path()) {
+                return Ok::<_, Infallible>(front.handle(request).await);
+            }
+            Ok::<_, Infallible>(proxy.handle(request).await)
+        }
     });
     let stack = ServiceBuilder::new()
         .layer(layers::headers::HeadersLayer::default())
@@ -154,6 +206,9 @@ pub async fn run(
     )
     .await;
     watcher.abort();
+    for task in [workers, connecting].into_iter().flatten() {
+        task.abort();
+    }
     Ok(())
 }
 

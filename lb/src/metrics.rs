@@ -34,8 +34,69 @@ impl Default for FunctionSeries {
     }
 }
 
+/// What happened to asynchronous calls, per function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncEvent {
+    Enqueued,
+    /// An attempt answered below 400.
+    Delivered,
+    /// An attempt answered with a status that is not retried.
+    Failed,
+    Retried,
+    DeadLettered,
+    CallbackFailed,
+    /// A delivery of a call already finished (a redelivery after a lost acknowledgement),
+    /// dropped unrun.
+    Duplicate,
+}
+
+impl AsyncEvent {
+    const ALL: [(AsyncEvent, &'static str, &'static str); 7] = [
+        (
+            AsyncEvent::Enqueued,
+            "fjord_lb_async_enqueued_total",
+            "Asynchronous calls stored in the queue.",
+        ),
+        (
+            AsyncEvent::Delivered,
+            "fjord_lb_async_delivered_total",
+            "Attempts that succeeded (status below 400).",
+        ),
+        (
+            AsyncEvent::Failed,
+            "fjord_lb_async_failed_total",
+            "Calls that ended with a status that is not retried.",
+        ),
+        (
+            AsyncEvent::Retried,
+            "fjord_lb_async_retried_total",
+            "Attempts that failed and were scheduled again.",
+        ),
+        (
+            AsyncEvent::DeadLettered,
+            "fjord_lb_async_dead_lettered_total",
+            "Calls moved to the dead letters.",
+        ),
+        (
+            AsyncEvent::CallbackFailed,
+            "fjord_lb_async_callback_failures_total",
+            "Callbacks given up.",
+        ),
+        (
+            AsyncEvent::Duplicate,
+            "fjord_lb_async_duplicates_total",
+            "Redeliveries of finished calls, dropped unrun.",
+        ),
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    asynchronous: RwLock<BTreeMap<String, Arc<[AtomicU64; 7]>>>,
     series: RwLock<BTreeMap<String, Arc<FunctionSeries>>>,
     pub in_flight: AtomicU64,
     pub retries: AtomicU64,
@@ -56,6 +117,34 @@ impl Metrics {
             .entry(label.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Counts an event of an asynchronous call of a deployed function.
+    pub fn count_async(&self, function: &str, event: AsyncEvent) {
+        let existing = self
+            .asynchronous
+            .read()
+            .expect("metrics lock poisoned")
+            .get(function)
+            .cloned();
+        let counters = existing.unwrap_or_else(|| {
+            self.asynchronous
+                .write()
+                .expect("metrics lock poisoned")
+                .entry(function.to_string())
+                .or_default()
+                .clone()
+        });
+        counters[event.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of one event for one function (for tests and logs).
+    pub fn async_count(&self, function: &str, event: AsyncEvent) -> u64 {
+        self.asynchronous
+            .read()
+            .expect("metrics lock poisoned")
+            .get(function)
+            .map_or(0, |c| c[event.index()].load(Ordering::Relaxed))
     }
 
     /// Counts a finished request (status and time to the response head).
@@ -162,6 +251,16 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let asynchronous = self.asynchronous.read().expect("metrics lock poisoned");
+        if !asynchronous.is_empty() {
+            for (event, name, help) in AsyncEvent::ALL {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (function, counters) in asynchronous.iter() {
+                    let value = counters[event.index()].load(Ordering::Relaxed);
+                    let _ = writeln!(out, "{name}{{function=\"{function}\"}} {value}");
+                }
+            }
+        }
         out
     }
 }
@@ -197,5 +296,26 @@ mod tests {
             text.contains("fjord_lb_request_seconds_count{function=\"echo\"} 2"),
             "{text}"
         );
+        assert!(!text.contains("async"), "no asynchronous series before a call: {text}");
+        m.count_async("echo", AsyncEvent::Enqueued);
+        m.count_async("echo", AsyncEvent::Enqueued);
+        m.count_async("echo", AsyncEvent::DeadLettered);
+        let text = m.render();
+        assert!(
+            text.lines()
+                .any(|l| l == "fjord_lb_async_enqueued_total{function=\"echo\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "fjord_lb_async_dead_lettered_total{function=\"echo\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "fjord_lb_async_retried_total{function=\"echo\"} 0"),
+            "{text}"
+        );
+        assert_eq!(m.async_count("echo", AsyncEvent::Enqueued), 2);
     }
 }

@@ -242,7 +242,7 @@ impl Proxy {
             let error = ProxyError::BadFunctionName { name: name.to_string() };
             return (error.into_response(), false);
         }
-        let Some(mut table) = self.lookup(name).await else {
+        let Some(table) = self.lookup(name).await else {
             let error = ProxyError::FunctionNotFound {
                 function: name.to_string(),
             };
@@ -267,6 +267,44 @@ impl Proxy {
             }
         };
         let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let response = self
+            .route(name, table, &parts, &body, &tail_and_query(tail, &query))
+            .await;
+        (response, true)
+    }
+
+    /// Calls a function with a request already read (an asynchronous call a worker delivers):
+    /// the same routing, bounds, retries and hold queue as `/function/{name}`, counted in the
+    /// same metrics. `path` is the part after the name, with its query.
+    pub async fn call(&self, name: &str, parts: &http::request::Parts, body: &Bytes, path: &str) -> Response<HttpBody> {
+        let started = Instant::now();
+        let Some(table) = self.lookup(name).await else {
+            return ProxyError::FunctionNotFound {
+                function: name.to_string(),
+            }
+            .into_response();
+        };
+        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let response = self.route(name, table, parts, body, path).await;
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .record(Some(name), response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    /// Whether the routing table holds `name` (waiting briefly for a newer table if not).
+    pub async fn knows(&self, name: &str) -> bool {
+        self.lookup(name).await.is_some()
+    }
+
+    async fn route(
+        &self,
+        name: &str,
+        mut table: Arc<RouteTable>,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        tail: &str,
+    ) -> Response<HttpBody> {
         let queue = self.queue(name);
         let mut queued = false;
         let response = loop {
@@ -276,10 +314,7 @@ impl Proxy {
                 }
                 .into_response();
             };
-            match self
-                .try_nodes(&table, function, &parts, &body, &tail_and_query(tail, &query), &queue)
-                .await
-            {
+            match self.try_nodes(&table, function, parts, body, tail, &queue).await {
                 Ok(response) => break response,
                 Err(TryError::NoNodes) => {
                     break ProxyError::NoCapacity {
@@ -311,7 +346,7 @@ impl Proxy {
         if queued {
             queue.waiting.fetch_sub(1, Ordering::AcqRel);
         }
-        (response, true)
+        response
     }
 
     async fn try_nodes(

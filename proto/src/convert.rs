@@ -5,7 +5,7 @@
 
 use crate::v1 as pb;
 use fjord_core::node::{FunctionLoad, ImageState};
-use fjord_core::spec::KeepAlive;
+use fjord_core::spec::{AsyncPolicy, KeepAlive};
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo, RouteNode, RouteTable, RoutedFunction, SpecError};
 use std::time::Duration;
 
@@ -31,6 +31,32 @@ impl From<&FunctionSpec> for pb::FunctionSpec {
             },
             labels: s.labels.clone().into_iter().collect(),
             target_utilization: s.target_utilization,
+            async_policy: Some((&s.async_policy).into()),
+            schedule: s.schedule.clone(),
+        }
+    }
+}
+
+impl From<&AsyncPolicy> for pb::AsyncPolicy {
+    fn from(a: &AsyncPolicy) -> Self {
+        pb::AsyncPolicy {
+            concurrency: a.concurrency,
+            max_attempts: a.max_attempts,
+            min_backoff_ms: a.min_backoff.as_millis() as u64,
+            max_backoff_ms: a.max_backoff.as_millis() as u64,
+            max_age_ms: a.max_age.as_millis() as u64,
+        }
+    }
+}
+
+impl From<pb::AsyncPolicy> for AsyncPolicy {
+    fn from(p: pb::AsyncPolicy) -> Self {
+        AsyncPolicy {
+            concurrency: p.concurrency,
+            max_attempts: p.max_attempts,
+            min_backoff: Duration::from_millis(p.min_backoff_ms),
+            max_backoff: Duration::from_millis(p.max_backoff_ms),
+            max_age: Duration::from_millis(p.max_age_ms),
         }
     }
 }
@@ -61,6 +87,8 @@ impl TryFrom<pb::FunctionSpec> for FunctionSpec {
                 })?,
             },
             labels: p.labels.into_iter().collect(),
+            async_policy: p.async_policy.map(AsyncPolicy::from).unwrap_or_default(),
+            schedule: p.schedule,
         };
         spec.validate()?;
         Ok(spec)
@@ -175,6 +203,7 @@ impl From<&RouteTable> for pb::RouteTable {
                 timeout_ms: f.timeout.as_millis() as u64,
                 concurrency: f.concurrency,
                 warm_nodes: f.warm_nodes.iter().cloned().collect(),
+                async_policy: Some((&f.async_policy).into()),
             })
             .collect();
         functions.sort_by(|a, b| a.name.cmp(&b.name));
@@ -219,6 +248,7 @@ impl From<pb::RouteTable> for RouteTable {
                         timeout: Duration::from_millis(f.timeout_ms),
                         concurrency: f.concurrency,
                         warm_nodes: f.warm_nodes.into_iter().collect(),
+                        async_policy: f.async_policy.map(AsyncPolicy::from).unwrap_or_default(),
                     };
                     (f.name, routed)
                 })

@@ -51,7 +51,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the example images `fjord-example/{echo,sleep,env}:test` once per test process. The
+/// Builds the example images `fjord-example/{echo,sleep,env,jobs}:test` once per test process. The
 /// script runs under a file lock, so test processes started at once build one after the other
 /// (cargo's own lock on `target/static-examples` and docker's layer cache make the second fast).
 pub fn example_images() {

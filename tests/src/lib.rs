@@ -8,12 +8,14 @@ pub mod docker;
 mod http_client;
 mod load;
 mod members;
+mod nats;
 mod platform;
 mod process;
 
 pub use http_client::*;
 pub use load::*;
 pub use members::*;
+pub use nats::*;
 pub use platform::*;
 pub use process::*;
 

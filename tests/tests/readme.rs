@@ -127,6 +127,28 @@ async fn the_readme_tour_and_failover_demo_work_as_written() {
     })
     .await;
     assert!(logs.contains("platform") && logs.contains("stderr"), "{logs}");
+
+    // A queued call: 202 with its id, then its record.
+    let out = ok(
+        "curl -i async-function/jobs",
+        user.sh("curl -sS -i -X POST -d 'resize me' http://127.0.0.1:8080/async-function/jobs"),
+    );
+    assert!(out.starts_with("HTTP/1.1 202 Accepted"), "{out}");
+    let call_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("x-call-id: "))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no x-call-id in {out}"));
+    let record = eventually("the queued call to succeed", Duration::from_secs(30), || async {
+        let out = user.sh(&format!("curl -sS --fail http://127.0.0.1:8080/async-calls/{call_id}"));
+        let text = stdout(&out);
+        text.contains("\"state\":\"succeeded\"").then_some(text)
+    })
+    .await;
+    assert!(
+        record.contains("\"attempts\":1") && record.contains("\"status\":200"),
+        "{record}"
+    );
     let exit = dev.terminate(Duration::from_secs(30));
     assert!(exit.success(), "fjord dev exited with {exit}");
 
