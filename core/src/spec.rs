@@ -20,7 +20,6 @@
 //!   min_backoff: 1s
 //!   max_backoff: 5m
 //!   max_age: 6h
-//! schedule: ["*/5 * * * *", "@daily"]             # cron in UTC, fired as async calls
 //! ```
 
 use crate::duration::serde_human;
@@ -93,9 +92,9 @@ pub struct FunctionSpec {
     /// How calls through the durable queue (`/async-function/{name}`) are delivered.
     #[serde(rename = "async", default, skip_serializing_if = "AsyncPolicy::is_default")]
     pub async_policy: AsyncPolicy,
-    /// Cron expressions (UTC, 5 fields or `@hourly`, `@daily`, `@weekly`, `@monthly`,
-    /// `@yearly`); each tick enqueues one asynchronous call. Checked at deploy by the control
-    /// plane, which owns the cron parser.
+    /// Cron expressions (UTC) whose ticks enqueue an asynchronous call. Reserved: the control
+    /// plane does not fire schedules yet, so a spec with one is refused rather than accepted and
+    /// silently never run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedule: Vec<String>,
 }
@@ -379,13 +378,12 @@ impl FunctionSpec {
                 format!("has more than {MAX_SCHEDULES} entries"),
             ));
         }
-        for (i, entry) in self.schedule.iter().enumerate() {
-            if entry.trim().is_empty() || entry.len() > 200 {
-                return Err(SpecError::field(
-                    format!("schedule[{i}]"),
-                    "must be a cron expression of 1 to 200 characters",
-                ));
-            }
+        if !self.schedule.is_empty() {
+            return Err(SpecError::field(
+                "schedule",
+                "is not supported yet: scheduled functions are not fired by this version; \
+                 enqueue calls at /async-function/{name} from an outside scheduler instead",
+            ));
         }
         Ok(())
     }
@@ -600,12 +598,11 @@ mod tests {
         assert_eq!(spec.async_policy.max_age, Duration::from_secs(6 * 3600));
         assert!(!spec.to_yaml().contains("async"), "the default is not written out");
         let yaml = "name: a\ncommand: [x]\nasync: {concurrency: 2, max_attempts: 5, min_backoff: 100ms, \
-                    max_backoff: 2s, max_age: 1h}\nschedule: ['*/5 * * * *', '@daily']\n";
+                    max_backoff: 2s, max_age: 1h}\n";
         let spec = FunctionSpec::from_yaml(yaml).unwrap();
         assert_eq!(spec.async_policy.concurrency, 2);
         assert_eq!(spec.async_policy.max_attempts, 5);
         assert_eq!(spec.async_policy.min_backoff, Duration::from_millis(100));
-        assert_eq!(spec.schedule, vec!["*/5 * * * *".to_string(), "@daily".to_string()]);
         assert_eq!(FunctionSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
         let base = "name: a\ncommand: [x]\n";
         assert_eq!(
@@ -621,7 +618,7 @@ mod tests {
             field_of(&format!("{base}async: {{min_backoff: 10s, max_backoff: 1s}}\n")),
             "async.min_backoff"
         );
-        assert_eq!(field_of(&format!("{base}schedule: ['']\n")), "schedule[0]");
+        assert_eq!(field_of(&format!("{base}schedule: ['* * * * *']\n")), "schedule");
         let err = FunctionSpec::from_yaml(&format!("{base}async: {{retries: 2}}\n")).unwrap_err();
         assert!(err.to_string().contains("retries"), "{err}");
     }
