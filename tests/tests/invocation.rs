@@ -207,16 +207,18 @@ async fn a_cold_burst_within_one_instances_concurrency_is_served_by_one_start() 
         tokio::spawn(async move { http("GET", &url, b"", &[]).await })
     });
     let mut instances = HashSet::new();
+    let mut cold = 0;
     for answer in futures::future::join_all(calls).await {
         let answer = answer.unwrap().expect("every request is answered");
         assert_eq!(answer.status, 200, "{}", answer.text());
-        assert_eq!(
-            answer.header("x-fjord-cold-start"),
-            Some("1"),
-            "each call waited for the start"
-        );
+        // A call that reaches the agent after the instance is ready (a busy machine can delay
+        // one by more than a process start) is served warm by the same instance: fine.
+        if answer.header("x-fjord-cold-start") == Some("1") {
+            cold += 1;
+        }
         instances.insert(answer.json()["instance"].as_str().unwrap().to_string());
     }
+    assert!(cold >= 1, "the burst found the function at zero and started it");
     assert_eq!(instances.len(), 1, "one start serves the burst: {instances:?}");
 }
 
