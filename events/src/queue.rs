@@ -84,22 +84,6 @@ impl QueueConfig {
     }
 }
 
-/// A call to store.
-#[derive(Debug, Clone)]
-pub struct Enqueue {
-    pub function: String,
-    pub call_id: String,
-    pub method: String,
-    /// After the function's name, with the query.
-    pub path: String,
-    /// The caller's headers that travel with the call.
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    pub callback_url: Option<String>,
-    pub trigger: String,
-    pub max_attempts: u32,
-}
-
 /// A stored call: `duplicate` when the same call id was enqueued within the window before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enqueued {
@@ -107,7 +91,7 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
-/// A queued call as a worker receives it.
+/// A queued call: what the lb stores at enqueue and a worker receives.
 #[derive(Debug, Clone)]
 pub struct QueuedCall {
     pub function: String,
@@ -274,42 +258,21 @@ impl Queue {
         })
     }
 
-    /// Stores a call, then its record. `Ok` means JetStream acknowledged the call: it is on
-    /// disk and will be delivered.
-    pub async fn enqueue(&self, call: Enqueue) -> Result<Enqueued, QueueError> {
-        let queued = QueuedCall {
-            function: call.function.clone(),
-            call_id: call.call_id.clone(),
-            method: call.method,
-            path: call.path,
-            headers: call.headers,
-            body: call.body,
-            callback_url: call.callback_url.clone(),
-            trigger: call.trigger.clone(),
-            enqueued_ms: now_ms(),
-        };
-        let headers = queued.to_headers(&contract::dedup_id(&call.function, &call.call_id));
+    /// Stores a call (its `enqueued_ms` set now), then its record. `Ok` means JetStream
+    /// acknowledged the call: it is on disk and will be delivered.
+    pub async fn enqueue(&self, mut call: QueuedCall, max_attempts: u32) -> Result<Enqueued, QueueError> {
+        call.enqueued_ms = now_ms();
+        let headers = call.to_headers(&contract::dedup_id(&call.function, &call.call_id));
         let ack = self
-            .js
-            .publish_with_headers(contract::call_subject(&call.function), headers, queued.body.clone())
-            .await
-            .map_err(failed)?
-            .await
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("maximum") || text.contains("resource limits") || text.contains("insufficient") {
-                    QueueError::Refused(format!("the queue is full ({text})"))
-                } else {
-                    QueueError::Failed(text)
-                }
-            })?;
+            .publish(contract::call_subject(&call.function), headers, call.body.clone())
+            .await?;
         if !ack.duplicate {
             let mut record = CallRecord::queued(
                 &call.call_id,
                 &call.function,
-                call.max_attempts,
+                max_attempts,
                 &call.trigger,
-                queued.enqueued_ms,
+                call.enqueued_ms,
             );
             record.callback_url = call.callback_url;
             // The call is stored; a record that fails to write now is written by the worker.
@@ -321,6 +284,29 @@ impl Queue {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
         })
+    }
+
+    /// Publishes to a stream and waits for its acknowledgement; a stream at its limits is
+    /// reported as `Refused` (the queue is full), anything else as `Failed`.
+    async fn publish(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<jetstream::publish::PublishAck, QueueError> {
+        self.js
+            .publish_with_headers(subject, headers, body)
+            .await
+            .map_err(failed)?
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("maximum") || text.contains("resource limits") || text.contains("insufficient") {
+                    QueueError::Refused(format!("the queue is full ({text})"))
+                } else {
+                    QueueError::Failed(text)
+                }
+            })
     }
 
     pub async fn put_record(&self, record: &CallRecord) -> Result<(), QueueError> {
@@ -435,12 +421,8 @@ impl Queue {
             headers.insert(message::LAST_ERROR, clean.as_str());
         }
         let ack = self
-            .js
-            .publish_with_headers(contract::dead_subject(&call.function), headers, call.body.clone())
-            .await
-            .map_err(failed)?
-            .await
-            .map_err(failed)?;
+            .publish(contract::dead_subject(&call.function), headers, call.body.clone())
+            .await?;
         Ok(ack.sequence)
     }
 
@@ -461,12 +443,8 @@ impl Queue {
             .ok_or_else(|| QueueError::Failed(format!("the dead letter of call {id} is not readable")))?;
         call.enqueued_ms = now_ms();
         let headers = call.to_headers(&format!("{}.{}.redrive.{}", call.function, id, now_ms()));
-        self.js
-            .publish_with_headers(contract::call_subject(&call.function), headers, call.body.clone())
-            .await
-            .map_err(failed)?
-            .await
-            .map_err(failed)?;
+        self.publish(contract::call_subject(&call.function), headers, call.body.clone())
+            .await?;
         record.state = CallState::Queued;
         record.attempts = 0;
         record.enqueued_ms = call.enqueued_ms;

@@ -11,7 +11,7 @@ use crate::metrics::AsyncEvent;
 use crate::proxy::Proxy;
 use fjord_daemon::{full_body, HttpBody};
 use fjord_events::contract::{self, http_headers as h};
-use fjord_events::queue::{Enqueue, QueueError};
+use fjord_events::queue::{QueueError, QueuedCall};
 use fjord_events::CallState;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -130,17 +130,20 @@ impl AsyncFront {
             .get(&name)
             .map_or(fjord_core::spec::DEFAULT_MAX_ATTEMPTS, |f| f.async_policy.max_attempts);
         let enqueued = queue
-            .enqueue(Enqueue {
-                function: name.clone(),
-                call_id: call_id.clone(),
-                method,
-                path: format!("{tail}{query}"),
-                headers,
-                body,
-                callback_url,
-                trigger,
+            .enqueue(
+                QueuedCall {
+                    function: name.clone(),
+                    call_id: call_id.clone(),
+                    method,
+                    path: format!("{tail}{query}"),
+                    headers,
+                    body,
+                    callback_url,
+                    trigger,
+                    enqueued_ms: 0,
+                },
                 max_attempts,
-            })
+            )
             .await
             .map_err(|e| match e {
                 QueueError::Refused(reason) => ProxyError::AsyncQueueFull {
