@@ -1,4 +1,4 @@
-//! The record of one asynchronous call, as `GET /async-calls/{id}` and `fjord calls` show it.
+//! The record of one asynchronous call, as `GET /async-calls/{id}` shows it.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

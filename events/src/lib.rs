@@ -1,8 +1,8 @@
 //! Asynchronous calls on a durable queue (NATS JetStream), shared by the lb (which enqueues
-//! calls and runs the workers that deliver them) and the control plane (which fires scheduled
-//! functions, reports queue depth and serves `fjord calls`).
+//! calls and runs the workers that deliver them) and, next, the control plane (to fire
+//! scheduled functions and report queue depth).
 //!
-//! - [`contract`]: the names on the wire: streams, subjects, the state bucket, the headers of
+//! - [`contract`]: the names on the wire: streams, subjects, the record stream, the headers of
 //!   a queued message and of the HTTP API (`X-Call-Id`, `X-Callback-Url`, ...), call ids.
 //! - [`call`]: the record of one call (state, attempts, status, timings), kept in the state
 //!   bucket under its id.

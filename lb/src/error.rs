@@ -76,7 +76,7 @@ pub enum ProxyError {
     #[error("no call {id:?} is known (records are kept 7 days)")]
     NoSuchCall { id: String },
     #[error("{reason}")]
-    CallConflict { function: String, reason: String },
+    CallConflict { reason: String },
 }
 
 impl ProxyError {
@@ -141,7 +141,10 @@ impl ProxyError {
     /// The function the request was for, when the path named one.
     pub fn function(&self) -> Option<&str> {
         match self {
-            ProxyError::NoSuchPath { .. } | ProxyError::BadFunctionName { .. } | ProxyError::NoSuchCall { .. } => None,
+            ProxyError::NoSuchPath { .. }
+            | ProxyError::BadFunctionName { .. }
+            | ProxyError::NoSuchCall { .. }
+            | ProxyError::CallConflict { .. } => None,
             ProxyError::BodyTooLarge { function, .. }
             | ProxyError::Overloaded { function }
             | ProxyError::AsyncOff { function }
@@ -149,8 +152,7 @@ impl ProxyError {
             | ProxyError::Timeout { function, .. } => function.as_deref(),
             ProxyError::AsyncQueueFull { function, .. }
             | ProxyError::BadCallId { function, .. }
-            | ProxyError::BadCallbackUrl { function, .. }
-            | ProxyError::CallConflict { function, .. } => Some(function),
+            | ProxyError::BadCallbackUrl { function, .. } => Some(function),
             ProxyError::FunctionNotFound { function }
             | ProxyError::FunctionRemoved { function }
             | ProxyError::BodyUnreadable { function, .. }
@@ -284,7 +286,6 @@ mod tests {
             },
             ProxyError::NoSuchCall { id: "x".into() },
             ProxyError::CallConflict {
-                function: "f".into(),
                 reason: "running".into(),
             },
         ];

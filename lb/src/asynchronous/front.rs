@@ -12,7 +12,6 @@ use crate::proxy::Proxy;
 use fjord_daemon::{full_body, HttpBody};
 use fjord_events::contract::{self, http_headers as h};
 use fjord_events::queue::{QueueError, QueuedCall};
-use fjord_events::CallState;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -190,16 +189,8 @@ impl AsyncFront {
         }
         .map_err(|e| match e {
             QueueError::NoSuchCall { id } => ProxyError::NoSuchCall { id },
-            QueueError::WrongState { state, .. } => ProxyError::CallConflict {
-                function: String::new(),
-                reason: format!(
-                    "call {id} is {state}; only a queued call can be cancelled{}",
-                    if state == CallState::Dead {
-                        " (a dead one can be retried: fjord calls retry ID)"
-                    } else {
-                        ""
-                    }
-                ),
+            wrong @ QueueError::WrongState { .. } => ProxyError::CallConflict {
+                reason: wrong.to_string(),
             },
             other => ProxyError::QueueUnavailable {
                 function: None,
