@@ -316,6 +316,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 flags.push(others.join(","));
             }
         }
+        // The leader fires scheduled functions into the queue and reads its depth.
+        flags.extend(nats_flags.iter().cloned());
         let log = dir.join(format!("logs/control-plane-{id}.log"));
         daemons.push(Daemon::start(&exe, "control-plane", id.to_string(), *addr, flags, log)?);
     }

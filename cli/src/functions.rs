@@ -30,6 +30,14 @@ fn spec_json(spec: &pb::FunctionSpec) -> serde_json::Value {
         "scale_to_zero_after": format_duration(Duration::from_millis(spec.scale_to_zero_after_ms)),
         "keep_alive": if spec.keep_alive.is_empty() { "fixed" } else { spec.keep_alive.as_str() },
         "labels": spec.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "async": spec.async_policy.as_ref().map(|a| json!({
+            "concurrency": a.concurrency,
+            "max_attempts": a.max_attempts,
+            "min_backoff": format_duration(Duration::from_millis(a.min_backoff_ms)),
+            "max_backoff": format_duration(Duration::from_millis(a.max_backoff_ms)),
+            "max_age": format_duration(Duration::from_millis(a.max_age_ms)),
+        })),
+        "schedule": spec.schedule,
     })
 }
 
@@ -56,6 +64,13 @@ fn status_json(status: &pb::FunctionStatus) -> serde_json::Value {
             "at_ms": d.at_ms, "from": d.from, "to": d.to, "reason": d.reason,
             "stable_concurrency": d.stable_concurrency, "panic_concurrency": d.panic_concurrency,
         })).collect::<Vec<_>>(),
+        "next_run_ms": (status.next_run_ms > 0).then_some(status.next_run_ms),
+        "last_fired_ms": (status.last_fired_ms > 0).then_some(status.last_fired_ms),
+        "queue": status.queue.as_ref().map(|q| if q.known {
+            json!({"queued": q.queued, "in_flight": q.in_flight, "oldest_age_ms": q.oldest_age_ms})
+        } else {
+            json!({"error": q.error})
+        }),
     })
 }
 
@@ -218,6 +233,35 @@ pub async fn describe(connect: &ConnectArgs, name: &str, json: bool) -> anyhow::
     }
     for p in &status.pending {
         outln!("  pending {:>3}: {}", p.instances, p.reason);
+    }
+    if let Some(q) = &status.queue {
+        if q.known {
+            let oldest = if q.oldest_age_ms > 0 {
+                format!(
+                    ", oldest {} old",
+                    format_duration(Duration::from_millis(q.oldest_age_ms))
+                )
+            } else {
+                String::new()
+            };
+            outln!("queue:     {} waiting, {} in flight{oldest}", q.queued, q.in_flight);
+        } else if !q.error.is_empty() {
+            outln!("queue:     unknown ({})", q.error);
+        }
+    }
+    if status.next_run_ms > 0 {
+        let last = if status.last_fired_ms > 0 {
+            format!(
+                " (last fired {})",
+                fjord_decisions::schedule::format_utc_minute(status.last_fired_ms)
+            )
+        } else {
+            String::new()
+        };
+        outln!(
+            "schedule:  next run {}{last}",
+            fjord_decisions::schedule::format_utc_minute(status.next_run_ms)
+        );
     }
     if !status.decisions.is_empty() {
         outln!("scaling decisions (newest last):");

@@ -88,6 +88,28 @@ impl AdminService {
             })
             .collect();
         let report = self.member.scheduling.function(name).unwrap_or_default();
+        let clock = self.member.cron_clock;
+        let last_fired_ms = self.member.state.read(|a| {
+            a.cluster
+                .schedules
+                .get(name)
+                .and_then(|s| s.last_fired_ms)
+                .map_or(0, |t| clock.to_wall(t))
+        });
+        let next_run_ms = crate::cron::next_run_ms(clock, name, &record.spec.schedule, now_millis()).unwrap_or(0);
+        let queue = match self.member.queue_depths.read(name) {
+            (Some(depth), _) => pb::QueueStatus {
+                known: true,
+                queued: depth.queued,
+                in_flight: depth.in_flight,
+                oldest_age_ms: depth.oldest_age.map_or(0, |a| a.as_millis() as u64),
+                error: String::new(),
+            },
+            (None, error) => pb::QueueStatus {
+                error: error.unwrap_or_default(),
+                ..Default::default()
+            },
+        };
         let desired = if report.decisions.is_empty() {
             placed.values().sum()
         } else {
@@ -117,6 +139,9 @@ impl AdminService {
                     panic_concurrency: d.panic_concurrency,
                 })
                 .collect(),
+            next_run_ms,
+            last_fired_ms,
+            queue: Some(queue),
         }
     }
 

@@ -3,7 +3,9 @@
 //! - **Leader:** heartbeats from every agent reach it (followers forward them), so it alone has
 //!   the full soft state. It builds and publishes the routing table, and runs the leader-only
 //!   loops: committing a node down when it misses heartbeats and ready when they resume, and
-//!   the scheduler with the function autoscaler ([`crate::scheduler`]).
+//!   the scheduler with the function autoscaler ([`crate::scheduler`]), the node autoscaler
+//!   ([`crate::node_scaler`]), the scheduled functions ([`crate::cron`]) and the reading of the
+//!   queue's depth ([`crate::queue_watch`]).
 //!   Each decision carries the term it was made in and is refused if a later leader proposed
 //!   it (fencing), so two leaders never both act.
 //! - **Follower:** relays the leader's routing table to its own watchers (lbs), so an lb may
@@ -36,8 +38,13 @@ pub async fn run(
             member.liveness.restart_grace();
             // The node autoscaler talks to slow provider APIs: its own task, for this term only.
             let groups = tokio::spawn(crate::node_scaler::run(member.clone(), term, node_scaler.clone()));
+            let schedules = tokio::spawn(crate::cron::run(member.clone(), term, member.cron_clock));
+            let depths = tokio::spawn(crate::queue_watch::run(member.clone(), term));
             lead(&member, &routes, tick, term).await;
             groups.abort();
+            schedules.abort();
+            depths.abort();
+            member.queue_depths.clear();
         } else if let Ok(Some(channel)) = member.leader_channel() {
             if let Err(e) = follow(&member, &routes, channel).await {
                 tracing::debug!(error = %e, "route relay from the leader ended");

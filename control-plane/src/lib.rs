@@ -13,6 +13,7 @@ pub(crate) mod admin;
 pub(crate) mod agent_api;
 pub(crate) mod agent_client;
 pub mod auth;
+pub(crate) mod cron;
 pub(crate) mod error;
 pub(crate) mod images;
 pub(crate) mod leadership;
@@ -24,6 +25,7 @@ pub(crate) mod metrics;
 pub mod network;
 pub(crate) mod node_scaler;
 pub(crate) mod providers;
+pub(crate) mod queue_watch;
 pub mod raft_types;
 pub(crate) mod reports;
 pub(crate) mod routing;
@@ -116,6 +118,14 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "FJORD_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// The queue of asynchronous calls (NATS JetStream): the leader fires scheduled functions
+    /// into it and reads its depth for the autoscaler, `fjord describe` and `fjord calls`.
+    #[command(flatten)]
+    pub(crate) nats: fjord_daemon::flags::NatsArgs,
+    /// For tests only: how long one minute of a cron schedule lasts (a divisor of 60s, such as
+    /// 3s), so a test sees several ticks in seconds. Every member must be given the same value.
+    #[arg(long, env = "FJORD_TEST_CRON_MINUTE", hide = true, value_parser = cron_minute)]
+    pub(crate) test_cron_minute: Option<Duration>,
     /// For failover tests only: exit (status 86) right after committing the named decision,
     /// before acting on it. `node-scale-out`: a node group's scale-out. Read once at start;
     /// unset, it does nothing.
@@ -148,6 +158,16 @@ fn heartbeat_timeout(text: &str) -> Result<Duration, String> {
     duration_within(text, Duration::from_millis(100), Duration::from_secs(3600))
 }
 
+fn cron_minute(text: &str) -> Result<Duration, String> {
+    let d = duration_within(text, Duration::from_millis(500), Duration::from_secs(60))?;
+    if 60_000 % millis(d) != 0 {
+        return Err(format!(
+            "{text} does not divide a minute evenly: use 1s, 2s, 3s, 5s, 6s, 10s, ..."
+        ));
+    }
+    Ok(d)
+}
+
 fn node_autoscale_interval(text: &str) -> Result<Duration, String> {
     duration_within(text, Duration::from_millis(100), Duration::from_secs(600))
 }
@@ -170,6 +190,8 @@ pub enum StartError {
          them off with --metrics-listen off"
     )]
     Metrics { addr: String, source: std::io::Error },
+    #[error("the queue of asynchronous calls: {0}")]
+    Queue(#[from] fjord_events::QueueError),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -324,6 +346,12 @@ pub async fn run_with_faults(
         }
     }
 
+    let queue_config = fjord_events::queue::QueueConfig::from_flags(
+        &args.nats.nats_urls,
+        args.nats.nats_token_file.as_deref(),
+        args.nats.nats_replicas,
+    )?;
+    let (queue, connecting) = fjord_events::QueueHandle::start(queue_config);
     let liveness = Arc::new(Liveness::new(args.heartbeat_timeout));
     let (routes_tx, routes_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
     let member = Arc::new(Member::new(
@@ -336,6 +364,8 @@ pub async fn run_with_faults(
         token.clone(),
         Duration::from_millis((millis(args.heartbeat_timeout) / 5).clamp(100, 2000)),
         faults,
+        queue,
+        cron::CronClock::with_minute(args.test_cron_minute),
     ));
     let tick = Duration::from_millis((millis(args.heartbeat_timeout) / 4).clamp(50, 1000));
     let node_scaler = node_scaler::NodeScalerConfig {
@@ -404,6 +434,9 @@ pub async fn run_with_faults(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     publisher.abort();
+    if let Some(task) = connecting {
+        task.abort();
+    }
     if let Some(server) = metrics_server {
         server.abort();
     }

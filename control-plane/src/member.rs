@@ -7,7 +7,7 @@ use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::network::{forward_write, member_channel, Faults};
 use crate::raft_types::{Command, CommandResult, MemberId, Raft};
-use crate::reports::{NodeGroupsReport, SchedulingReport};
+use crate::reports::{NodeGroupsReport, QueueDepths, SchedulingReport};
 use crate::state_machine::StateMachineStore;
 use fjord_core::RouteTable;
 use openraft::error::{ClientWriteError, RaftError};
@@ -37,6 +37,12 @@ pub(crate) struct Member {
     pub(crate) scheduling: SchedulingReport,
     /// What the node autoscaler last saw per node group, while this member leads.
     pub(crate) node_groups: NodeGroupsReport,
+    /// The queue of asynchronous calls (scheduled functions, depth, `fjord calls`).
+    pub(crate) queue: fjord_events::QueueHandle,
+    /// The clock scheduled functions fire on.
+    pub(crate) cron_clock: crate::cron::CronClock,
+    /// The queue's depth per function, while this member leads.
+    pub(crate) queue_depths: QueueDepths,
 }
 
 impl Member {
@@ -51,6 +57,8 @@ impl Member {
         token: Token,
         heartbeat_interval: Duration,
         faults: Faults,
+        queue: fjord_events::QueueHandle,
+        cron_clock: crate::cron::CronClock,
     ) -> Self {
         Member {
             id,
@@ -66,6 +74,9 @@ impl Member {
             membership_change: tokio::sync::Mutex::new(()),
             scheduling: Default::default(),
             node_groups: Default::default(),
+            queue,
+            cron_clock,
+            queue_depths: Default::default(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The member's metrics, served at `GET /metrics` on `--metrics-listen` in the Prometheus text
 //! format: whether it leads and its term, the instances the scheduler could not place, and per
 //! node group its desired size, nodes, max and the memory of pending instances it cannot make
-//! room for (at its max, or a full static fleet).
+//! room for (at its max, or a full static fleet); per function, the asynchronous calls waiting
+//! in the queue, in flight, and the oldest one's age.
 //!
 //! Scheduling and node-group figures are the leader's soft state: a follower reports 0 pending
 //! instances and no node-group series (what it kept from an earlier term is stale). The serving
@@ -54,6 +55,8 @@ pub(crate) struct MetricsSnapshot {
     pub(crate) pending_instances: u32,
     /// The leader's node groups, by name.
     pub(crate) groups: BTreeMap<String, GroupReport>,
+    /// The leader's last read of the queue, per function.
+    pub(crate) queue: BTreeMap<String, fjord_events::queue::Depth>,
 }
 
 impl MetricsSnapshot {
@@ -69,6 +72,11 @@ impl MetricsSnapshot {
             },
             groups: if is_leader {
                 member.node_groups.all()
+            } else {
+                BTreeMap::new()
+            },
+            queue: if is_leader {
+                member.queue_depths.all()
             } else {
                 BTreeMap::new()
             },
@@ -131,6 +139,32 @@ impl MetricsSnapshot {
             "fjord_node_group_unplaceable_memory_mib",
             "Memory of pending instances the group cannot make room for because it is at its max; add machines or raise the max.",
             &per_group(|r| r.unplaceable_memory_mib),
+        );
+        let mut per_function = |name: &str, help: &str, value: fn(&fjord_events::queue::Depth) -> String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (function, depth) in &self.queue {
+                let _ = writeln!(
+                    out,
+                    "{name}{{function=\"{}\"}} {}",
+                    escape_label(function),
+                    value(depth)
+                );
+            }
+        };
+        per_function(
+            "fjord_async_queue_depth",
+            "Asynchronous calls of the function waiting in the queue, not yet delivered (the leader's last read).",
+            |d| d.queued.to_string(),
+        );
+        per_function(
+            "fjord_async_in_flight",
+            "Asynchronous calls of the function delivered to a worker and not yet acknowledged.",
+            |d| d.in_flight.to_string(),
+        );
+        per_function(
+            "fjord_async_oldest_age_seconds",
+            "Age of the function's oldest asynchronous call not yet acknowledged (0: none).",
+            |d| format!("{:.3}", d.oldest_age.map_or(0.0, |a| a.as_secs_f64())),
         );
         out
     }
@@ -232,8 +266,26 @@ mod tests {
             term: 7,
             pending_instances: 2,
             groups,
+            queue: BTreeMap::from([(
+                "resize".to_string(),
+                fjord_events::queue::Depth {
+                    queued: 12,
+                    in_flight: 3,
+                    oldest_age: Some(Duration::from_millis(1500)),
+                },
+            )]),
         }
         .render();
+        assert_eq!(
+            sample(&text, "fjord_async_queue_depth{function=\"resize\"}"),
+            Some(12),
+            "{text}"
+        );
+        assert_eq!(sample(&text, "fjord_async_in_flight{function=\"resize\"}"), Some(3));
+        assert!(
+            text.contains("\nfjord_async_oldest_age_seconds{function=\"resize\"} 1.500\n"),
+            "{text}"
+        );
         assert_eq!(sample(&text, "fjord_raft_is_leader"), Some(1), "{text}");
         assert_eq!(sample(&text, "fjord_raft_term"), Some(7));
         assert_eq!(sample(&text, "fjord_pending_instances"), Some(2));

@@ -85,6 +85,13 @@ pub enum Command {
         at_ms: u64,
         term: u64,
     },
+    /// A scheduled function's tick, fired (enqueued) by the leader of `term` (fenced like the
+    /// other leader decisions). `tick_ms` is on the schedule's clock.
+    CronFired {
+        function: String,
+        tick_ms: u64,
+        term: u64,
+    },
 }
 
 /// What the node autoscaler does to a group.

@@ -1,6 +1,7 @@
 //! What the leader's loops last concluded, kept for `fjord describe`, `fjord nodes` and the
 //! metrics: the scheduler's per-function report ([`SchedulingReport`]) and the node
-//! autoscaler's per-group report ([`NodeGroupsReport`]). Soft state on the leader, rebuilt by
+//! autoscaler's per-group report ([`NodeGroupsReport`]), and the queue's depth per function
+//! ([`QueueDepths`]). Soft state on the leader, rebuilt by
 //! the next one within a tick. The loops write here and [`crate::member::Member`] holds the
 //! reports; this module depends on neither, so the imports go one way.
 
@@ -138,5 +139,57 @@ impl NodeGroupsReport {
             .lock()
             .expect("group report lock poisoned")
             .retain(|name, _| keep(name));
+    }
+}
+
+/// The asynchronous calls waiting per function, as the leader last read them from the queue.
+#[derive(Default)]
+pub(crate) struct QueueDepths {
+    read: Mutex<QueueRead>,
+}
+
+#[derive(Default, Clone)]
+struct QueueRead {
+    functions: BTreeMap<String, fjord_events::queue::Depth>,
+    /// Why the last read failed (or why there is no queue), if it did.
+    error: Option<String>,
+}
+
+impl QueueDepths {
+    /// Replaces what is known by one read of every function.
+    pub(crate) fn set(&self, functions: BTreeMap<String, fjord_events::queue::Depth>) {
+        *self.read.lock().expect("queue depth lock poisoned") = QueueRead { functions, error: None };
+    }
+
+    /// Records that the queue could not be read: what was known is no longer.
+    pub(crate) fn set_error(&self, error: String) {
+        *self.read.lock().expect("queue depth lock poisoned") = QueueRead {
+            functions: BTreeMap::new(),
+            error: Some(error),
+        };
+    }
+
+    /// Forgets everything (this member no longer leads).
+    pub(crate) fn clear(&self) {
+        *self.read.lock().expect("queue depth lock poisoned") = QueueRead::default();
+    }
+
+    pub(crate) fn get(&self, function: &str) -> Option<fjord_events::queue::Depth> {
+        self.read
+            .lock()
+            .expect("queue depth lock poisoned")
+            .functions
+            .get(function)
+            .copied()
+    }
+
+    pub(crate) fn all(&self) -> BTreeMap<String, fjord_events::queue::Depth> {
+        self.read.lock().expect("queue depth lock poisoned").functions.clone()
+    }
+
+    /// What the last read found for `function` and, when it failed, why.
+    pub(crate) fn read(&self, function: &str) -> (Option<fjord_events::queue::Depth>, Option<String>) {
+        let read = self.read.lock().expect("queue depth lock poisoned");
+        (read.functions.get(function).copied(), read.error.clone())
     }
 }

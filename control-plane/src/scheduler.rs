@@ -16,6 +16,9 @@
 //!    silent past the heartbeat timeout runs nothing the cluster can reach, whatever its last
 //!    report said, so it is drained once its placements have moved.
 //!
+//! Asynchronous calls waiting in the queue count as concurrency too, up to `async.concurrency`
+//! (the leader's last read of the queue, [`crate::queue_watch`]).
+//!
 //! Activity for scale to zero and keep-alive comes from each node's call counter, counted per
 //! node ([`CallCounts`]), so a node going down or an agent restarting is not taken for calls.
 //!
@@ -166,6 +169,13 @@ impl Scheduler {
                     ready += f.ready + f.starting;
                 }
             }
+        }
+        // Calls waiting in the queue are demand too, up to what the workers may deliver at once
+        // (async.concurrency): a function at zero with a backlog scales up, and stays up until
+        // the backlog is gone.
+        if let Some(depth) = member.queue_depths.get(name) {
+            let deliverable = (depth.queued + depth.in_flight).min(u64::from(record.spec.async_policy.concurrency));
+            concurrency = concurrency.max(deliverable as u32);
         }
         let calls = self.calls.observe(name, counters);
         autoscaler.observe_calls(now, concurrency, calls);

@@ -43,6 +43,18 @@ pub(crate) struct ClusterState {
     /// What the node autoscaler decided for each node group.
     #[serde(default)]
     pub(crate) node_groups: BTreeMap<String, GroupRecord>,
+    /// Scheduled functions: since when each schedule holds and the last tick fired.
+    #[serde(default)]
+    pub(crate) schedules: BTreeMap<String, ScheduleRecord>,
+}
+
+/// The committed history of one function's schedule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScheduleRecord {
+    /// When the schedule was deployed as it stands (wall clock): no tick before it fires.
+    pub(crate) since_ms: u64,
+    /// The last tick fired, on the schedule's clock.
+    pub(crate) last_fired_ms: Option<u64>,
 }
 
 /// Node-group decisions kept for `fjord nodes`.
@@ -96,6 +108,11 @@ impl ClusterState {
                 term,
             } => self.fenced(term, entry_term, |s| s.node_group_action(group, action, reason, at_ms)),
             Command::SetPolicy { policy } => self.set_policy(policy),
+            Command::CronFired {
+                function,
+                tick_ms,
+                term,
+            } => self.fenced(term, entry_term, |s| s.cron_fired(function, tick_ms)),
         }
     }
 
@@ -122,6 +139,9 @@ impl ClusterState {
         if let Err(e) = spec.validate() {
             return invalid(e);
         }
+        if let Err(e) = check_schedule(&spec.schedule) {
+            return invalid(e);
+        }
         if let Some(existing) = self.functions.get(&spec.name) {
             if existing.spec == spec {
                 return CommandResult::Deployed {
@@ -131,6 +151,15 @@ impl ClusterState {
             }
         }
         self.last_revision += 1;
+        let previous_schedule = self.functions.get(&spec.name).map(|r| r.spec.schedule.as_slice());
+        if spec.schedule.is_empty() {
+            self.schedules.remove(&spec.name);
+        } else if previous_schedule != Some(spec.schedule.as_slice()) {
+            // A new or changed schedule counts from now; the last tick fired stays, so a tick
+            // already fired never fires twice.
+            let entry = self.schedules.entry(spec.name.clone()).or_default();
+            entry.since_ms = now_ms;
+        }
         let created_at_ms = self.functions.get(&spec.name).map_or(now_ms, |r| r.created_at_ms);
         let record = FunctionRecord {
             revision: self.last_revision,
@@ -149,6 +178,7 @@ impl ClusterState {
             return CommandResult::NotFound { name };
         };
         self.functions_version += 1;
+        self.schedules.remove(&name);
         if self.placements.remove(&name).is_some() {
             self.placements_version += 1;
         }
@@ -271,6 +301,17 @@ impl ClusterState {
         CommandResult::Noop
     }
 
+    fn cron_fired(&mut self, function: String, tick_ms: u64) -> CommandResult {
+        // A tick decided before its function or schedule went is not recorded.
+        let Some(schedule) = self.schedules.get_mut(&function) else {
+            return CommandResult::NotFound { name: function };
+        };
+        if schedule.last_fired_ms.is_none_or(|last| tick_ms > last) {
+            schedule.last_fired_ms = Some(tick_ms);
+        }
+        CommandResult::Noop
+    }
+
     fn set_policy(&mut self, policy: ClusterPolicy) -> CommandResult {
         if let Err(e) = policy.validate() {
             let (field, reason) = match e {
@@ -306,6 +347,19 @@ impl GroupRecord {
             self.decisions.pop_front();
         }
     }
+}
+
+/// Every cron expression of a schedule parses; an error names the entry (`schedule[1]`).
+pub(crate) fn check_schedule(schedule: &[String]) -> Result<(), SpecError> {
+    for (i, text) in schedule.iter().enumerate() {
+        if let Err(e) = fjord_decisions::schedule::Cron::parse(text) {
+            return Err(SpecError::Field {
+                field: format!("schedule[{i}]"),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn invalid(e: SpecError) -> CommandResult {

@@ -92,9 +92,9 @@ pub struct FunctionSpec {
     /// How calls through the durable queue (`/async-function/{name}`) are delivered.
     #[serde(rename = "async", default, skip_serializing_if = "AsyncPolicy::is_default")]
     pub async_policy: AsyncPolicy,
-    /// Cron expressions (UTC) whose ticks enqueue an asynchronous call. Reserved: the control
-    /// plane does not fire schedules yet, so a spec with one is refused rather than accepted and
-    /// silently never run.
+    /// Cron expressions (UTC, 5 fields or a shorthand such as `@daily`) whose ticks enqueue an
+    /// asynchronous call with `X-Fjord-Trigger: cron`. Their syntax is checked by the control
+    /// plane at deploy (the cron parser lives with the schedules it drives, in fjord-decisions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedule: Vec<String>,
 }
@@ -378,12 +378,13 @@ impl FunctionSpec {
                 format!("has more than {MAX_SCHEDULES} entries"),
             ));
         }
-        if !self.schedule.is_empty() {
-            return Err(SpecError::field(
-                "schedule",
-                "is not supported yet: scheduled functions are not fired by this version; \
-                 enqueue calls at /async-function/{name} from an outside scheduler instead",
-            ));
+        for (i, text) in self.schedule.iter().enumerate() {
+            if text.trim().is_empty() {
+                return Err(SpecError::field(
+                    format!("schedule[{i}]"),
+                    "is empty: write a cron expression such as \"*/5 * * * *\" or \"@daily\"",
+                ));
+            }
         }
         Ok(())
     }
@@ -618,7 +619,13 @@ mod tests {
             field_of(&format!("{base}async: {{min_backoff: 10s, max_backoff: 1s}}\n")),
             "async.min_backoff"
         );
-        assert_eq!(field_of(&format!("{base}schedule: ['* * * * *']\n")), "schedule");
+        let scheduled = FunctionSpec::from_yaml(&format!("{base}schedule: ['*/5 * * * *', '@daily']\n")).unwrap();
+        assert_eq!(
+            scheduled.schedule,
+            vec!["*/5 * * * *".to_string(), "@daily".to_string()]
+        );
+        assert!(scheduled.validate().is_ok());
+        assert_eq!(field_of(&format!("{base}schedule: ['@daily', ' ']\n")), "schedule[1]");
         let err = FunctionSpec::from_yaml(&format!("{base}async: {{retries: 2}}\n")).unwrap_err();
         assert!(err.to_string().contains("retries"), "{err}");
     }

@@ -204,21 +204,32 @@ impl Queue {
             urls: urls.clone(),
             reason: e.to_string(),
         };
-        let calls = js
-            .get_or_create_stream(stream::Config {
-                name: contract::CALLS_STREAM.into(),
-                subjects: vec![contract::call_subject("*")],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                num_replicas: config.replicas,
-                max_messages: MAX_QUEUED_CALLS,
-                max_bytes: MAX_QUEUED_BYTES,
-                discard: stream::DiscardPolicy::New,
-                duplicate_window: DUPLICATE_WINDOW,
-                ..Default::default()
-            })
+        let calls_config = stream::Config {
+            name: contract::CALLS_STREAM.into(),
+            subjects: vec![contract::call_subject("*")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            max_messages: MAX_QUEUED_CALLS,
+            max_bytes: MAX_QUEUED_BYTES,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: DUPLICATE_WINDOW,
+            // The oldest call's age is read with a direct get.
+            allow_direct: true,
+            ..Default::default()
+        };
+        let mut calls = js
+            .get_or_create_stream(calls_config.clone())
             .await
             .map_err(|e| unreachable(&e))?;
+        if !calls.cached_info().config.allow_direct {
+            // Made by an earlier version: the one setting it lacks is added in place.
+            js.update_stream(&calls_config).await.map_err(|e| unreachable(&e))?;
+            calls = js
+                .get_stream(contract::CALLS_STREAM)
+                .await
+                .map_err(|e| unreachable(&e))?;
+        }
         let dead = js
             .get_or_create_stream(stream::Config {
                 name: contract::DEAD_STREAM.into(),

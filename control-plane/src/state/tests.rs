@@ -452,3 +452,87 @@ fn only_a_down_or_drained_node_is_removed_and_its_placements_go_with_it() {
     assert_eq!(s.placements["f"], [("b".to_string(), 1)].into());
     assert!(s.nodes_version > nodes_before && s.placements_version > placements_before);
 }
+
+fn scheduled(name: &str, schedule: &[&str]) -> Command {
+    let mut spec = spec(name);
+    spec.schedule = schedule.iter().map(|s| s.to_string()).collect();
+    Command::Deploy {
+        spec,
+        now_ms: 1_000,
+        image_ref: String::new(),
+    }
+}
+
+#[test]
+fn a_bad_cron_expression_is_refused_naming_its_entry_and_nothing_is_stored() {
+    let mut s = ClusterState::default();
+    let result = s.apply_now(scheduled("a", &["@daily", "61 * * * *"]));
+    match result {
+        CommandResult::Invalid { field, reason } => {
+            assert_eq!(field, "schedule[1]");
+            assert!(reason.contains("minute"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(s.functions.is_empty() && s.schedules.is_empty());
+}
+
+#[test]
+fn fired_ticks_are_fenced_only_move_forward_and_go_with_the_schedule() {
+    let mut s = ClusterState::default();
+    assert!(matches!(
+        s.apply(scheduled("a", &["* * * * *"]), 2),
+        CommandResult::Deployed { .. }
+    ));
+    assert_eq!(s.schedules["a"].since_ms, 1_000);
+    assert_eq!(s.schedules["a"].last_fired_ms, None);
+    let fired = |tick_ms, term| Command::CronFired {
+        function: "a".into(),
+        tick_ms,
+        term,
+    };
+    // A deposed leader's tick is refused.
+    assert!(matches!(s.apply(fired(60_000, 2), 3), CommandResult::Fenced { .. }));
+    assert_eq!(s.schedules["a"].last_fired_ms, None);
+    assert_eq!(s.apply(fired(120_000, 3), 3), CommandResult::Noop);
+    assert_eq!(s.apply(fired(60_000, 3), 3), CommandResult::Noop);
+    assert_eq!(s.schedules["a"].last_fired_ms, Some(120_000), "never moves back");
+    // Redeploying the same schedule (another memory size) keeps its history; a new one restarts
+    // its floor but keeps the last tick.
+    let mut bigger = spec("a");
+    bigger.schedule = vec!["* * * * *".into()];
+    bigger.memory_mib += 1;
+    s.apply(
+        Command::Deploy {
+            spec: bigger,
+            now_ms: 5_000,
+            image_ref: String::new(),
+        },
+        3,
+    );
+    assert_eq!(s.schedules["a"].since_ms, 1_000);
+    s.apply(
+        Command::Deploy {
+            spec: match scheduled("a", &["*/2 * * * *"]) {
+                Command::Deploy { spec, .. } => spec,
+                _ => unreachable!(),
+            },
+            now_ms: 9_000,
+            image_ref: String::new(),
+        },
+        3,
+    );
+    assert_eq!(s.schedules["a"].since_ms, 9_000);
+    assert_eq!(s.schedules["a"].last_fired_ms, Some(120_000));
+    // Unscheduled, then removed: nothing left.
+    s.apply_now(Command::Deploy {
+        spec: spec("a"),
+        now_ms: 10_000,
+        image_ref: String::new(),
+    });
+    assert!(s.schedules.is_empty());
+    s.apply(scheduled("b", &["@hourly"]), 3);
+    s.apply_now(Command::Remove { name: "b".into() });
+    assert!(s.schedules.is_empty());
+    assert!(matches!(s.apply(fired(1, 3), 3), CommandResult::NotFound { .. }));
+}

@@ -58,6 +58,11 @@ pub enum CronError {
          (for example \"0 8 * * 1-5\")"
     )]
     FieldCount { text: String, found: usize },
+    #[error(
+        "cron expression {text:?} is not a known shorthand; use @yearly, @annually, @monthly, @weekly, \
+         @daily, @midnight or @hourly, or 5 fields"
+    )]
+    Shorthand { text: String },
     #[error("cron field {field}: bad token {token:?}: {reason}")]
     Token {
         field: CronField,
@@ -71,9 +76,21 @@ impl CronError {
     pub fn field(&self) -> Option<CronField> {
         match self {
             CronError::Token { field, .. } => Some(*field),
-            CronError::FieldCount { .. } => None,
+            CronError::FieldCount { .. } | CronError::Shorthand { .. } => None,
         }
     }
+}
+
+/// The five fields a shorthand stands for.
+fn shorthand(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return None,
+    })
 }
 
 /// The values one field allows, as bits (bit `v` for value `v`).
@@ -116,8 +133,16 @@ pub struct Cron {
 }
 
 impl Cron {
-    /// Parses `minute hour day-of-month month day-of-week`, fields separated by white space.
+    /// Parses `minute hour day-of-month month day-of-week`, fields separated by white space,
+    /// or one of the shorthands of Vixie cron (`@daily` is `0 0 * * *`), kept as written.
     pub fn parse(text: &str) -> Result<Cron, CronError> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('@') {
+            let fields = shorthand(trimmed).ok_or_else(|| CronError::Shorthand { text: text.to_string() })?;
+            let mut cron = Cron::parse(fields)?;
+            cron.text = trimmed.to_string();
+            return Ok(cron);
+        }
         let fields: Vec<&str> = text.split_whitespace().collect();
         if fields.len() != CronField::ALL.len() {
             return Err(CronError::FieldCount {
@@ -189,7 +214,7 @@ impl Cron {
     }
 
     /// The latest match `t` with `not_before_ms <= t <= at_ms`, if any.
-    pub(super) fn latest_between(&self, not_before_ms: u64, at_ms: u64) -> Option<u64> {
+    pub fn latest_between(&self, not_before_ms: u64, at_ms: u64) -> Option<u64> {
         let floor = not_before_ms.div_ceil(MS_PER_MINUTE);
         let at = at_ms / MS_PER_MINUTE;
         if floor > at {
@@ -231,7 +256,7 @@ impl Cron {
     }
 
     /// The first match strictly after `after_ms`, within the next 400 years.
-    pub(super) fn first_after(&self, after_ms: u64) -> Option<u64> {
+    pub fn first_after(&self, after_ms: u64) -> Option<u64> {
         let mut c = Moment::from_minutes(after_ms / MS_PER_MINUTE + 1);
         let last_year = c.year + CALENDAR_CYCLE_YEARS;
         loop {

@@ -4,8 +4,8 @@
 //! A [`Cron`] is the classic 5-field expression, `minute hour day-of-month month day-of-week`,
 //! read in UTC (there is no daylight saving to skip or repeat). Each field is `*`, a number, a
 //! range `a-b`, a step `*/n` or `a-b/n`, or a comma-separated list of those. Day-of-week runs
-//! 0-7, both 0 and 7 being Sunday. Names (`MON`, `JAN`) and the `@daily` shorthands are not
-//! accepted. The two day fields follow the rule of Vixie cron (cronie, crontab(5)): when both
+//! 0-7, both 0 and 7 being Sunday. Names (`MON`, `JAN`) are not accepted; the shorthands
+//! `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily` (`@midnight`) and `@hourly` are. The two day fields follow the rule of Vixie cron (cronie, crontab(5)): when both
 //! are restricted, a day matches if **either** does (`0 0 13 * 5` is every 13th and every
 //! Friday); a field that starts with `*` (`*` or `*/n`) counts as unrestricted, and then a day
 //! must match **both** (`0 0 */2 * 1` is the odd-numbered days that are Mondays). An expression
@@ -15,6 +15,10 @@
 //! A [`Window`] is active from each time its cron matches, for `duration_ms`; [`active_min`]
 //! gives the largest `min_nodes` among the windows active at a moment, and [`next_start`] when
 //! a cron next matches, for display.
+//!
+//! A scheduled function's triggers ([`trigger`]) say which tick is due now ([`due_tick`]): the
+//! latest since the last one fired, so ticks missed while nobody was watching fire once, not
+//! once each.
 //!
 //! **Cost.** Searches walk the calendar by fields, not by minutes: a month the expression does
 //! not allow is skipped in one step, a day it does not allow in one step, and the hour and
@@ -40,8 +44,10 @@ mod calendar;
 mod cron;
 #[cfg(test)]
 pub(crate) mod tests;
+mod trigger;
 mod window;
 
 pub use calendar::format_utc_minute;
 pub use cron::{Cron, CronError, CronField};
+pub use trigger::{due_tick, next_tick};
 pub use window::{active_min, next_start, ActiveWindow, Window};

@@ -113,7 +113,7 @@ fn text_is_kept_with_single_spaces_and_round_trips() {
 
 #[test]
 fn wrong_field_counts_are_refused() {
-    for (text, found) in [("", 0), ("0 8 * *", 4), ("0 8 * * 1 2", 6), ("@daily", 1)] {
+    for (text, found) in [("", 0), ("0 8 * *", 4), ("0 8 * * 1 2", 6), ("daily", 1)] {
         let err = Cron::parse(text).unwrap_err();
         assert_eq!(
             err,
@@ -422,4 +422,57 @@ fn formats_a_minute_in_utc() {
         "2024-02-29 08:05 UTC"
     );
     assert_eq!(format_utc_minute(0), "1970-01-01 00:00 UTC");
+}
+
+#[test]
+fn shorthands_stand_for_their_fields_and_keep_their_text() {
+    for (short, fields) in [
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("@monthly", "0 0 1 * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+    ] {
+        let parsed = cron(short);
+        assert_eq!(parsed.as_str(), short);
+        let long = cron(fields);
+        let at = utc(2024, 3, 3, 5, 7);
+        assert_eq!(next_start(&parsed, at), next_start(&long, at), "{short}");
+    }
+    let err = Cron::parse("@sometimes").unwrap_err();
+    assert!(matches!(err, CronError::Shorthand { .. }), "{err}");
+    assert!(err.to_string().contains("@daily"), "{err}");
+}
+
+#[test]
+fn the_due_tick_is_the_latest_since_the_last_fired_and_never_before_the_schedule() {
+    let every_minute = [cron("* * * * *")];
+    let since = utc(2024, 1, 1, 10, 0) + 30_000;
+    // Nothing before the schedule existed; the first tick after it is due once its minute begins.
+    assert_eq!(due_tick(&every_minute, since, None, since + 1_000), None);
+    let first = utc(2024, 1, 1, 10, 1);
+    assert_eq!(due_tick(&every_minute, since, None, first), Some(first));
+    // Fired: not due again within the same minute, due at the next.
+    assert_eq!(due_tick(&every_minute, since, Some(first), first + 59_999), None);
+    assert_eq!(
+        due_tick(&every_minute, since, Some(first), first + 60_000),
+        Some(first + 60_000)
+    );
+    // Ten minutes missed: only the latest fires.
+    let later = first + 10 * 60_000 + 5_000;
+    assert_eq!(
+        due_tick(&every_minute, since, Some(first), later),
+        Some(first + 10 * 60_000)
+    );
+    // Several crons: the latest of any.
+    let two = [cron("0 * * * *"), cron("30 * * * *")];
+    assert_eq!(
+        due_tick(&two, 0, None, utc(2024, 1, 1, 10, 45)),
+        Some(utc(2024, 1, 1, 10, 30))
+    );
+    assert_eq!(next_tick(&two, utc(2024, 1, 1, 10, 45)), Some(utc(2024, 1, 1, 11, 0)));
+    assert_eq!(next_tick(&[], 0), None);
+    assert_eq!(due_tick(&[], 0, None, u64::MAX / 2), None);
 }
