@@ -5,6 +5,7 @@
 //! with the flags of `fjord-control-plane` and the others), which is how `fjord dev` starts them
 //! as separate processes from one build.
 
+mod calls;
 mod connect;
 mod context;
 mod deploy_wait;
@@ -173,6 +174,15 @@ enum Commands {
         #[command(subcommand)]
         action: Option<NodesCommand>,
     },
+    /// Asynchronous calls: `fjord calls NAME` lists a function's recent calls (newest first);
+    /// `show ID`, `retry ID` (redrive a dead call), `cancel ID` (a queued call).
+    #[command(args_conflicts_with_subcommands = true)]
+    Calls {
+        #[command(subcommand)]
+        action: Option<calls::CallsCommand>,
+        #[command(flatten)]
+        list: calls::ListArgs,
+    },
     /// The cluster policy: function defaults, autoscaler and scheduler settings.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -284,6 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(NodesCommand::Groups { json }),
             ..
         } => functions::groups(c, json).await,
+        Commands::Calls {
+            action: Some(action), ..
+        } => calls::run(c, action).await,
+        Commands::Calls { action: None, list } => calls::list(c, list).await,
         Commands::Policy(PolicyCommand::Apply { file }) => scheduling::apply_policy(c, &file).await,
         Commands::Policy(PolicyCommand::Show) => scheduling::show_policy(c).await,
         Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {

@@ -530,6 +530,33 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::Policy { yaml }))
     }
 
+    async fn list_calls(
+        &self,
+        request: Request<pb::ListCallsRequest>,
+    ) -> Result<Response<pb::ListCallsResponse>, Status> {
+        Ok(Response::new(
+            crate::calls::list(&self.member, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_call(&self, request: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        Ok(Response::new(
+            crate::calls::get(&self.member, &request.into_inner().id).await?,
+        ))
+    }
+
+    async fn retry_call(&self, request: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        Ok(Response::new(
+            crate::calls::retry(&self.member, &request.into_inner().id).await?,
+        ))
+    }
+
+    async fn cancel_call(&self, request: Request<pb::CallRequest>) -> Result<Response<pb::Call>, Status> {
+        Ok(Response::new(
+            crate::calls::cancel(&self.member, &request.into_inner().id).await?,
+        ))
+    }
+
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
         Ok(Response::new(self.cluster_status()))
     }

@@ -27,6 +27,9 @@ pub(crate) enum ControlPlaneError {
     Membership(String),
     #[error("internal control-plane error: {0}")]
     Internal(String),
+    /// From the queue of asynchronous calls.
+    #[error("{0}")]
+    Queue(#[from] fjord_events::QueueError),
 }
 
 impl From<ControlPlaneError> for Status {
@@ -41,6 +44,14 @@ impl From<ControlPlaneError> for Status {
             ControlPlaneError::Unconfirmed(_) => Status::deadline_exceeded(message),
             ControlPlaneError::Membership(_) => Status::failed_precondition(message),
             ControlPlaneError::Internal(_) => Status::internal(message),
+            ControlPlaneError::Queue(e) => match e {
+                fjord_events::QueueError::NoSuchCall { .. } => Status::not_found(message),
+                fjord_events::QueueError::WrongState { .. } => Status::failed_precondition(message),
+                fjord_events::QueueError::Config(_) => Status::failed_precondition(message),
+                fjord_events::QueueError::Refused(_)
+                | fjord_events::QueueError::Unreachable { .. }
+                | fjord_events::QueueError::Failed(_) => Status::unavailable(message),
+            },
         }
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod admin;
 pub(crate) mod agent_api;
 pub(crate) mod agent_client;
 pub mod auth;
+pub(crate) mod calls;
 pub(crate) mod cron;
 pub(crate) mod error;
 pub(crate) mod images;

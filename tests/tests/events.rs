@@ -97,6 +97,45 @@ async fn record(platform: &Platform, id: &str) -> serde_json::Value {
     answer.json()
 }
 
+/// Ready and starting instances of a function, over its nodes.
+fn instances(platform: &Platform, name: &str) -> u64 {
+    let out = platform.fjord(&["describe", name, "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    status["instances"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| n["ready"].as_u64().unwrap_or(0) + n["starting"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(u64::MAX)
+}
+
+async fn wait_at_zero(platform: &Platform, name: &str, within: Duration) {
+    eventually_or(
+        &format!("{name} to scale to zero"),
+        within,
+        || async { (instances(platform, name) == 0).then_some(()) },
+        || platform.all_logs(),
+    )
+    .await;
+}
+
+/// `fjord calls ...` as JSON.
+fn calls_cli(platform: &Platform, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["calls"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = platform.fjord(&all);
+    assert!(
+        out.status.success(),
+        "fjord {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 async fn wait_state(platform: &Platform, id: &str, state: &str, within: Duration) -> serde_json::Value {
     eventually_or(
         &format!("call {id} to be {state}"),
@@ -115,7 +154,8 @@ async fn platform_with_queue(dir: &Path, lb_flags: &[&str]) -> (Nats, Platform) 
     let mut flags: Vec<String> = nats.flags();
     flags.extend(lb_flags.iter().map(|f| f.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let platform = Platform::start_custom(2, 4096, &flags).await;
+    // The control plane reads the queue too (depth, `fjord calls`).
+    let platform = Platform::start_full(2, 4096, &flags, &flags[..4]).await;
     (nats, platform)
 }
 
@@ -140,11 +180,22 @@ async fn a_thousand_queued_calls_are_each_delivered_once_and_called_back() {
     let dir = tempfile::tempdir().unwrap();
     let (_nats, platform) = platform_with_queue(dir.path(), &[]).await;
     let log = dir.path().join("jobs.log");
-    deploy_jobs(&platform, "jobs", &log, "async: {concurrency: 16}\n");
+    deploy_jobs(
+        &platform,
+        "jobs",
+        &log,
+        "async: {concurrency: 16}\nscale_to_zero_after: 2s\n",
+    );
     // Routable first: an enqueue for a function the lb does not know yet is a 404.
     let warm = platform.invoke_when_routable("jobs", "/", b"", &[]).await;
     assert_eq!(warm.status, 200, "{}", warm.text());
     let _ = std::fs::remove_file(&log);
+    // The calls find it at zero (seen running first, so zero is not a report not yet made).
+    eventually("the warm instance to be reported", Duration::from_secs(20), || async {
+        (instances(&platform, "jobs") >= 1).then_some(())
+    })
+    .await;
+    wait_at_zero(&platform, "jobs", Duration::from_secs(30)).await;
 
     let (callback_url, callbacks) = callback_receiver().await;
     let mut ids = Vec::new();
@@ -220,6 +271,8 @@ async fn a_thousand_queued_calls_are_each_delivered_once_and_called_back() {
         metric_value::<u64>(&metrics, "fjord_lb_async_duplicates_total{function=\"jobs\"}"),
         Some(0)
     );
+    // The backlog gone, the function goes back to zero.
+    wait_at_zero(&platform, "jobs", Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,7 +284,7 @@ async fn failing_calls_are_retried_then_dead_lettered_and_bad_input_is_refused()
         &platform,
         "flaky",
         &log,
-        "async: {max_attempts: 3, min_backoff: 100ms, max_backoff: 1s}\nsecrets: {}\n",
+        "async: {concurrency: 1, max_attempts: 3, min_backoff: 100ms, max_backoff: 1s}\nsecrets: {}\n",
     );
     let out = platform.deploy_example(
         "doomed",
@@ -288,6 +341,82 @@ async fn failing_calls_are_retried_then_dead_lettered_and_bad_input_is_refused()
         .unwrap();
     assert_eq!(cancel.status, 409, "a dead call cannot be cancelled: {}", cancel.text());
 
+    // `fjord calls`: the dead call listed and shown; once the function is fixed, retried.
+    let dead = calls_cli(&platform, &["doomed", "--state", "dead"]);
+    assert_eq!(dead.as_array().map(Vec::len), Some(1), "{dead}");
+    assert_eq!(dead[0]["id"], id.as_str());
+    let shown = calls_cli(&platform, &["show", &id]);
+    assert_eq!(
+        (shown["state"].as_str(), shown["status"].as_u64()),
+        (Some("dead"), Some(503)),
+        "{shown}"
+    );
+    let out = platform.fjord(&["calls", "cancel", &id]);
+    assert!(!out.status.success(), "a dead call cannot be cancelled");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dead"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixed = platform.deploy_example(
+        "doomed",
+        "jobs",
+        "env: {FAIL_ATTEMPTS: '0'}\nasync: {max_attempts: 2, min_backoff: 100ms, max_backoff: 1s}\n",
+    );
+    assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
+    let out = platform.fjord(&["calls", "retry", &id]);
+    assert!(out.status.success(), "retry: {}", String::from_utf8_lossy(&out.stderr));
+    let r = wait_state(&platform, &id, "succeeded", Duration::from_secs(30)).await;
+    assert_eq!(
+        (r["attempts"].as_u64(), r["status"].as_u64()),
+        (Some(1), Some(200)),
+        "{r}"
+    );
+    let out = platform.fjord(&["calls", "show", "never-made"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no call \"never-made\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A call waiting behind a slow one (concurrency 1) is cancelled before it starts.
+    let slow = http(
+        "POST",
+        &platform.lb_url("/async-function/flaky/?ms=3000"),
+        b"slow",
+        &[("x-call-id", "slow-1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(slow.status, 202, "{}", slow.text());
+    wait_state(&platform, "slow-1", "running", Duration::from_secs(20)).await;
+    let behind = enqueue(&platform, "flaky", b"behind", &[("x-call-id", "behind-1")]).await;
+    assert_eq!(behind.status, 202);
+    let cancelled = calls_cli(&platform, &["flaky", "--state", "queued"]);
+    assert_eq!(cancelled[0]["id"], "behind-1", "{cancelled}");
+    let out = platform.fjord(&["calls", "cancel", "behind-1"]);
+    assert!(out.status.success(), "cancel: {}", String::from_utf8_lossy(&out.stderr));
+    wait_state(&platform, "slow-1", "succeeded", Duration::from_secs(20)).await;
+    let r = record(&platform, "behind-1").await;
+    assert_eq!(r["state"], "cancelled", "{r}");
+    // Nothing left in the queue for flaky: the worker took the cancelled call and dropped it.
+    eventually_or(
+        "flaky's queue to be empty",
+        Duration::from_secs(20),
+        || async {
+            let out = platform.fjord(&["describe", "flaky", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["queue"]["queued"] == 0 && v["queue"]["in_flight"] == 0).then_some(())
+        },
+        || platform.all_logs(),
+    )
+    .await;
+    assert!(
+        !attempts_logged(&log).iter().any(|(id, _)| id == "behind-1"),
+        "a cancelled call never runs"
+    );
+
     // Refusals, each naming what was wrong, none storing anything.
     let unknown = enqueue(&platform, "nope", b"", &[]).await;
     assert_eq!(
@@ -325,8 +454,8 @@ async fn failing_calls_are_retried_then_dead_lettered_and_bad_input_is_refused()
         .text();
     assert_eq!(
         metric_value::<u64>(&metrics, "fjord_lb_async_enqueued_total{function=\"flaky\"}"),
-        None,
-        "nothing stored for flaky"
+        Some(2),
+        "nothing stored for flaky's refused calls"
     );
     assert_eq!(
         metric_value::<u64>(&metrics, "fjord_lb_async_dead_lettered_total{function=\"doomed\"}"),
