@@ -519,3 +519,135 @@ async fn calls_queued_when_nats_is_killed_are_delivered_after_it_returns_and_syn
         wait_state(&platform, id, "succeeded", Duration::from_secs(30)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_in_flight_when_the_lb_is_killed_are_delivered_again_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // A short acknowledgement wait, so calls of the killed lb come back within seconds.
+    let lb_flags = ["--async-ack-wait", "3s"];
+    let (nats, mut platform) = platform_with_queue(dir.path(), &lb_flags).await;
+    let log = dir.path().join("steady.log");
+    deploy_jobs(&platform, "steady", &log, "async: {concurrency: 4}\n");
+    platform.invoke_when_routable("steady", "/", b"", &[]).await;
+    let _ = std::fs::remove_file(&log);
+
+    let ids: Vec<String> = (0..20).map(|i| format!("job-{i}")).collect();
+    for id in &ids {
+        let answer = http(
+            "POST",
+            &platform.lb_url("/async-function/steady/?ms=1000"),
+            b"work",
+            &[("x-call-id", id)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 202, "{}", answer.text());
+    }
+    wait_state(&platform, "job-0", "running", Duration::from_secs(20)).await;
+    platform.lb.kill9();
+    let mut flags = nats.flags();
+    flags.extend(lb_flags.iter().map(|f| f.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    platform.lb = start_lb_with(
+        platform.dir.path(),
+        &platform.token_file,
+        platform.control_plane_port,
+        platform.lb_port,
+        &flags,
+    );
+    eventually("the new lb to answer", Duration::from_secs(20), || async {
+        http("GET", &platform.lb_url("/async-calls/job-0"), b"", &[])
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    for id in &ids {
+        wait_state(&platform, id, "succeeded", Duration::from_secs(60)).await;
+    }
+    // Each call ran; only those in flight at the kill (at most async.concurrency) ran twice,
+    // and their records count the second run as another attempt.
+    let logged = attempts_logged(&log);
+    let mut runs: HashMap<&str, u32> = HashMap::new();
+    for (id, _) in &logged {
+        *runs.entry(id.as_str()).or_default() += 1;
+    }
+    for id in &ids {
+        assert!(
+            runs.get(id.as_str()).copied().unwrap_or(0) >= 1,
+            "{id} never ran: {logged:?}"
+        );
+    }
+    let twice: Vec<&&str> = runs.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    println!("calls run twice after the lb was killed: {twice:?}");
+    assert!(twice.len() <= 4, "more calls ran twice than were in flight: {twice:?}");
+    for id in &twice {
+        let r = record(&platform, id).await;
+        assert!(
+            r["attempts"].as_u64().unwrap() >= 2,
+            "a second run is a counted attempt: {r}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_calls_to_one_function_does_not_hold_up_another() {
+    const FLOOD: usize = 10_000;
+    /// The bound this test states: a call to the quiet function starts within this long of its
+    /// enqueue, whatever the other function's backlog.
+    const BOUND: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, platform) = platform_with_queue(dir.path(), &[]).await;
+    let slow_log = dir.path().join("slow.log");
+    let quick_log = dir.path().join("quick.log");
+    deploy_jobs(&platform, "slow", &slow_log, "async: {concurrency: 8}\n");
+    deploy_jobs(&platform, "quick", &quick_log, "async: {concurrency: 2}\n");
+    for name in ["slow", "quick"] {
+        platform.invoke_when_routable(name, "/", b"", &[]).await;
+    }
+
+    // 10,000 calls of 200 ms each to `slow`, 16 enqueues at a time: a backlog of minutes.
+    let url = platform.lb_url("/async-function/slow/?ms=200");
+    let mut stored = 0;
+    for chunk in (0..FLOOD).collect::<Vec<_>>().chunks(16) {
+        let answers = futures::future::join_all(chunk.iter().map(|_| http("POST", &url, b"flood", &[]))).await;
+        for answer in answers {
+            let answer = answer.expect("the lb answers");
+            assert_eq!(answer.status, 202, "{}", answer.text());
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, FLOOD);
+
+    // Calls to `quick` meanwhile: each starts within the bound.
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let id = format!("quick-{i}");
+        let answer = enqueue(&platform, "quick", b"q", &[("x-call-id", &id)]).await;
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut waits = Vec::new();
+    for id in &ids {
+        let r = wait_state(&platform, id, "succeeded", Duration::from_secs(30)).await;
+        let waited = r["started_ms"].as_u64().unwrap() - r["enqueued_ms"].as_u64().unwrap();
+        waits.push(waited);
+    }
+    let backlog = eventually("slow's depth", Duration::from_secs(10), || async {
+        let out = platform.fjord(&["describe", "slow", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["queue"]["queued"].as_u64()
+    })
+    .await;
+    assert!(
+        backlog > 5_000,
+        "the flood was still queued while quick ran: {backlog} left"
+    );
+    let worst = *waits.iter().max().unwrap();
+    println!("quick's waits to start (ms), behind {backlog} calls to slow: {waits:?}");
+    assert!(
+        worst < BOUND.as_millis() as u64,
+        "a call to quick waited {worst} ms to start behind {backlog} calls to slow: {waits:?}"
+    );
+}
