@@ -149,6 +149,25 @@ async fn the_readme_tour_and_failover_demo_work_as_written() {
         record.contains("\"attempts\":1") && record.contains("\"status\":200"),
         "{record}"
     );
+    let calls = ok("fjord calls jobs", user.fjord(&["calls", "jobs"]));
+    let row = calls
+        .lines()
+        .find(|l| l.starts_with(&call_id))
+        .unwrap_or_else(|| panic!("the call in fjord calls jobs: {calls}"));
+    assert!(row.contains("succeeded") && row.contains("http"), "{row}");
+    let shown = ok("fjord calls show", user.fjord(&["calls", "show", &call_id]));
+    assert!(shown.contains("state:     succeeded"), "{shown}");
+    // The example's schedule, and the queue the leader reads.
+    let described = eventually(
+        "fjord describe jobs to show the queue",
+        Duration::from_secs(10),
+        || async {
+            let text = stdout(&user.fjord(&["describe", "jobs"]));
+            text.contains("queue:     0 waiting").then_some(text)
+        },
+    )
+    .await;
+    assert!(described.contains("schedule:  next run "), "{described}");
     let exit = dev.terminate(Duration::from_secs(30));
     assert!(exit.success(), "fjord dev exited with {exit}");
 
