@@ -651,3 +651,40 @@ async fn a_flood_of_calls_to_one_function_does_not_hold_up_another() {
         "a call to quick waited {worst} ms to start behind {backlog} calls to slow: {waits:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_tick_reaches_the_function_as_a_cron_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let flags = nats.flags();
+    let lb_flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // One minute of a schedule lasts 2 s here.
+    let mut cp_flags = lb_flags.clone();
+    cp_flags.extend(["--test-cron-minute", "2s"]);
+    let platform = Platform::start_full(1, 4096, &lb_flags, &cp_flags).await;
+    let log = dir.path().join("ticks.log");
+    deploy_jobs(&platform, "ticks", &log, "schedule: ['* * * * *']\n");
+    let (id, attempt) = eventually_or(
+        "a scheduled call to reach the function",
+        Duration::from_secs(30),
+        || async {
+            attempts_logged(&log)
+                .into_iter()
+                .find(|(id, _)| id.starts_with("cron-"))
+        },
+        || platform.all_logs(),
+    )
+    .await;
+    assert_eq!(attempt, 1);
+    let r = wait_state(&platform, &id, "succeeded", Duration::from_secs(20)).await;
+    assert_eq!(r["trigger"], "cron", "{r}");
+    let listed = calls_cli(&platform, &["ticks"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == id.as_str() && c["trigger"] == "cron"),
+        "{listed}"
+    );
+}
