@@ -9,6 +9,12 @@
 #   3. checkov finds no failed check; every skip in the code gives a reason
 #   4. terraform/tests/check_refs.py: variables, module arguments, outputs,
 #      locals and template variables all line up
+#   4b. terraform/tests/check_network.py: NATS (4222) is open on the control
+#      plane from fjord-lb and the members only, its routes (6222) between the
+#      members only, and no wider rule covers either port
+#   4c. terraform/tests/check_user_data.py: every instance's cloud-init fits
+#      EC2's 16 KiB limit (gzipped where the module gzips it); rendered again by
+#      terraform where it is installed
 #   5. deploy/tests/check_flags.py: every flag passed to a daemon is in its
 #      --help (only when FJORD_HELP_DIR names a directory holding
 #      fjord-control-plane.txt, fjord-node-agent.txt and fjord-lb.txt)
@@ -113,6 +119,12 @@ fi
 
 step "terraform/tests/check_refs.py"
 "$hcl2_py" terraform/tests/check_refs.py terraform || fail "check_refs.py"
+
+step "terraform/tests/check_network.py: who may reach NATS"
+"$hcl2_py" terraform/tests/check_network.py terraform || fail "check_network.py"
+
+step "terraform/tests/check_user_data.py: user data within 16 KiB"
+python3 terraform/tests/check_user_data.py terraform || fail "check_user_data.py"
 
 step "deploy/tests/check_flags.py"
 if [ -n "${FJORD_HELP_DIR:-}" ]; then
