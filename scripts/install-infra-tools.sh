@@ -3,6 +3,8 @@
 #
 #   * a Python venv with python-hcl2 (parses the .tf files for the reference checker)
 #   * a Python venv with checkov (static security analysis of the terraform)
+#   * a Python venv with nats-py: the NATS client deploy/tests/check_nats.py drives a real
+#     three-server JetStream cluster with
 #   * a Python venv with moto[server]: the local AWS mock that fjord-aws's tests
 #     (aws/tests/moto.rs) start as $FJORD_TOOLS_DIR/moto/bin/moto_server
 #   * terraform itself, only when it is missing and Debian packages it
@@ -16,6 +18,7 @@
 #   HCL2_VERSION      python-hcl2 requirement (default: any)
 #   CHECKOV_VERSION   checkov requirement (default: any)
 #   MOTO_VERSION      moto requirement (default: any)
+#   NATS_PY_VERSION   nats-py requirement (default: any)
 set -euo pipefail
 
 TOOLS_DIR="${FJORD_TOOLS_DIR:-$HOME/.cache/fjord-tools}"
@@ -23,6 +26,7 @@ PYTHON="${PYTHON:-python3}"
 HCL2_SPEC="python-hcl2${HCL2_VERSION:+==$HCL2_VERSION}"
 CHECKOV_SPEC="checkov${CHECKOV_VERSION:+==$CHECKOV_VERSION}"
 MOTO_SPEC="moto[server]${MOTO_VERSION:+==$MOTO_VERSION}"
+NATS_PY_SPEC="nats-py${NATS_PY_VERSION:+==$NATS_PY_VERSION}"
 
 log() { printf '[install-infra-tools] %s\n' "$*"; }
 
@@ -53,6 +57,7 @@ make_venv() {
 
 make_venv hcl2 'import hcl2' "$HCL2_SPEC"
 make_venv checkov 'import checkov' "$CHECKOV_SPEC"
+make_venv nats 'import nats.js' "$NATS_PY_SPEC"
 # moto's server extra brings flask; the check imports it so a venv without the extra is redone.
 make_venv moto 'import moto.server, flask' "$MOTO_SPEC"
 log "moto: server at $TOOLS_DIR/moto/bin/moto_server (fjord-aws tests read FJORD_MOTO_SERVER to override)"

@@ -18,8 +18,10 @@ locals {
   node_group_name = "${var.name}-nodes"
   node_group_arn  = "arn:${data.aws_partition.current.partition}:autoscaling:${var.region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${local.node_group_name}"
 
-  admin_token_parameter = "/${var.name}/admin-token"
-  join_token_parameter  = "/${var.name}/join-token"
+  admin_token_parameter         = "/${var.name}/admin-token"
+  join_token_parameter          = "/${var.name}/join-token"
+  nats_token_parameter          = "/${var.name}/nats-token"
+  nats_route_password_parameter = "/${var.name}/nats-route-password"
 
   public_port = var.certificate_arn == null ? 80 : 443
 
@@ -29,6 +31,16 @@ locals {
     control_plane = file("${path.module}/../deploy/fjord-control-plane.service")
     node_agent    = file("${path.module}/../deploy/fjord-node-agent.service")
     lb            = file("${path.module}/../deploy/fjord-lb.service")
+  }
+
+  # The NATS JetStream server on each control-plane member, from the same files as on a
+  # VPS: its unit, configuration, the script that writes the secrets next to it, and the
+  # installer of the pinned nats-server release.
+  nats_files = {
+    unit           = file("${path.module}/../deploy/fjord-nats.service")
+    config         = file("${path.module}/../deploy/nats.conf")
+    config_script  = file("${path.module}/../deploy/fjord-nats-config")
+    install_script = file("${path.module}/../deploy/fjord-nats-install")
   }
 }
 
@@ -57,35 +69,41 @@ module "registry" {
 module "iam" {
   source = "./modules/iam"
 
-  name                      = var.name
-  ecr_repository_arn        = module.registry.repository_arn
-  admin_token_parameter_arn = aws_ssm_parameter.admin_token.arn
-  join_token_parameter_arn  = aws_ssm_parameter.join_token.arn
-  kms_key_arn               = aws_kms_key.fjord.arn
-  node_group_arn            = local.node_group_arn
-  enable_session_manager    = var.enable_session_manager
+  name                              = var.name
+  ecr_repository_arn                = module.registry.repository_arn
+  admin_token_parameter_arn         = aws_ssm_parameter.admin_token.arn
+  join_token_parameter_arn          = aws_ssm_parameter.join_token.arn
+  nats_token_parameter_arn          = aws_ssm_parameter.nats_token.arn
+  nats_route_password_parameter_arn = aws_ssm_parameter.nats_route_password.arn
+  kms_key_arn                       = aws_kms_key.fjord.arn
+  node_group_arn                    = local.node_group_arn
+  enable_session_manager            = var.enable_session_manager
 }
 
 module "control_plane" {
   source = "./modules/control_plane"
 
-  name                  = var.name
-  ami_id                = local.ami_id
-  instance_type         = var.control_plane_instance_type
-  subnet_ids            = module.network.private_subnet_ids
-  subnet_cidrs          = module.network.private_subnet_cidrs
-  availability_zones    = module.network.availability_zones
-  security_group_id     = module.network.control_plane_security_group_id
-  instance_profile_name = module.iam.control_plane_instance_profile_name
-  kms_key_arn           = aws_kms_key.fjord.arn
-  data_volume_gib       = var.control_plane_data_volume_gib
-  release_url           = var.fjord_release_url
-  release_sha256        = var.fjord_release_sha256
-  admin_token_parameter = aws_ssm_parameter.admin_token.name
-  join_token_parameter  = aws_ssm_parameter.join_token.name
-  node_group_name       = local.node_group_name
-  systemd_unit          = local.units.control_plane
-  detailed_monitoring   = var.detailed_monitoring
+  name                          = var.name
+  ami_id                        = local.ami_id
+  instance_type                 = var.control_plane_instance_type
+  subnet_ids                    = module.network.private_subnet_ids
+  subnet_cidrs                  = module.network.private_subnet_cidrs
+  availability_zones            = module.network.availability_zones
+  security_group_id             = module.network.control_plane_security_group_id
+  instance_profile_name         = module.iam.control_plane_instance_profile_name
+  kms_key_arn                   = aws_kms_key.fjord.arn
+  data_volume_gib               = var.control_plane_data_volume_gib
+  nats_volume_gib               = var.control_plane_nats_volume_gib
+  release_url                   = var.fjord_release_url
+  release_sha256                = var.fjord_release_sha256
+  admin_token_parameter         = aws_ssm_parameter.admin_token.name
+  join_token_parameter          = aws_ssm_parameter.join_token.name
+  nats_token_parameter          = aws_ssm_parameter.nats_token.name
+  nats_route_password_parameter = aws_ssm_parameter.nats_route_password.name
+  node_group_name               = local.node_group_name
+  systemd_unit                  = local.units.control_plane
+  nats_files                    = local.nats_files
+  detailed_monitoring           = var.detailed_monitoring
 }
 
 module "node_group" {
@@ -126,6 +144,8 @@ module "front_door" {
   certificate_arn       = var.certificate_arn
   control_plane_urls    = module.control_plane.urls
   token_parameter       = aws_ssm_parameter.join_token.name
+  nats_urls             = module.control_plane.nats_urls
+  nats_token_parameter  = aws_ssm_parameter.nats_token.name
   body_limit_bytes      = var.request_body_limit_bytes
   release_url           = var.fjord_release_url
   release_sha256        = var.fjord_release_sha256

@@ -13,6 +13,11 @@ output "admin_endpoints" {
   value       = module.control_plane.urls
 }
 
+output "nats_urls" {
+  description = "The NATS JetStream servers on the control-plane members (--nats-url of fjord-lb and the control plane); reachable from fjord-lb and the members only."
+  value       = module.control_plane.nats_urls
+}
+
 output "control_plane_instance_ids" {
   description = "Instance ids of the control-plane members, member 1 first (targets for SSM port forwarding)."
   value       = module.control_plane.instance_ids

@@ -84,3 +84,32 @@ resource "aws_ssm_parameter" "join_token" {
   key_id      = aws_kms_key.fjord.arn
   value       = random_password.join_token.result
 }
+
+# NATS JetStream on the control-plane members: the client token, which fjord-lb and the
+# control plane present, and the password the servers' routes to each other carry. Hex
+# only (special = false): both go into nats.conf and route URLs unescaped.
+resource "random_password" "nats_token" {
+  length  = 48
+  special = false
+}
+
+resource "random_password" "nats_route_password" {
+  length  = 48
+  special = false
+}
+
+resource "aws_ssm_parameter" "nats_token" {
+  name        = local.nats_token_parameter
+  description = "Fjord ${var.name}: NATS client token; read at boot by the control plane and fjord-lb (asynchronous calls, schedules)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.fjord.arn
+  value       = random_password.nats_token.result
+}
+
+resource "aws_ssm_parameter" "nats_route_password" {
+  name        = local.nats_route_password_parameter
+  description = "Fjord ${var.name}: password of the NATS routes between the control-plane members; read at boot by the members only"
+  type        = "SecureString"
+  key_id      = aws_kms_key.fjord.arn
+  value       = random_password.nats_route_password.result
+}

@@ -134,6 +134,17 @@ variable "control_plane_data_volume_gib" {
   }
 }
 
+variable "control_plane_nats_volume_gib" {
+  description = "Size of each control-plane member's encrypted EBS volume for the NATS JetStream store (the queue of asynchronous calls), in GiB. Fjord's streams reserve 9 GiB of it; the server is given the size less 4 GiB."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.control_plane_nats_volume_gib >= 14 && var.control_plane_nats_volume_gib <= 16384
+    error_message = "control_plane_nats_volume_gib must be between 14 (Fjord's streams reserve 9 GiB, plus room) and 16384."
+  }
+}
+
 # --- node group --------------------------------------------------------------
 
 variable "node_instance_type" {

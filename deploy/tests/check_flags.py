@@ -17,9 +17,11 @@ Where a flag is attributed to a daemon:
     agent), LB_*ARGS (fjord-lb).
 Comments count too: a documented command line must work as well.
 
-It also checks that every ${VAR} a unit's ExecStart needs is set in the unit's
-environment example and in each cloud-init file that installs the unit, and
-that a cloud-init file embedding a unit embeds it unchanged.
+It also checks, for every unit in deploy/ (fjord-nats.service included), that
+every ${VAR} its ExecStart needs, and every $VAR the NATS server's nats.conf
+reads, is set in the unit's environment example and in each cloud-init file
+that installs the unit, and that a cloud-init file embedding a unit, nats.conf
+or one of deploy/'s scripts embeds it unchanged.
 
 Help text comes from a directory holding fjord-control-plane.txt,
 fjord-node-agent.txt and fjord-lb.txt (--help-dir or $FJORD_HELP_DIR), or
@@ -48,6 +50,15 @@ LEADING_WORDS = {"#", "-", "$", "sudo", "exec", "env"}
 ENV_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
 # Set by systemd itself, not by the environment file.
 SYSTEMD_PROVIDED = {"CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "RUNTIME_DIRECTORY"}
+# A unit whose program reads $VAR from its environment through a configuration file.
+CONFIG_OF_UNIT = {"fjord-nats": "nats.conf"}
+# Files of deploy/ that cloud-init writes verbatim, by the path they are written to
+# (besides the units, /etc/systemd/system/NAME.service).
+EMBEDDED_FILES = {
+    "/etc/fjord/nats.conf": "nats.conf",
+    "/usr/local/sbin/fjord-nats-config": "fjord-nats-config",
+    "/usr/local/sbin/fjord-nats-install": "fjord-nats-install",
+}
 
 
 def help_flags(path: Path) -> set[str]:
@@ -117,10 +128,15 @@ def exec_start_vars(unit_text: str) -> set[str]:
     return names - SYSTEMD_PROVIDED
 
 
-def embedded_unit(text: str, daemon: str) -> str | None:
-    """The content of a cloud-init write_files entry for the daemon's unit."""
+def config_vars(config_text: str) -> set[str]:
+    """$VAR names a nats.conf reads from the environment (comments left out)."""
+    code = "\n".join(line.split("#", 1)[0] for line in config_text.splitlines())
+    return set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", code)) - SYSTEMD_PROVIDED
+
+
+def embedded_file(text: str, target: str) -> str | None:
+    """The content of a cloud-init write_files entry for the file at target."""
     lines = text.splitlines()
-    target = f"/etc/systemd/system/{daemon}.service"
     for i, line in enumerate(lines):
         if line.strip() in (f"- path: {target}", f"path: {target}"):
             for j in range(i + 1, min(i + 8, len(lines))):
@@ -186,13 +202,16 @@ def main(argv: list[str]) -> int:
                 problems.append(f"{rel}:{lineno}: {daemon} has no --{flag} (not in its --help)")
 
     # Units against their environment files and the cloud-init that installs them.
-    for daemon in DAEMONS:
+    units = sorted(set(DAEMONS) | {p.stem for p in deploy.glob("*.service")})
+    for daemon in units:
         unit_path = deploy / f"{daemon}.service"
         if not unit_path.is_file():
             problems.append(f"deploy/{daemon}.service is missing")
             continue
         unit = unit_path.read_text()
         needed = exec_start_vars(unit)
+        if daemon in CONFIG_OF_UNIT:
+            needed |= config_vars((deploy / CONFIG_OF_UNIT[daemon]).read_text())
         example = deploy / f"{daemon}.env.example"
         if not example.is_file():
             problems.append(f"deploy/{daemon}.env.example is missing")
@@ -210,9 +229,20 @@ def main(argv: list[str]) -> int:
             for name in sorted(needed):
                 if not re.search(rf"^\s*{name}=", text, re.M):
                     problems.append(f"{rel}: installs {daemon}.service but never sets {name}")
-            body = embedded_unit(text, daemon)
+            body = embedded_file(text, f"/etc/systemd/system/{daemon}.service")
             if body is not None and "${indent(" not in body and body != unit.strip() + "\n":
                 problems.append(f"{rel}: its copy of {daemon}.service differs from deploy/{daemon}.service")
+
+    # deploy/'s other files, wherever a cloud-init file writes them whole.
+    for f in files:
+        if f.suffix not in (".yaml", ".tftpl"):
+            continue
+        text = f.read_text()
+        for target, name in EMBEDDED_FILES.items():
+            body = embedded_file(text, target)
+            original = (deploy / name).read_text()
+            if body is not None and "${indent(" not in body and body != original.strip() + "\n":
+                problems.append(f"{f.relative_to(repo)}: its copy of {target} differs from deploy/{name}")
 
     for daemon, n in counts.items():
         if n == 0:

@@ -76,6 +76,28 @@ variable "port" {
   }
 }
 
+variable "nats_port" {
+  description = "Client port of the NATS JetStream server on each member."
+  type        = number
+  default     = 4222
+
+  validation {
+    condition     = var.nats_port > 0 && var.nats_port < 65536
+    error_message = "nats_port must be a TCP port number."
+  }
+}
+
+variable "nats_cluster_port" {
+  description = "Route port of the NATS JetStream servers (between the members only)."
+  type        = number
+  default     = 6222
+
+  validation {
+    condition     = var.nats_cluster_port > 0 && var.nats_cluster_port < 65536
+    error_message = "nats_cluster_port must be a TCP port number."
+  }
+}
+
 variable "security_group_id" {
   description = "Security group of the members."
   type        = string
@@ -118,6 +140,17 @@ variable "data_volume_gib" {
   }
 }
 
+variable "nats_volume_gib" {
+  description = "Size of each member's encrypted EBS volume for the NATS JetStream store, in GiB. The server may use the size less 4 GiB (max_file_store); Fjord's streams reserve 9 GiB."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.nats_volume_gib >= 14 && var.nats_volume_gib <= 16384
+    error_message = "nats_volume_gib must be between 14 and 16384."
+  }
+}
+
 variable "release_url" {
   description = "HTTPS URL of the Fjord release tarball."
   type        = string
@@ -154,6 +187,26 @@ variable "join_token_parameter" {
   }
 }
 
+variable "nats_token_parameter" {
+  description = "Name of the SSM SecureString parameter holding the NATS client token (the NATS servers' authorization, and --nats-token-file of the control plane)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.nats_token_parameter, "/")
+    error_message = "nats_token_parameter must be a parameter path starting with /."
+  }
+}
+
+variable "nats_route_password_parameter" {
+  description = "Name of the SSM SecureString parameter holding the password of the routes between the NATS servers."
+  type        = string
+
+  validation {
+    condition     = startswith(var.nats_route_password_parameter, "/")
+    error_message = "nats_route_password_parameter must be a parameter path starting with /."
+  }
+}
+
 variable "node_group_name" {
   description = "Name of the agent nodes' Auto Scaling group; recorded as a tag on the members (fjord:node-group) for operators and tooling."
   type        = string
@@ -166,6 +219,21 @@ variable "systemd_unit" {
   validation {
     condition     = strcontains(var.systemd_unit, "ExecStart=")
     error_message = "systemd_unit must be a systemd service unit."
+  }
+}
+
+variable "nats_files" {
+  description = "The NATS server's files from deploy/: unit (fjord-nats.service), config (nats.conf), config_script (fjord-nats-config) and install_script (fjord-nats-install)."
+  type = object({
+    unit           = string
+    config         = string
+    config_script  = string
+    install_script = string
+  })
+
+  validation {
+    condition     = strcontains(var.nats_files.unit, "ExecStart=") && strcontains(var.nats_files.config, "jetstream")
+    error_message = "nats_files.unit must be a systemd service unit and nats_files.config a nats-server configuration with jetstream."
   }
 }
 

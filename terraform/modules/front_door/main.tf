@@ -7,11 +7,14 @@ locals {
   listener_port = local.tls ? 443 : 80
 
   user_data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    listen           = "0.0.0.0:${var.port}"
-    control_plane    = join(",", var.control_plane_urls)
-    body_limit_bytes = var.body_limit_bytes
-    token_parameter  = var.token_parameter
-    systemd_unit     = var.systemd_unit
+    listen               = "0.0.0.0:${var.port}"
+    control_plane        = join(",", var.control_plane_urls)
+    body_limit_bytes     = var.body_limit_bytes
+    token_parameter      = var.token_parameter
+    nats_urls            = join(",", var.nats_urls)
+    nats_replicas        = length(var.nats_urls)
+    nats_token_parameter = var.nats_token_parameter
+    systemd_unit         = var.systemd_unit
     install_script = templatefile("${path.module}/../../templates/install-release.sh.tftpl", {
       release_url    = var.release_url
       release_sha256 = var.release_sha256 == null ? "" : var.release_sha256

@@ -150,6 +150,26 @@ variable "token_parameter" {
   }
 }
 
+variable "nats_urls" {
+  description = "The NATS JetStream servers (nats://host:port) of the queue of asynchronous calls; their number is the streams' replica count."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.nats_urls) >= 1 && length(var.nats_urls) <= 5 && alltrue([for u in var.nats_urls : can(regex("^nats://[^/ ,]+:[0-9]+$", u))])
+    error_message = "nats_urls must be 1 to 5 nats://host:port URLs."
+  }
+}
+
+variable "nats_token_parameter" {
+  description = "Name of the SSM SecureString parameter holding the NATS client token."
+  type        = string
+
+  validation {
+    condition     = startswith(var.nats_token_parameter, "/")
+    error_message = "nats_token_parameter must be a parameter path starting with /."
+  }
+}
+
 variable "body_limit_bytes" {
   description = "Largest request body fjord-lb accepts, in bytes."
   type        = number

@@ -69,13 +69,16 @@ data "aws_iam_policy_document" "control_plane" {
   }
 
   # The admin token for --token-file, the join token (which agents and
-  # fjord-lb present) for --join-token-file.
+  # fjord-lb present) for --join-token-file, and for the NATS server on each
+  # member the client token (also --nats-token-file) and the route password.
   statement {
     sid     = "ReadTokens"
     actions = ["ssm:GetParameter"]
     resources = [
       var.admin_token_parameter_arn,
       var.join_token_parameter_arn,
+      var.nats_token_parameter_arn,
+      var.nats_route_password_parameter_arn,
     ]
   }
 
@@ -146,10 +149,15 @@ resource "aws_iam_role_policy" "node" {
 # --- fjord-lb ------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "lb" {
+  # The join token for the control plane, the NATS client token for the queue of
+  # asynchronous calls; never the route password.
   statement {
-    sid       = "ReadJoinToken"
-    actions   = ["ssm:GetParameter"]
-    resources = [var.join_token_parameter_arn]
+    sid     = "ReadTokens"
+    actions = ["ssm:GetParameter"]
+    resources = [
+      var.join_token_parameter_arn,
+      var.nats_token_parameter_arn,
+    ]
   }
 
   statement {

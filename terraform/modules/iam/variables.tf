@@ -38,6 +38,26 @@ variable "join_token_parameter_arn" {
   }
 }
 
+variable "nats_token_parameter_arn" {
+  description = "ARN of the SSM parameter holding the NATS client token (read by the control plane and fjord-lb)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/.+$", var.nats_token_parameter_arn))
+    error_message = "nats_token_parameter_arn must be an SSM parameter ARN."
+  }
+}
+
+variable "nats_route_password_parameter_arn" {
+  description = "ARN of the SSM parameter holding the NATS route password (read by the control plane only)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/.+$", var.nats_route_password_parameter_arn))
+    error_message = "nats_route_password_parameter_arn must be an SSM parameter ARN."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key that encrypts the token parameters; the roles may decrypt with it through SSM only."
   type        = string

@@ -2,6 +2,10 @@
 #
 #   internet --public_port--> nlb --lb_port--> lb --invoke_port--> nodes
 #                                              lb, nodes, VPC --admin_port--> control plane
+#                                   lb, control plane --nats_port--> control plane (NATS)
+#                                  control plane --nats_cluster_port--> control plane (NATS routes)
+#
+# Agent nodes never reach NATS: they neither enqueue nor consume asynchronous calls.
 #
 # Egress is limited to the VPC, and HTTP(S) out through the NAT gateway
 # (release download, ECR, SSM, package mirrors, public registries).
@@ -34,7 +38,7 @@ resource "aws_security_group" "nodes" {
 resource "aws_security_group" "control_plane" {
   #checkov:skip=CKV2_AWS_5:Attached to the control-plane instances (modules/control_plane) through this module's outputs, which checkov does not follow across modules.
   name        = "${var.name}-control-plane"
-  description = "Fjord control plane: gRPC port from inside the VPC only"
+  description = "Fjord control plane: gRPC port from inside the VPC; NATS from fjord-lb and the members"
   vpc_id      = aws_vpc.this.id
   tags        = { Name = "${var.name}-control-plane" }
 }
@@ -99,6 +103,36 @@ resource "aws_vpc_security_group_ingress_rule" "control_plane_from_vpc" {
   from_port         = var.admin_port
   to_port           = var.admin_port
   cidr_ipv4         = aws_vpc.this.cidr_block
+}
+
+# NATS JetStream (fjord-nats.service) on the members: clients are fjord-lb (enqueue,
+# workers) and the control plane (scheduled ticks, queue depth); routes only between the
+# members.
+resource "aws_vpc_security_group_ingress_rule" "nats_from_lb" {
+  security_group_id            = aws_security_group.control_plane.id
+  description                  = "NATS clients: fjord-lb enqueues and consumes asynchronous calls"
+  ip_protocol                  = "tcp"
+  from_port                    = var.nats_port
+  to_port                      = var.nats_port
+  referenced_security_group_id = aws_security_group.lb.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "nats_from_control_plane" {
+  security_group_id            = aws_security_group.control_plane.id
+  description                  = "NATS clients: the control plane fires scheduled ticks and reads queue depth"
+  ip_protocol                  = "tcp"
+  from_port                    = var.nats_port
+  to_port                      = var.nats_port
+  referenced_security_group_id = aws_security_group.control_plane.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "nats_routes" {
+  security_group_id            = aws_security_group.control_plane.id
+  description                  = "NATS routes between the members (JetStream replication)"
+  ip_protocol                  = "tcp"
+  from_port                    = var.nats_cluster_port
+  to_port                      = var.nats_cluster_port
+  referenced_security_group_id = aws_security_group.control_plane.id
 }
 
 # --- egress shared by the instance groups ---------------------------------------------

@@ -69,6 +69,28 @@ variable "admin_port" {
   }
 }
 
+variable "nats_port" {
+  description = "Client port of the NATS JetStream servers on the control-plane members (fjord-lb and the control plane connect to it)."
+  type        = number
+  default     = 4222
+
+  validation {
+    condition     = var.nats_port > 0 && var.nats_port < 65536
+    error_message = "nats_port must be a TCP port number."
+  }
+}
+
+variable "nats_cluster_port" {
+  description = "Route port the NATS JetStream servers on the control-plane members replicate over (between the members only)."
+  type        = number
+  default     = 6222
+
+  validation {
+    condition     = var.nats_cluster_port > 0 && var.nats_cluster_port < 65536
+    error_message = "nats_cluster_port must be a TCP port number."
+  }
+}
+
 variable "invoke_port" {
   description = "Port of the node agents' invoke endpoint."
   type        = number
