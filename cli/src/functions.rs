@@ -81,56 +81,157 @@ fn print_json(value: &serde_json::Value) {
     );
 }
 
-/// Reads a spec file; also returns the scaling fields it leaves out, which the cluster
-/// policy's defaults fill in.
-pub fn read_spec(path: &Path) -> anyhow::Result<(FunctionSpec, Vec<String>)> {
-    let text = if path == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())?
+/// Reads the file `fjord deploy -f` names; `-` is standard input.
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        Ok(std::io::read_to_string(std::io::stdin())?)
     } else {
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
-    };
-    let spec = FunctionSpec::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let keys: Vec<String> = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) {
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+    }
+}
+
+/// Parses a `fjord.yaml`; also returns the scaling fields it leaves out, which the cluster
+/// policy's defaults fill in.
+fn read_spec(path: &Path, text: &str) -> anyhow::Result<(FunctionSpec, Vec<String>)> {
+    let spec = FunctionSpec::from_yaml(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let keys: Vec<String> = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
         Ok(serde_yaml_ng::Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_string)).collect(),
         _ => Vec::new(),
     };
-    let defaulted = DEFAULTABLE_FIELDS
-        .iter()
-        .filter(|field| !keys.iter().any(|k| k == *field))
-        .map(|field| field.to_string())
-        .collect();
-    Ok((spec, defaulted))
+    Ok((spec, defaulted_fields(|field| keys.iter().any(|k| k == field))))
 }
 
-pub async fn deploy(connect: &ConnectArgs, file: &Path, json: bool, wait: Option<Duration>) -> anyhow::Result<()> {
-    let (spec, defaulted) = read_spec(file)?;
+/// The policy-defaultable fields that `set` says the file did not set.
+fn defaulted_fields(set: impl Fn(&str) -> bool) -> Vec<String> {
+    DEFAULTABLE_FIELDS
+        .iter()
+        .filter(|field| !set(field))
+        .map(|field| field.to_string())
+        .collect()
+}
+
+/// `fjord deploy -f FILE`: a `fjord.yaml`, or an OpenFaaS stack file (all its functions, or
+/// those `filters` select).
+pub async fn deploy(
+    connect: &ConnectArgs,
+    file: &Path,
+    filters: &[String],
+    json: bool,
+    wait: Option<Duration>,
+) -> anyhow::Result<()> {
+    let text = read_text(file)?;
+    let file_name = file.file_name().and_then(|n| n.to_str());
+    if fjord_openfaas::stack::is_stack_file(file_name, &text) {
+        return deploy_stack(connect, file, &text, filters, json, wait).await;
+    }
+    if !filters.is_empty() {
+        anyhow::bail!(
+            "--filter selects functions of an OpenFaaS stack file; {} is a fjord.yaml (one function)",
+            file.display()
+        );
+    }
+    let (spec, defaulted) = read_spec(file, &text)?;
     let mut admin = connect.admin().await?;
-    let status = admin
+    let status = deploy_one(&mut admin, &spec, defaulted).await?;
+    if json {
+        print_json(&status_json(&status));
+    } else {
+        print_deployed(&spec.name, &status);
+    }
+    if let Some(timeout) = wait {
+        crate::deploy_wait::wait(&mut admin, &spec.name, timeout).await?;
+    }
+    Ok(())
+}
+
+async fn deploy_one(
+    admin: &mut crate::connect::Admin,
+    spec: &FunctionSpec,
+    defaulted: Vec<String>,
+) -> anyhow::Result<pb::FunctionStatus> {
+    Ok(admin
         .deploy(pb::DeployRequest {
-            spec: Some((&spec).into()),
+            spec: Some(spec.into()),
             defaulted,
         })
         .await
         .map_err(explain)?
-        .into_inner();
-    if json {
-        print_json(&status_json(&status));
+        .into_inner())
+}
+
+fn print_deployed(name: &str, status: &pb::FunctionStatus) {
+    let record = status.record.clone().unwrap_or_default();
+    let image = record.spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
+    if record.image_ref.is_empty() {
+        outln!("deployed {name} (revision {})", record.revision);
     } else {
-        let record = status.record.clone().unwrap_or_default();
-        let image = record.spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
-        if record.image_ref.is_empty() {
-            outln!("deployed {} (revision {})", spec.name, record.revision);
-        } else {
-            outln!(
-                "deployed {} (revision {}): {} pinned to {image}",
-                spec.name,
-                record.revision,
-                record.image_ref
-            );
+        outln!(
+            "deployed {name} (revision {}): {} pinned to {image}",
+            record.revision,
+            record.image_ref
+        );
+    }
+}
+
+/// Deploys the functions of an OpenFaaS stack file. Every selected function is translated and
+/// validated before the first is deployed, so a mistake anywhere deploys nothing; each key
+/// Fjord does not honour is named on stderr.
+async fn deploy_stack(
+    connect: &ConnectArgs,
+    file: &Path,
+    text: &str,
+    filters: &[String],
+    json: bool,
+    wait: Option<Duration>,
+) -> anyhow::Result<()> {
+    use fjord_openfaas::stack::Stack;
+    let shown = file.display();
+    let warn = |notice: &fjord_openfaas::stack::Notice| eprintln!("warning: {shown}: {notice}");
+    let stack = Stack::parse(text, &|name| std::env::var(name).ok()).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    stack.notices().iter().for_each(warn);
+    let names = stack.select(filters).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    // Environment files are named relative to the stack file, as faas-cli run beside it sees them.
+    let base_dir = match file.parent() {
+        Some(dir) if file != Path::new("-") && !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut translations = Vec::new();
+    for name in names {
+        let translation = stack
+            .translate(name, &base_dir)
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        translation.notices.iter().for_each(warn);
+        translations.push(translation);
+    }
+    let mut admin = connect.admin().await?;
+    let mut statuses = Vec::new();
+    for translation in &translations {
+        let spec = &translation.spec;
+        let defaulted = defaulted_fields(|field| translation.set_fields.contains(&field));
+        let status = deploy_one(&mut admin, spec, defaulted).await.map_err(|e| {
+            let done: Vec<&str> = translations[..statuses.len()]
+                .iter()
+                .map(|t| t.spec.name.as_str())
+                .collect();
+            let done = if done.is_empty() {
+                "none deployed".to_string()
+            } else {
+                format!("deployed before it: {}", done.join(", "))
+            };
+            anyhow::anyhow!("{shown}: deploying {}: {e} ({done})", spec.name)
+        })?;
+        if !json {
+            print_deployed(&spec.name, &status);
         }
+        statuses.push(status);
+    }
+    if json {
+        print_json(&serde_json::Value::Array(statuses.iter().map(status_json).collect()));
     }
     if let Some(timeout) = wait {
-        crate::deploy_wait::wait(&mut admin, &spec.name, timeout).await?;
+        for translation in &translations {
+            crate::deploy_wait::wait(&mut admin, &translation.spec.name, timeout).await?;
+        }
     }
     Ok(())
 }

@@ -99,12 +99,21 @@ enum PolicyCommand {
 enum Commands {
     /// Run the whole platform on this machine: control plane, node agent(s) and lb, with the example functions.
     Dev(dev::DevArgs),
-    /// Deploy a function from its spec file (fjord.yaml); redeploying an unchanged spec changes nothing.
+    /// Deploy a function from its spec file (fjord.yaml), or every function of an OpenFaaS
+    /// stack.yml; redeploying an unchanged spec changes nothing.
+    ///
+    /// A stack file (named stack.yml or stack.yaml, or with `functions:` and `provider:` or
+    /// `version:` at its top) is read as faas-cli reads it, ${VAR} substitution included; each
+    /// key Fjord does not honour is named in a warning on stderr.
     Deploy {
-        /// The spec file, or - for standard input.
+        /// The spec file or stack file, or - for standard input.
         #[arg(short, long, default_value = "fjord.yaml")]
         file: PathBuf,
-        /// Print the stored function as JSON.
+        /// With a stack file: deploy only these functions (names, or globs with *);
+        /// repeatable or comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "NAME")]
+        filter: Vec<String>,
+        /// Print the stored function as JSON (for a stack file: an array, one per function).
         #[arg(long)]
         json: bool,
         /// Follow the deploy until the function is ready (the image pulled and the wanted
@@ -247,10 +256,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Dev(args) => dev::run(args).await,
         Commands::Deploy {
             file,
+            filter,
             json,
             wait,
             timeout,
-        } => functions::deploy(c, &file, json, wait.then_some(timeout)).await,
+        } => functions::deploy(c, &file, &filter, json, wait.then_some(timeout)).await,
         Commands::List { json } => functions::list(c, json).await,
         Commands::Describe { name, json } => functions::describe(c, &name, json).await,
         Commands::Invoke {

@@ -123,12 +123,18 @@ impl Platform {
 
     /// Runs the `fjord` CLI against this platform.
     pub fn fjord(&self, args: &[&str]) -> Output {
+        self.fjord_with_env(args, &[])
+    }
+
+    /// [`Platform::fjord`] with more variables in the CLI's environment.
+    pub fn fjord_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(bin("fjord"))
             .args(args)
             .env("FJORD_ADDR", self.control_plane_url())
             .env("FJORD_TOKEN_FILE", &self.token_file)
             .env("FJORD_LB", self.lb_url(""))
             .env_remove("FJORD_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("running fjord")
