@@ -9,8 +9,12 @@
 //! Credentials and region come from the standard AWS chain (environment, profile, web identity,
 //! ECS, instance metadata) via [`load_sdk_config`]; an endpoint URL override points every client
 //! at a local mock (moto in the tests) or a private endpoint.
+//!
+//! EC2 is called through a small client of our own (`ec2`: DescribeInstances is all the
+//! provider needs) rather than the EC2 SDK crate, the largest crate of the build.
 
 pub mod asg;
+mod ec2;
 pub mod ecr;
 pub mod retry;
 mod sdk_error;
@@ -30,4 +34,9 @@ pub async fn load_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// rustls with ring, the TLS Fjord uses everywhere.
+fn tls_provider() -> aws_smithy_http_client::tls::Provider {
+    aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring)
 }
