@@ -181,7 +181,8 @@ pub fn static_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(TEST_REGION))
-        .credentials_provider(SharedCredentialsProvider::new(credentials));
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(crate::sdk_http_client());
     if let Some(url) = endpoint_url {
         config = config.endpoint_url(url);
     }
