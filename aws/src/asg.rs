@@ -1,10 +1,10 @@
 //! [`AsgProvider`]: one EC2 Auto Scaling group as Fjord's capacity provider.
 //!
 //! `describe` reads the group (DescribeAutoScalingGroups) and its instances' private addresses
-//! (EC2 DescribeInstances); `set_desired` calls SetDesiredCapacity without honouring cooldowns
-//! (the node autoscaler keeps its own pace); `terminate` calls TerminateInstanceInAutoScalingGroup
-//! with ShouldDecrementDesiredCapacity, so the group removes exactly that machine and does not
-//! replace it.
+//! (EC2 DescribeInstances, through the crate's own small EC2 client); `set_desired` calls
+//! SetDesiredCapacity without honouring cooldowns (the node autoscaler keeps its own pace);
+//! `terminate` calls TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity, so
+//! the group removes exactly that machine and does not replace it.
 //!
 //! **A termination lowers the desired capacity at most once.** Each accepted call lowers it by
 //! one, so `terminate` never sends the call for an instance already on its way out: before each
@@ -21,6 +21,7 @@
 //! SDK's own retries are off for these clients so that policy is the whole story. It decides
 //! nothing: what size the group should be is the caller's business.
 
+use crate::ec2::Ec2Client;
 use crate::retry::{retry, RetryPolicy};
 use crate::sdk_error::{self, FailureClass, SdkFailure};
 use aws_config::SdkConfig;
@@ -41,7 +42,7 @@ const DESCRIBE_INSTANCES_CHUNK: usize = 100;
 pub struct AsgProvider {
     group: String,
     autoscaling: aws_sdk_autoscaling::Client,
-    ec2: aws_sdk_ec2::Client,
+    ec2: Ec2Client,
     retry: RetryPolicy,
 }
 
@@ -62,18 +63,14 @@ impl AsgProvider {
 
         let mut autoscaling = aws_sdk_autoscaling::config::Builder::from(sdk_config)
             .retry_config(RetryConfig::disabled())
-            .timeout_config(timeouts.clone());
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(sdk_config)
-            .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts);
         if let Some(url) = endpoint_url {
             autoscaling = autoscaling.endpoint_url(url);
-            ec2 = ec2.endpoint_url(url);
         }
         Self {
             group: group.into(),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling.build()),
-            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            ec2: Ec2Client::new(sdk_config, endpoint_url, CONNECT_TIMEOUT, ATTEMPT_TIMEOUT),
             retry: RetryPolicy::default(),
         }
     }
@@ -94,7 +91,11 @@ impl AsgProvider {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let failure = sdk_error::classify(operation, err);
+        self.failure_error(sdk_error::classify(operation, err))
+    }
+
+    /// [`error`](Self::error) for a failure already classified (an EC2 call's).
+    fn failure_error(&self, failure: SdkFailure) -> ProviderError {
         let unknown_group = failure.class == FailureClass::Invalid
             && failure.code.as_deref() == Some("ValidationError")
             && failure.message.contains("not found")
@@ -175,33 +176,19 @@ impl AsgProvider {
         for chunk in ids.chunks(DESCRIBE_INSTANCES_CHUNK) {
             let mut next_token = None;
             loop {
-                let result = self
-                    .ec2
-                    .describe_instances()
-                    .set_instance_ids(Some(chunk.to_vec()))
-                    .set_next_token(next_token.take())
-                    .send()
-                    .await;
-                let output = match result {
-                    Ok(output) => output,
+                let page = match self.ec2.describe_instances(chunk, next_token.as_deref()).await {
+                    Ok(page) => page,
                     Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
-                        tracing::debug!(group = %self.group, "EC2 does not know some instances yet: {}", err.message().unwrap_or(""));
+                        tracing::debug!(group = %self.group, "EC2 does not know some instances yet: {err}");
                         break;
                     }
-                    Err(err) => return Err(self.error("DescribeInstances", &err)),
+                    Err(err) => return Err(self.failure_error(err.failure("DescribeInstances"))),
                 };
-                for instance in output.reservations().iter().flat_map(|r| r.instances()) {
-                    if let Some(id) = instance.instance_id() {
-                        let ip = instance.private_ip_address().map(str::to_string);
-                        let zone = instance
-                            .placement()
-                            .and_then(|p| p.availability_zone())
-                            .map(str::to_string);
-                        addresses.insert(id.to_string(), (ip, zone));
-                    }
+                for instance in page.instances {
+                    addresses.insert(instance.instance_id, (instance.private_ip, instance.zone));
                 }
-                match output.next_token() {
-                    Some(token) if !token.is_empty() => next_token = Some(token.to_string()),
+                match page.next_token {
+                    Some(token) if !token.is_empty() => next_token = Some(token),
                     _ => break,
                 }
             }
@@ -250,19 +237,16 @@ impl AsgProvider {
     /// The EC2 state of an instance (`running`, `shutting-down`, `terminated`...), `None` when
     /// EC2 does not know it.
     async fn ec2_state(&self, instance_id: &str) -> Result<Option<String>, ProviderError> {
-        let output = match self.ec2.describe_instances().instance_ids(instance_id).send().await {
-            Ok(output) => output,
+        let page = match self.ec2.describe_instances(&[instance_id.to_string()], None).await {
+            Ok(page) => page,
             Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
-            Err(err) => return Err(self.error("DescribeInstances", &err)),
+            Err(err) => return Err(self.failure_error(err.failure("DescribeInstances"))),
         };
-        Ok(output
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find(|i| i.instance_id() == Some(instance_id))
-            .and_then(|i| i.state())
-            .and_then(|state| state.name())
-            .map(|name| name.as_str().to_string()))
+        Ok(page
+            .instances
+            .into_iter()
+            .find(|i| i.instance_id == instance_id)
+            .and_then(|i| i.state))
     }
 
     /// Terminates `instance_id` with decrement, sending the call only while the instance is in

@@ -1,5 +1,6 @@
-//! Sorting an AWS SDK failure into what a caller decides on: try again later, or give up and
-//! tell the operator. One place, so ECR and Auto Scaling agree on what "throttled" means.
+//! Sorting an AWS failure into what a caller decides on: try again later, or give up and tell
+//! the operator. One place, so ECR, Auto Scaling and the EC2 client (`crate::ec2`, which reuses
+//! [`classify_code`]) agree on what "throttled" means.
 
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use fjord_decisions::capacity::ProviderError;

@@ -11,6 +11,7 @@
 //! environment must have it: then it panics. Setup failures panic too, naming the call that
 //! failed: they are the test's failure, not a condition to handle.
 
+use crate::ec2::Ec2Client;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::config::{Credentials, SharedCredentialsProvider};
 use std::io::{Read, Write};
@@ -180,7 +181,8 @@ pub fn static_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(TEST_REGION))
-        .credentials_provider(SharedCredentialsProvider::new(credentials));
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(crate::sdk_http_client());
     if let Some(url) = endpoint_url {
         config = config.endpoint_url(url);
     }
@@ -202,29 +204,35 @@ pub struct GroupSize {
 ///
 /// When a call fails, naming it; or when the default VPC has subnets in fewer than two zones.
 pub async fn create_auto_scaling_group(config: &SdkConfig, name: &str, size: GroupSize) -> Vec<String> {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let images = ec2.describe_images().send().await.expect("DescribeImages");
+    let ec2 = Ec2Client::new(config, None, Duration::from_secs(3), Duration::from_secs(60));
+    let call = |action: &'static str, params: Vec<(String, String)>| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.call(action, &params)
+                .await
+                .unwrap_or_else(|e| panic!("{}", e.failure(action).message))
+        }
+    };
+    let images = call("DescribeImages", vec![]).await;
     let image_id = images
-        .images()
-        .iter()
-        .find_map(|i| i.image_id())
+        .items("imagesSet")
+        .find_map(|i| i.child_text("imageId"))
         .expect("moto ships AMIs")
         .to_string();
 
-    let default_for_zone = aws_sdk_ec2::types::Filter::builder()
-        .name("default-for-az")
-        .values("true")
-        .build();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(default_for_zone)
-        .send()
-        .await
-        .expect("DescribeSubnets");
+    let default_for_zone = vec![
+        ("Filter.1.Name".to_string(), "default-for-az".to_string()),
+        ("Filter.1.Value.1".to_string(), "true".to_string()),
+    ];
+    let subnets = call("DescribeSubnets", default_for_zone).await;
     let mut zone_subnets: Vec<(String, String)> = subnets
-        .subnets()
-        .iter()
-        .filter_map(|s| Some((s.availability_zone()?.to_string(), s.subnet_id()?.to_string())))
+        .items("subnetSet")
+        .filter_map(|s| {
+            Some((
+                s.child_text("availabilityZone")?.to_string(),
+                s.child_text("subnetId")?.to_string(),
+            ))
+        })
         .collect();
     zone_subnets.sort();
     zone_subnets.dedup_by(|a, b| a.0 == b.0);
@@ -235,16 +243,12 @@ pub async fn create_auto_scaling_group(config: &SdkConfig, name: &str, size: Gro
     zone_subnets.truncate(2);
 
     let template_name = format!("{name}-template");
-    let template_data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-        .image_id(&image_id)
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .build();
-    ec2.create_launch_template()
-        .launch_template_name(&template_name)
-        .launch_template_data(template_data)
-        .send()
-        .await
-        .expect("CreateLaunchTemplate");
+    let template = vec![
+        ("LaunchTemplateName".to_string(), template_name.clone()),
+        ("LaunchTemplateData.ImageId".to_string(), image_id),
+        ("LaunchTemplateData.InstanceType".to_string(), "t3.micro".to_string()),
+    ];
+    call("CreateLaunchTemplate", template).await;
 
     let template = aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
         .launch_template_name(&template_name)
