@@ -153,6 +153,13 @@ impl QueuedCall {
     }
 }
 
+/// A call's record as stored, with its stream sequence (what a conditional write names).
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub record: CallRecord,
+    pub sequence: u64,
+}
+
 /// Work waiting for one function.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Depth {
@@ -269,26 +276,49 @@ impl Queue {
         })
     }
 
-    /// Stores a call (its `enqueued_ms` set now), then its record. `Ok` means JetStream
+    /// Stores a call (its `enqueued_ms` set now) and its record. `Ok` means JetStream
     /// acknowledged the call: it is on disk and will be delivered.
+    ///
+    /// The record is written first, and only where the id has none: a worker that takes the call
+    /// the moment it is stored finds it queued (never a record the enqueue then overwrites), and a
+    /// duplicate never overwrites the first call's record.
     pub async fn enqueue(&self, mut call: QueuedCall, max_attempts: u32) -> Result<Enqueued, QueueError> {
         call.enqueued_ms = now_ms();
+        let mut record = CallRecord::queued(
+            &call.call_id,
+            &call.function,
+            max_attempts,
+            &call.trigger,
+            call.enqueued_ms,
+        );
+        record.callback_url = call.callback_url.clone();
+        let created = self.put_record_if(&record, 0).await?;
         let headers = call.to_headers(&contract::dedup_id(&call.function, &call.call_id));
-        let ack = self
+        let ack = match self
             .publish(contract::call_subject(&call.function), headers, call.body.clone())
-            .await?;
-        if !ack.duplicate {
-            let mut record = CallRecord::queued(
-                &call.call_id,
-                &call.function,
-                max_attempts,
-                &call.trigger,
-                call.enqueued_ms,
-            );
-            record.callback_url = call.callback_url;
-            // The call is stored; a record that fails to write now is written by the worker.
-            if let Err(e) = self.put_record(&record).await {
-                tracing::warn!(call = %call.call_id, error = %e, "call stored but its record was not written");
+            .await
+        {
+            Ok(ack) => ack,
+            Err(e) => {
+                if created {
+                    // No call behind it. Were the call stored after all (its acknowledgement
+                    // lost), its worker writes the record afresh.
+                    let _ = self
+                        .records
+                        .purge()
+                        .filter(contract::record_subject(&call.function, &call.call_id))
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        if !ack.duplicate && !created {
+            // The id was used before, longer ago than the duplicate window: that call's record
+            // gives way to this one's, unless this call's worker has written it already.
+            if let Ok(Some(stored)) = self.stored_record(&call.function, &call.call_id).await {
+                if stored.record.enqueued_ms != call.enqueued_ms {
+                    let _ = self.put_record_if(&record, stored.sequence).await;
+                }
             }
         }
         Ok(Enqueued {
@@ -331,10 +361,35 @@ impl Queue {
         Ok(())
     }
 
-    async fn last_record(&self, subject: &str) -> Result<Option<CallRecord>, QueueError> {
+    /// Writes `record` only if the last record stored for its call is still the one at stream
+    /// sequence `expected` (0: none yet). `Ok(false)` when another writer came first.
+    pub async fn put_record_if(&self, record: &CallRecord, expected: u64) -> Result<bool, QueueError> {
+        use async_nats::jetstream::context::PublishErrorKind;
+        let value = serde_json::to_vec(record).expect("a record serializes");
+        let message = jetstream::message::PublishMessage::build()
+            .payload(value.into())
+            .expected_last_subject_sequence(expected);
+        let ack = self
+            .js
+            .send_publish(contract::record_subject(&record.function, &record.id), message)
+            .await
+            .map_err(failed)?;
+        match ack.await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    async fn last_record(&self, subject: &str) -> Result<Option<StoredRecord>, QueueError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         match self.records.get_last_raw_message_by_subject(subject).await {
-            Ok(message) => Ok(serde_json::from_slice(&message.payload).ok()),
+            Ok(message) => Ok(serde_json::from_slice(&message.payload)
+                .ok()
+                .map(|record| StoredRecord {
+                    record,
+                    sequence: message.sequence,
+                })),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(failed(e)),
         }
@@ -342,11 +397,20 @@ impl Queue {
 
     /// The record of a call, by function and id.
     pub async fn record(&self, function: &str, id: &str) -> Result<Option<CallRecord>, QueueError> {
+        Ok(self.stored_record(function, id).await?.map(|s| s.record))
+    }
+
+    /// The record of a call with its place in the stream, for [`Queue::put_record_if`].
+    pub async fn stored_record(&self, function: &str, id: &str) -> Result<Option<StoredRecord>, QueueError> {
         self.last_record(&contract::record_subject(function, id)).await
     }
 
     /// The record of a call by its id alone (the function it belongs to is found by subject).
     pub async fn find(&self, id: &str) -> Result<CallRecord, QueueError> {
+        Ok(self.find_stored(id).await?.record)
+    }
+
+    async fn find_stored(&self, id: &str) -> Result<StoredRecord, QueueError> {
         let not_found = || QueueError::NoSuchCall { id: id.to_string() };
         if contract::check_call_id(id).is_err() {
             return Err(not_found());
@@ -437,9 +501,11 @@ impl Queue {
         Ok(ack.sequence)
     }
 
-    /// Enqueues a dead (or failed) call again as a new first attempt; its record says queued.
+    /// Enqueues a dead call again as a new first attempt; its record says queued. The record is
+    /// written before the call, so the worker that takes it finds it queued.
     pub async fn redrive(&self, id: &str) -> Result<CallRecord, QueueError> {
-        let mut record = self.find(id).await?;
+        let stored = self.find_stored(id).await?;
+        let mut record = stored.record.clone();
         let Some(sequence) = record.dead_sequence.filter(|_| record.state == CallState::Dead) else {
             return Err(QueueError::WrongState {
                 id: id.to_string(),
@@ -453,36 +519,56 @@ impl Queue {
         let mut call = QueuedCall::from_message(&record.function, Some(&message.headers), message.payload)
             .ok_or_else(|| QueueError::Failed(format!("the dead letter of call {id} is not readable")))?;
         call.enqueued_ms = now_ms();
-        let headers = call.to_headers(&format!("{}.{}.redrive.{}", call.function, id, now_ms()));
-        self.publish(contract::call_subject(&call.function), headers, call.body.clone())
-            .await?;
         record.state = CallState::Queued;
         record.attempts = 0;
         record.enqueued_ms = call.enqueued_ms;
         record.started_ms = None;
         record.finished_ms = None;
         record.next_attempt_ms = None;
+        record.status = None;
+        record.error = None;
         record.dead_sequence = None;
         record.callback = None;
-        self.put_record(&record).await?;
+        if !self.put_record_if(&record, stored.sequence).await? {
+            return Err(QueueError::Failed(format!(
+                "call {id} changed while it was being retried; look at it again (fjord calls show {id})"
+            )));
+        }
+        let headers = call.to_headers(&format!("{}.{}.redrive.{}", call.function, id, now_ms()));
+        if let Err(e) = self
+            .publish(contract::call_subject(&call.function), headers, call.body.clone())
+            .await
+        {
+            // Not enqueued: the record says dead again, its dead letter untouched.
+            let _ = self.put_record(&stored.record).await;
+            return Err(e);
+        }
         let _ = self.dead.delete_message(sequence).await;
         Ok(record)
     }
 
-    /// Cancels a call that has not started: its worker drops it unrun.
+    /// Cancels a call that has not started: its worker drops it unrun. The write names the
+    /// record it read, so a call whose worker has just started it is never reported cancelled.
     pub async fn cancel(&self, id: &str) -> Result<CallRecord, QueueError> {
-        let mut record = self.find(id).await?;
-        if record.state != CallState::Queued {
-            return Err(QueueError::WrongState {
-                id: id.to_string(),
-                state: record.state,
-                what: "only a queued call can be cancelled".into(),
-            });
+        for _ in 0..3 {
+            let stored = self.find_stored(id).await?;
+            let mut record = stored.record;
+            if record.state != CallState::Queued {
+                return Err(QueueError::WrongState {
+                    id: id.to_string(),
+                    state: record.state,
+                    what: "only a queued call can be cancelled".into(),
+                });
+            }
+            record.state = CallState::Cancelled;
+            record.finished_ms = Some(now_ms());
+            if self.put_record_if(&record, stored.sequence).await? {
+                return Ok(record);
+            }
         }
-        record.state = CallState::Cancelled;
-        record.finished_ms = Some(now_ms());
-        self.put_record(&record).await?;
-        Ok(record)
+        Err(QueueError::Failed(format!(
+            "call {id} kept changing while it was being cancelled; look at it again (fjord calls show {id})"
+        )))
     }
 
     /// Queued and in-flight calls of a function, and the age of the oldest.

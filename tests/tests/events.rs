@@ -137,14 +137,16 @@ fn calls_cli(platform: &Platform, args: &[&str]) -> serde_json::Value {
 }
 
 async fn wait_state(platform: &Platform, id: &str, state: &str, within: Duration) -> serde_json::Value {
+    let last = std::sync::Mutex::new(serde_json::Value::Null);
     eventually_or(
         &format!("call {id} to be {state}"),
         within,
         || async {
             let r = record(platform, id).await;
+            *last.lock().unwrap() = r.clone();
             (r["state"] == state).then_some(r)
         },
-        || platform.all_logs(),
+        || format!("last record: {}\n{}", last.lock().unwrap(), platform.all_logs()),
     )
     .await
 }
@@ -364,6 +366,20 @@ async fn failing_calls_are_retried_then_dead_lettered_and_bad_input_is_refused()
         "env: {FAIL_ATTEMPTS: '0'}\nasync: {max_attempts: 2, min_backoff: 100ms, max_backoff: 1s}\n",
     );
     assert!(fixed.status.success(), "{}", String::from_utf8_lossy(&fixed.stderr));
+    // The deploy is stored at once but reaches the nodes moments later: retry once the fixed
+    // revision answers, or both attempts may still meet the failing one.
+    eventually_or(
+        "the fixed doomed to answer 200",
+        Duration::from_secs(20),
+        || async {
+            let answer = http("POST", &platform.lb_url("/function/doomed/"), b"", &[])
+                .await
+                .ok()?;
+            (answer.status == 200).then_some(())
+        },
+        || platform.all_logs(),
+    )
+    .await;
     let out = platform.fjord(&["calls", "retry", &id]);
     assert!(out.status.success(), "retry: {}", String::from_utf8_lossy(&out.stderr));
     let r = wait_state(&platform, &id, "succeeded", Duration::from_secs(30)).await;

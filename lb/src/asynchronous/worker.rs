@@ -155,61 +155,10 @@ async fn deliver(
         return;
     };
     let queue = &shared.queue;
-    let mut record = match queue.record(name, &call.call_id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => CallRecord::queued(
-            &call.call_id,
-            name,
-            policy.max_attempts,
-            &call.trigger,
-            call.enqueued_ms,
-        ),
-        Err(e) => {
-            tracing::warn!(function = name, call = %call.call_id, error = %e, "cannot read the call's record; later");
-            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-            return;
-        }
+    let mut record = match claim(shared, name, &call, &policy, attempt, &message).await {
+        Some(record) => record,
+        None => return,
     };
-    match record.state {
-        CallState::Cancelled => {
-            let _ = message.ack().await;
-            return;
-        }
-        state if state.is_final() => {
-            // Finished before, but its acknowledgement was lost: at least once, not twice.
-            shared.proxy.metrics.count_async(name, AsyncEvent::Duplicate);
-            let _ = message.ack().await;
-            return;
-        }
-        _ => {}
-    }
-    record.max_attempts = policy.max_attempts;
-    record.callback_url = call.callback_url.clone();
-    let expired = now_ms() > call.enqueued_ms.saturating_add(policy.max_age.as_millis() as u64);
-    if expired || attempt > policy.max_attempts {
-        let reason = if expired {
-            format!(
-                "the call passed its max age of {} (async.max_age) before attempt {attempt}",
-                fjord_core::duration::format_duration(policy.max_age)
-            )
-        } else {
-            format!(
-                "delivered {attempt} times without an answer recorded (async.max_attempts is {})",
-                policy.max_attempts
-            )
-        };
-        record.error = Some(reason);
-        finish_dead(shared, name, &call, record, &message, None).await;
-        return;
-    }
-
-    record.state = CallState::Running;
-    record.attempts = attempt;
-    record.started_ms = Some(now_ms());
-    record.next_attempt_ms = None;
-    if let Err(e) = queue.put_record(&record).await {
-        tracing::debug!(call = %call.call_id, error = %e, "recording the attempt");
-    }
     let message = Arc::new(message);
     let ticker = {
         let message = message.clone();
@@ -287,6 +236,91 @@ async fn deliver(
         tracing::warn!(call = %call.call_id, error = %e, "the call's final record was not written");
     }
     let _ = message.ack().await;
+}
+
+/// Reads the call's record and marks this attempt running, the write naming the record read: a
+/// cancel (or any writer) that came between makes it look again, so a call reported cancelled
+/// never runs. `None` when the message is settled here (cancelled, finished before, dead, or to
+/// be looked at later).
+async fn claim(
+    shared: &Shared,
+    name: &str,
+    call: &QueuedCall,
+    policy: &AsyncPolicy,
+    attempt: u32,
+    message: &jetstream::Message,
+) -> Option<CallRecord> {
+    let queue = &shared.queue;
+    let fresh = || {
+        CallRecord::queued(
+            &call.call_id,
+            name,
+            policy.max_attempts,
+            &call.trigger,
+            call.enqueued_ms,
+        )
+    };
+    for _ in 0..3 {
+        let (mut record, sequence) = match queue.stored_record(name, &call.call_id).await {
+            // A record of an earlier call with the same id (older than the duplicate window, or
+            // before a retry of a dead call) is not this call's.
+            Ok(Some(stored)) if stored.record.enqueued_ms != call.enqueued_ms => (fresh(), stored.sequence),
+            Ok(Some(stored)) => (stored.record, stored.sequence),
+            Ok(None) => (fresh(), 0),
+            Err(e) => {
+                tracing::warn!(function = name, call = %call.call_id, error = %e, "cannot read the call's record; later");
+                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                return None;
+            }
+        };
+        match record.state {
+            CallState::Cancelled => {
+                let _ = message.ack().await;
+                return None;
+            }
+            state if state.is_final() => {
+                // Finished before, but its acknowledgement was lost: at least once, not twice.
+                shared.proxy.metrics.count_async(name, AsyncEvent::Duplicate);
+                let _ = message.ack().await;
+                return None;
+            }
+            _ => {}
+        }
+        record.max_attempts = policy.max_attempts;
+        record.callback_url = call.callback_url.clone();
+        let expired = now_ms() > call.enqueued_ms.saturating_add(policy.max_age.as_millis() as u64);
+        if expired || attempt > policy.max_attempts {
+            let reason = if expired {
+                format!(
+                    "the call passed its max age of {} (async.max_age) before attempt {attempt}",
+                    fjord_core::duration::format_duration(policy.max_age)
+                )
+            } else {
+                format!(
+                    "delivered {attempt} times without an answer recorded (async.max_attempts is {})",
+                    policy.max_attempts
+                )
+            };
+            record.error = Some(reason);
+            finish_dead(shared, name, call, record, message, None).await;
+            return None;
+        }
+        record.state = CallState::Running;
+        record.attempts = attempt;
+        record.started_ms = Some(now_ms());
+        record.next_attempt_ms = None;
+        match queue.put_record_if(&record, sequence).await {
+            Ok(true) => return Some(record),
+            // Someone wrote first (a cancel): look again.
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::debug!(call = %call.call_id, error = %e, "recording the attempt");
+                return Some(record);
+            }
+        }
+    }
+    let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+    None
 }
 
 /// Moves a call to the dead letters, posts the callback, records it dead, acknowledges. If the
