@@ -70,6 +70,11 @@ pub struct DevArgs {
     /// Start, deploy, print, then exit leaving nothing running (a smoke test of the set-up).
     #[arg(long, hide = true)]
     pub exit_when_ready: bool,
+    /// The key that seals secrets at rest (made on first use). Default:
+    /// $XDG_CONFIG_HOME/fjord/dev-secrets.key (~/.config/fjord/dev-secrets.key), outside the data
+    /// dir, so a copy of the data dir holds no readable secret.
+    #[arg(long, env = "FJORD_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 struct Daemon {
@@ -273,6 +278,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let cp_urls: Vec<String> = cp_addrs.iter().map(|a| format!("http://{a}")).collect();
     let token_file = token_path.display().to_string();
+    let secrets_key = args
+        .secrets_key_file
+        .clone()
+        .unwrap_or_else(|| crate::context::xdg_dir("XDG_CONFIG_HOME", ".config").join("fjord/dev-secrets.key"));
+    fjord_control_plane::secrets::ensure_key_file(&secrets_key)
+        .map_err(|e| anyhow::anyhow!("cannot write the secrets key {}: {e}", secrets_key.display()))?;
 
     let mut daemons = Vec::new();
     let nats = start_nats(&dir, args.nats_port)?;
@@ -302,6 +313,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             dir.join(format!("control-plane-{id}")).display().to_string(),
             "--token-file".into(),
             token_file.clone(),
+            "--secrets-key-file".into(),
+            secrets_key.display().to_string(),
         ];
         if id == 1 {
             flags.push("--bootstrap".into());

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 fn spec_json(spec: &pb::FunctionSpec) -> serde_json::Value {
-    let mut secret_names: Vec<&String> = spec.secrets.keys().collect();
+    // Names only: a stored secret's value never leaves the control plane, and inline values of
+    // an earlier version come back blank.
+    let mut secret_names: Vec<&String> = spec.secret_names.iter().chain(spec.secrets.keys()).collect();
     secret_names.sort();
     json!({
         "name": spec.name,

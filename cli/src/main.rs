@@ -14,6 +14,7 @@ mod functions;
 mod invoke;
 mod output;
 mod scheduling;
+mod secrets;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -192,6 +193,10 @@ enum Commands {
         #[command(flatten)]
         list: calls::ListArgs,
     },
+    /// Named secrets: create, update (rotate), ls, rm. Values are encrypted at rest and mounted
+    /// as files in the functions that name them (`secrets: [NAME]` in fjord.yaml).
+    #[command(subcommand)]
+    Secret(secrets::SecretCommand),
     /// The cluster policy: function defaults, autoscaler and scheduler settings.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -308,6 +313,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: Some(action), ..
         } => calls::run(c, action).await,
         Commands::Calls { action: None, list } => calls::list(c, list).await,
+        Commands::Secret(command) => secrets::run(c, command).await,
         Commands::Policy(PolicyCommand::Apply { file }) => scheduling::apply_policy(c, &file).await,
         Commands::Policy(PolicyCommand::Show) => scheduling::show_policy(c).await,
         Commands::Status { json } | Commands::Cluster(ClusterCommand::Status { json }) => {

@@ -7,7 +7,7 @@
 use crate::error::ControlPlaneError;
 use crate::member::Member;
 use crate::network::member_channel;
-use crate::raft_types::{Command, CommandResult, MemberId, NodeState};
+use crate::raft_types::{Command, CommandResult, MemberId, NodeState, PutMode};
 use crate::state_machine::now_millis;
 use fjord_core::node::ImageState;
 use fjord_core::{FunctionRecord, FunctionSpec};
@@ -46,10 +46,28 @@ impl AdminService {
             .map(|c| AdminClient::new(c).max_decoding_message_size(64 * 1024 * 1024)))
     }
 
+    /// A secret's metadata (never its value).
+    fn secret_info(&self, name: &str) -> Result<pb::SecretInfo, ControlPlaneError> {
+        self.member.state.read(|a| {
+            let record = a
+                .cluster
+                .secrets
+                .get(name)
+                .ok_or_else(|| ControlPlaneError::SecretNotFound(name.to_string()))?;
+            Ok(pb::SecretInfo {
+                name: name.to_string(),
+                version: record.version,
+                created_at_ms: record.created_at_ms,
+                updated_at_ms: record.updated_at_ms,
+                used_by: a.cluster.secret_users(name),
+            })
+        })
+    }
+
     fn function_status(&self, record: &FunctionRecord) -> pb::FunctionStatus {
         let mut record_pb: pb::FunctionRecord = record.into();
         if let Some(spec) = record_pb.spec.as_mut() {
-            // Secrets are write-only: their names are kept, their values never leave the store.
+            // Inline values of an earlier version are write-only: their names are kept.
             for value in spec.secrets.values_mut() {
                 *value = String::new();
             }
@@ -325,6 +343,8 @@ impl pb::admin_server::Admin for AdminService {
             fjord_core::SpecError::Parse(reason) => ControlPlaneError::InvalidRequest(reason),
         };
         let mut spec = FunctionSpec::try_from(spec_pb).map_err(spec_error)?;
+        // Inline secret values are only kept for functions stored before named secrets.
+        spec.check_deployable().map_err(spec_error)?;
         if !request.defaulted.is_empty() {
             // Fields the user's fjord.yaml left out take the cluster policy's defaults.
             let defaults = self.member.state.read(|a| a.cluster.policy.defaults.clone());
@@ -555,6 +575,66 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(
             crate::calls::cancel(&self.member, &request.into_inner().id).await?,
         ))
+    }
+
+    async fn put_secret(&self, request: Request<pb::PutSecretRequest>) -> Result<Response<pb::SecretInfo>, Status> {
+        forward_to_leader!(self, request, put_secret);
+        let req = request.into_inner();
+        fjord_core::secret::check_name(&req.name)
+            .map_err(|r| ControlPlaneError::InvalidRequest(format!("secret name {r}")))?;
+        fjord_core::secret::check_value(&req.value)
+            .map_err(|r| ControlPlaneError::InvalidRequest(format!("the value of secret {:?} {r}", req.name)))?;
+        let mode = match pb::put_secret_request::Mode::try_from(req.mode) {
+            Ok(pb::put_secret_request::Mode::Create) => PutMode::Create,
+            Ok(pb::put_secret_request::Mode::Update) => PutMode::Update,
+            Ok(pb::put_secret_request::Mode::Upsert) => PutMode::Upsert,
+            Err(_) => return Err(ControlPlaneError::InvalidRequest(format!("unknown mode {}", req.mode)).into()),
+        };
+        let key = self.member.secrets_key.clone().ok_or(ControlPlaneError::NoSecretsKey)?;
+        let sealed = key.seal(&req.name, &req.value);
+        let command = Command::PutSecret {
+            name: req.name.clone(),
+            sealed,
+            mode,
+            now_ms: now_millis(),
+        };
+        match self.member.write(command).await? {
+            CommandResult::SecretStored { .. } => Ok(Response::new(self.secret_info(&req.name)?)),
+            CommandResult::SecretExists { name } => Err(ControlPlaneError::SecretExists(name).into()),
+            CommandResult::SecretNotFound { name } => Err(ControlPlaneError::SecretNotFound(name).into()),
+            CommandResult::Invalid { reason, .. } => {
+                Err(ControlPlaneError::InvalidRequest(format!("secret name {reason}")).into())
+            }
+            other => Err(ControlPlaneError::Internal(format!("unexpected result {other:?}")).into()),
+        }
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        forward_to_leader!(self, request, list_secrets);
+        self.member.linearizable().await?;
+        let names: Vec<String> = self.member.state.read(|a| a.cluster.secrets.keys().cloned().collect());
+        let secrets = names
+            .iter()
+            .map(|name| self.secret_info(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(pb::ListSecretsResponse { secrets }))
+    }
+
+    async fn remove_secret(
+        &self,
+        request: Request<pb::RemoveSecretRequest>,
+    ) -> Result<Response<pb::RemoveSecretResponse>, Status> {
+        forward_to_leader!(self, request, remove_secret);
+        let name = request.into_inner().name;
+        match self.member.write(Command::RemoveSecret { name }).await? {
+            CommandResult::SecretRemoved => Ok(Response::new(pb::RemoveSecretResponse {})),
+            CommandResult::SecretNotFound { name } => Err(ControlPlaneError::SecretNotFound(name).into()),
+            CommandResult::SecretInUse { name, by } => Err(ControlPlaneError::SecretInUse { name, by }.into()),
+            other => Err(ControlPlaneError::Internal(format!("unexpected result {other:?}")).into()),
+        }
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {

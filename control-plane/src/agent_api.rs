@@ -1,5 +1,6 @@
 //! The Agent and Routes gRPC services: what node agents and load balancers call.
 
+use crate::error::ControlPlaneError;
 use crate::member::Member;
 use crate::raft_types::Command;
 use crate::state_machine::now_millis;
@@ -73,6 +74,54 @@ impl pb::agent_server::Agent for AgentService {
         Ok(Response::new(pb::HeartbeatResponse { known }))
     }
 
+    /// The values of one function's secrets, opened for an agent about to start an instance of
+    /// it: only a registered node gets them, and only a function's own.
+    async fn function_secrets(
+        &self,
+        request: Request<pb::FunctionSecretsRequest>,
+    ) -> Result<Response<pb::FunctionSecretsResponse>, Status> {
+        let req = request.into_inner();
+        let sealed = self.member.state.read(|a| {
+            let c = &a.cluster;
+            if !c.nodes.contains_key(&req.node_id) {
+                return Err(ControlPlaneError::NodeNotFound(req.node_id.clone()));
+            }
+            let record = c
+                .functions
+                .get(&req.function)
+                .ok_or_else(|| ControlPlaneError::FunctionNotFound(req.function.clone()))?;
+            record
+                .spec
+                .secrets
+                .names()
+                .iter()
+                .map(|name| {
+                    let secret = c
+                        .secrets
+                        .get(name)
+                        .ok_or_else(|| ControlPlaneError::SecretNotFound(name.clone()))?;
+                    Ok((name.clone(), secret.clone()))
+                })
+                .collect::<Result<Vec<_>, ControlPlaneError>>()
+        })?;
+        if sealed.is_empty() {
+            return Ok(Response::new(pb::FunctionSecretsResponse::default()));
+        }
+        let key = self.member.secrets_key.clone().ok_or(ControlPlaneError::NoSecretsKey)?;
+        let secrets = sealed
+            .into_iter()
+            .map(|(name, record)| {
+                let value = key.open(&name, &record).map_err(ControlPlaneError::SecretUnreadable)?;
+                Ok(pb::SecretValue {
+                    name,
+                    version: record.version,
+                    value,
+                })
+            })
+            .collect::<Result<Vec<_>, ControlPlaneError>>()?;
+        Ok(Response::new(pb::FunctionSecretsResponse { secrets }))
+    }
+
     type WatchAssignmentsStream = ResponseStream<pb::Assignments>;
 
     async fn watch_assignments(
@@ -90,17 +139,24 @@ impl pb::agent_server::Agent for AgentService {
                 let (versions, assignments) = state.read(|a| {
                     let c = &a.cluster;
                     let draining = c.nodes.get(&node_id).is_some_and(|n| n.state.is_drain());
-                    let versions = (c.functions_version, c.placements_version, draining);
+                    let versions = (c.functions_version, c.placements_version, c.secrets_version, draining);
                     let placed = c
                         .placements
                         .iter()
                         .filter_map(|(function, by_node)| Some((function.clone(), *by_node.get(&node_id)?)))
                         .collect();
+                    let secret_versions = c
+                        .functions
+                        .values()
+                        .flat_map(|r| r.spec.secrets.names())
+                        .filter_map(|name| Some((name.clone(), c.secrets.get(name)?.version)))
+                        .collect();
                     let assignments = pb::Assignments {
-                        version: c.functions_version + c.placements_version,
+                        version: c.functions_version + c.placements_version + c.secrets_version,
                         functions: c.functions.values().map(pb::FunctionRecord::from).collect(),
                         placed,
                         draining,
+                        secret_versions,
                     };
                     (versions, assignments)
                 });

@@ -25,6 +25,20 @@ pub(crate) enum ControlPlaneError {
     Unconfirmed(std::time::Duration),
     #[error("membership change refused: {0}")]
     Membership(String),
+    #[error("secret {0:?} does not exist (see `fjord secret ls`; create it with `fjord secret create {0}`)")]
+    SecretNotFound(String),
+    #[error("secret {0:?} already exists; to rotate its value, use `fjord secret update {0}`")]
+    SecretExists(String),
+    #[error("secret {name:?} is named by {}; remove it from their specs and deploy them first", .by.join(", "))]
+    SecretInUse { name: String, by: Vec<String> },
+    #[error(
+        "this control-plane member was started without --secrets-key-file, so it cannot store or open \
+         secrets; start every member with the cluster's key file (`fjord dev` makes one)"
+    )]
+    NoSecretsKey,
+    /// A stored secret that this member cannot open (another key, damage).
+    #[error("{0}")]
+    SecretUnreadable(String),
     #[error("internal control-plane error: {0}")]
     Internal(String),
     /// From the queue of asynchronous calls.
@@ -36,7 +50,13 @@ impl From<ControlPlaneError> for Status {
     fn from(e: ControlPlaneError) -> Status {
         let message = e.to_string();
         match e {
-            ControlPlaneError::FunctionNotFound(_) | ControlPlaneError::NodeNotFound(_) => Status::not_found(message),
+            ControlPlaneError::FunctionNotFound(_)
+            | ControlPlaneError::NodeNotFound(_)
+            | ControlPlaneError::SecretNotFound(_) => Status::not_found(message),
+            ControlPlaneError::SecretExists(_) => Status::already_exists(message),
+            ControlPlaneError::SecretInUse { .. }
+            | ControlPlaneError::NoSecretsKey
+            | ControlPlaneError::SecretUnreadable(_) => Status::failed_precondition(message),
             ControlPlaneError::InvalidSpec { .. }
             | ControlPlaneError::InvalidRequest(_)
             | ControlPlaneError::InvalidPolicy(_) => Status::invalid_argument(message),

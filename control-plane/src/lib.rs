@@ -31,6 +31,7 @@ pub mod raft_types;
 pub(crate) mod reports;
 pub(crate) mod routing;
 pub(crate) mod scheduler;
+pub mod secrets;
 pub(crate) mod state;
 pub mod state_machine;
 
@@ -84,6 +85,11 @@ pub struct Args {
     /// Routes APIs only, never Admin. Without it they must present the admin token.
     #[arg(long, env = "FJORD_JOIN_TOKEN_FILE")]
     pub(crate) join_token_file: Option<PathBuf>,
+    /// File holding the key that seals named secrets (32 bytes as 64 hexadecimal digits, such as
+    /// `openssl rand -hex 32` writes). Keep it outside the data dir; every member needs the same
+    /// one. Without it, `fjord secret` is refused and functions that name secrets cannot start.
+    #[arg(long, env = "FJORD_SECRETS_KEY_FILE")]
+    pub(crate) secrets_key_file: Option<PathBuf>,
     /// How often the leader's node autoscaler looks at each node group of the policy.
     #[arg(long, env = "FJORD_NODE_AUTOSCALE_INTERVAL", default_value = "5s", value_parser = node_autoscale_interval)]
     pub(crate) node_autoscale_interval: Duration,
@@ -347,6 +353,17 @@ pub async fn run_with_faults(
         }
     }
 
+    let secrets_key = match &args.secrets_key_file {
+        Some(path) => {
+            let key = secrets::SecretsKey::load(path).map_err(StartError::Config)?;
+            tracing::info!(
+                key = key.id(),
+                "secrets are sealed with the key from --secrets-key-file"
+            );
+            Some(Arc::new(key))
+        }
+        None => None,
+    };
     let queue_config = fjord_events::queue::QueueConfig::from_flags(
         &args.nats.nats_urls,
         args.nats.nats_token_file.as_deref(),
@@ -355,7 +372,7 @@ pub async fn run_with_faults(
     let (queue, connecting) = fjord_events::QueueHandle::start(queue_config);
     let liveness = Arc::new(Liveness::new(args.heartbeat_timeout));
     let (routes_tx, routes_rx) = watch::channel(Arc::new(fjord_core::RouteTable::default()));
-    let member = Arc::new(Member::new(
+    let mut member = Member::new(
         args.id,
         raft.clone(),
         state,
@@ -367,7 +384,9 @@ pub async fn run_with_faults(
         faults,
         queue,
         cron::CronClock::with_minute(args.test_cron_minute),
-    ));
+    );
+    member.secrets_key = secrets_key;
+    let member = Arc::new(member);
     let tick = Duration::from_millis((millis(args.heartbeat_timeout) / 4).clamp(50, 1000));
     let node_scaler = node_scaler::NodeScalerConfig {
         interval: args.node_autoscale_interval,

@@ -43,6 +43,8 @@ pub(crate) struct Member {
     pub(crate) cron_clock: crate::cron::CronClock,
     /// The queue's depth per function, while this member leads.
     pub(crate) queue_depths: QueueDepths,
+    /// Seals and opens named secrets (`--secrets-key-file`); none: secrets are refused.
+    pub(crate) secrets_key: Option<Arc<crate::secrets::SecretsKey>>,
 }
 
 impl Member {
@@ -77,6 +79,7 @@ impl Member {
             queue,
             cron_clock,
             queue_depths: Default::default(),
+            secrets_key: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Raft type configuration: what a log entry carries (a [`Command`]) and what applying it
 //! returns (a [`CommandResult`]).
 
+use crate::secrets::Sealed;
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo};
 use fjord_decisions::placement::Placements;
 use fjord_decisions::policy::ClusterPolicy;
@@ -92,6 +93,25 @@ pub enum Command {
         tick_ms: u64,
         term: u64,
     },
+    /// Stores a named secret's value, sealed by the proposing member (never plaintext here).
+    PutSecret {
+        name: String,
+        sealed: Sealed,
+        mode: PutMode,
+        now_ms: u64,
+    },
+    /// Forgets a secret; refused while a function names it.
+    RemoveSecret {
+        name: String,
+    },
+}
+
+/// Whether a [`Command::PutSecret`] creates, updates (rotates) or either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutMode {
+    Create,
+    Update,
+    Upsert,
 }
 
 /// What the node autoscaler does to a group.
@@ -168,6 +188,24 @@ pub enum CommandResult {
     Invalid {
         field: String,
         reason: String,
+    },
+    /// A secret stored at `version` (1 when created).
+    SecretStored {
+        version: u64,
+    },
+    SecretRemoved,
+    /// A create of a secret that exists.
+    SecretExists {
+        name: String,
+    },
+    /// An update or removal of a secret that does not exist.
+    SecretNotFound {
+        name: String,
+    },
+    /// A removal of a secret these functions still name.
+    SecretInUse {
+        name: String,
+        by: Vec<String>,
     },
     /// For entries that carry no command (blank and membership entries).
     Noop,

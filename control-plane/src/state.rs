@@ -1,7 +1,8 @@
 //! The replicated state and the pure function that applies a command to it. No I/O here, so the
 //! rules are tested directly and every member applies them identically.
 
-use crate::raft_types::{Command, CommandResult, GroupAction, MemberId, NodeState};
+use crate::raft_types::{Command, CommandResult, GroupAction, MemberId, NodeState, PutMode};
+use crate::secrets::{Sealed, SecretRecord};
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo, SpecError};
 use fjord_decisions::placement::Placements;
 use fjord_decisions::policy::{ClusterPolicy, PolicyError};
@@ -46,6 +47,12 @@ pub(crate) struct ClusterState {
     /// Scheduled functions: since when each schedule holds and the last tick fired.
     #[serde(default)]
     pub(crate) schedules: BTreeMap<String, ScheduleRecord>,
+    /// Named secrets, each value sealed (`crate::secrets`): no plaintext in the log or a snapshot.
+    #[serde(default)]
+    pub(crate) secrets: BTreeMap<String, SecretRecord>,
+    /// Bumped whenever `secrets` changes.
+    #[serde(default)]
+    pub(crate) secrets_version: u64,
 }
 
 /// The committed history of one function's schedule.
@@ -113,7 +120,62 @@ impl ClusterState {
                 tick_ms,
                 term,
             } => self.fenced(term, entry_term, |s| s.cron_fired(function, tick_ms)),
+            Command::PutSecret {
+                name,
+                sealed,
+                mode,
+                now_ms,
+            } => self.put_secret(name, sealed, mode, now_ms),
+            Command::RemoveSecret { name } => self.remove_secret(name),
         }
+    }
+
+    /// Functions whose spec names the secret `name`.
+    pub(crate) fn secret_users(&self, name: &str) -> Vec<String> {
+        self.functions
+            .values()
+            .filter(|r| r.spec.secrets.names().iter().any(|n| n == name))
+            .map(|r| r.spec.name.clone())
+            .collect()
+    }
+
+    fn put_secret(&mut self, name: String, sealed: Sealed, mode: PutMode, now_ms: u64) -> CommandResult {
+        if let Err(reason) = fjord_core::secret::check_name(&name) {
+            return CommandResult::Invalid {
+                field: "name".into(),
+                reason,
+            };
+        }
+        let existing = self.secrets.get(&name);
+        match (mode, existing) {
+            (PutMode::Create, Some(_)) => return CommandResult::SecretExists { name },
+            (PutMode::Update, None) => return CommandResult::SecretNotFound { name },
+            _ => {}
+        }
+        let record = SecretRecord {
+            sealed: sealed.sealed,
+            key_id: sealed.key_id,
+            version: existing.map_or(1, |r| r.version + 1),
+            created_at_ms: existing.map_or(now_ms, |r| r.created_at_ms),
+            updated_at_ms: now_ms,
+        };
+        let version = record.version;
+        self.secrets.insert(name, record);
+        self.secrets_version += 1;
+        CommandResult::SecretStored { version }
+    }
+
+    fn remove_secret(&mut self, name: String) -> CommandResult {
+        if !self.secrets.contains_key(&name) {
+            return CommandResult::SecretNotFound { name };
+        }
+        let by = self.secret_users(&name);
+        if !by.is_empty() {
+            return CommandResult::SecretInUse { name, by };
+        }
+        self.secrets.remove(&name);
+        self.secrets_version += 1;
+        CommandResult::SecretRemoved
     }
 
     /// Term fencing: runs `apply` only when the decision was made in the term its entry was
@@ -141,6 +203,20 @@ impl ClusterState {
         }
         if let Err(e) = check_schedule(&spec.schedule) {
             return invalid(e);
+        }
+        if let Some((i, name)) = spec
+            .secrets
+            .names()
+            .iter()
+            .enumerate()
+            .find(|(_, name)| !self.secrets.contains_key(*name))
+        {
+            return CommandResult::Invalid {
+                field: format!("secrets[{i}]"),
+                reason: format!(
+                    "names secret {name:?}, which does not exist: create it first with `fjord secret create {name}` (see `fjord secret ls`)"
+                ),
+            };
         }
         if let Some(existing) = self.functions.get(&spec.name) {
             if existing.spec == spec {

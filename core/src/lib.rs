@@ -13,6 +13,7 @@ pub mod hashing;
 pub mod name;
 pub mod node;
 pub mod route;
+pub mod secret;
 pub mod spec;
 
 pub use hashing::{preference_order, HashNode};

@@ -7,15 +7,7 @@ pub const MAX_NAME_LEN: usize = 63;
 /// Checks that `name` is a DNS label: 1 to 63 characters of lowercase ASCII letters, digits and
 /// `-`, starting with a letter and not ending with `-`. Returns the reason when it is not.
 pub fn check_dns_label(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "is {} characters long; the limit is {MAX_NAME_LEN}",
-            name.len()
-        ));
-    }
+    check_length(name, MAX_NAME_LEN)?;
     let first = name.as_bytes()[0];
     if !first.is_ascii_lowercase() {
         return Err(format!("{name:?} must start with a lowercase letter"));
@@ -30,6 +22,17 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
         return Err(format!(
             "{name:?} contains {bad:?}; use lowercase letters, digits and '-' only"
         ));
+    }
+    Ok(())
+}
+
+/// A name of 1 to `max` bytes.
+pub(crate) fn check_length(name: &str, max: usize) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > max {
+        return Err(format!("is {} characters long; the limit is {max}", name.len()));
     }
     Ok(())
 }

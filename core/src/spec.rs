@@ -6,6 +6,7 @@
 //! image: registry.example.com/team/echo:1.4     # for the docker runtime
 //! command: ["/usr/local/bin/echo-fn"]            # for the process runtime
 //! env: { GREETING: hello }
+//! secrets: [db-password]                         # files in /var/fjord/secrets (fjord secret create)
 //! memory_mib: 128
 //! cpu_millis: 500
 //! timeout: 30s
@@ -24,6 +25,7 @@
 
 use crate::duration::serde_human;
 use crate::name::check_dns_label;
+use crate::secret::{self, Secrets};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,9 +64,9 @@ pub struct FunctionSpec {
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Injected as environment variables like `env`, but never shown by `describe`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, String>,
+    /// Names of stored secrets, mounted as files (see [`crate::secret`]).
+    #[serde(default, skip_serializing_if = "Secrets::is_empty")]
+    pub secrets: Secrets,
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u32,
     #[serde(default = "default_cpu_millis")]
@@ -277,7 +279,7 @@ impl FunctionSpec {
             image: String::new(),
             command,
             env: BTreeMap::new(),
-            secrets: BTreeMap::new(),
+            secrets: Secrets::default(),
             memory_mib: DEFAULT_MEMORY_MIB,
             cpu_millis: DEFAULT_CPU_MILLIS,
             timeout: DEFAULT_TIMEOUT,
@@ -303,12 +305,21 @@ impl FunctionSpec {
         }
         check_duration_fields(text)?;
         let spec: FunctionSpec = serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
-        spec.validate()?;
+        spec.check_deployable()?;
         Ok(spec)
     }
 
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("a FunctionSpec always serializes")
+    }
+
+    /// [`FunctionSpec::validate`], and what only a new deploy is refused for: inline secret
+    /// values, which specs stored by earlier versions may still hold.
+    pub fn check_deployable(&self) -> Result<(), SpecError> {
+        if self.secrets.inline().is_some() {
+            return Err(SpecError::field("secrets", secret::INLINE_REFUSED));
+        }
+        self.validate()
     }
 
     /// Checks every bound; the first field at fault is reported.
@@ -331,12 +342,25 @@ impl FunctionSpec {
             check_value_size(&format!("command[{i}]"), arg)?;
         }
         check_env("env", &self.env)?;
-        check_env("secrets", &self.secrets)?;
-        if let Some(key) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
-            return Err(SpecError::field(
-                format!("secrets.{key}"),
-                "is also set in env; set it in one place only",
-            ));
+        match &self.secrets {
+            Secrets::Inline(values) => check_env("secrets", values)?,
+            Secrets::Named(names) => {
+                if names.len() > secret::MAX_PER_FUNCTION {
+                    return Err(SpecError::field(
+                        "secrets",
+                        format!("names more than {} secrets", secret::MAX_PER_FUNCTION),
+                    ));
+                }
+                for (i, name) in names.iter().enumerate() {
+                    secret::check_name(name).map_err(|r| SpecError::field(format!("secrets[{i}]"), r))?;
+                    if names[..i].contains(name) {
+                        return Err(SpecError::field(
+                            format!("secrets[{i}]"),
+                            format!("{name:?} is named twice"),
+                        ));
+                    }
+                }
+            }
         }
         check_range("memory_mib", self.memory_mib, MEMORY_MIB_RANGE, " MiB")?;
         check_range("cpu_millis", self.cpu_millis, CPU_MILLIS_RANGE, " millicores")?;
@@ -543,13 +567,29 @@ mod tests {
 
     #[test]
     fn full_spec_round_trips_through_yaml() {
-        let yaml = "name: api\nimage: reg.local/api:1\nenv: {A: b}\nsecrets: {KEY: s3cret}\nmemory_mib: 256\n\
+        let yaml = "name: api\nimage: reg.local/api:1\nenv: {A: b}\nsecrets: [db-password, api.key]\nmemory_mib: 256\n\
                     cpu_millis: 250\ntimeout: 2s\nconcurrency: 8\nmin: 1\nmax: 4\nscale_to_zero_after: 90s\n\
                     labels: {team: pay}\ntarget_utilization: 0.5\nkeep_alive: adaptive\n";
         let spec = FunctionSpec::from_yaml(yaml).unwrap();
         assert_eq!(spec.timeout, Duration::from_secs(2));
         assert_eq!(spec.keep_alive, KeepAlive::Adaptive);
         assert_eq!(FunctionSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
+    }
+
+    #[test]
+    fn secrets_are_names_and_inline_values_are_refused_saying_how_to_move() {
+        let spec = FunctionSpec::from_yaml("name: f\ncommand: [x]\nsecrets: [db-password]\n").unwrap();
+        assert_eq!(spec.secrets.names(), ["db-password".to_string()]);
+        let err = FunctionSpec::from_yaml("name: f\ncommand: [x]\nsecrets: {KEY: v}\n").unwrap_err();
+        assert_eq!(err.field_name(), Some("secrets"));
+        assert!(err.to_string().contains("fjord secret create"), "{err}");
+        assert_eq!(field_of("name: f\ncommand: [x]\nsecrets: [a, a]\n"), "secrets[1]");
+        assert_eq!(field_of("name: f\ncommand: [x]\nsecrets: [ok, ../x]\n"), "secrets[1]");
+        // A spec stored by an earlier version, with inline values, is still valid as stored.
+        let mut stored = FunctionSpec::with_command("f", vec!["x".into()]);
+        stored.secrets = Secrets::Inline([("KEY".to_string(), "v".to_string())].into());
+        assert!(stored.validate().is_ok());
+        assert!(stored.check_deployable().is_err());
     }
 
     #[test]

@@ -6,11 +6,26 @@
 //!   and answers `connected` or `unreachable: <why>`: what a function can reach on the network.
 //! - `GET /write?path=P` tries to create the file P and answers `written` or `refused: <why>`:
 //!   which parts of its filesystem a function may write.
+//! - `GET /secret/NAME` answers with the secret NAME as the function reads it: the file
+//!   `$FJORD_SECRETS_DIR/NAME` (a command function), else `/var/fjord/secrets/NAME` (a container);
+//!   `?dir=D` reads it in D instead (`/var/openfaas/secrets`, where OpenFaaS functions look).
 
 use std::time::Duration;
 
 pub fn run() {
     crate::serve(|request: hyper::Request<hyper::body::Incoming>| async move {
+        if let Some(name) = request.uri().path().strip_prefix("/secret/") {
+            let dir = crate::query_param(&request, "dir")
+                .or_else(|| std::env::var("FJORD_SECRETS_DIR").ok())
+                .unwrap_or_else(|| "/var/fjord/secrets".into());
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return crate::reply(400, "give /secret/NAME\n");
+            }
+            return match std::fs::read(std::path::Path::new(&dir).join(name)) {
+                Ok(value) => crate::reply(200, value),
+                Err(e) => crate::reply(404, format!("cannot read secret {name} in {dir}: {e}\n")),
+            };
+        }
         match request.uri().path() {
             "/connect" => {
                 let Some(to) = crate::query_param(&request, "to") else {

@@ -67,6 +67,7 @@ impl ControlLink {
             .connect()
             .await?;
         let mut client = AgentClient::new(channel);
+        self.pool.secrets().set_client(client.clone(), &self.token);
         let registered = client
             .register(self.request(pb::RegisterRequest {
                 node: Some((&self.node).into()),
@@ -100,6 +101,7 @@ impl ControlLink {
                         .collect();
                     tracing::debug!(version = assignments.version, functions = records.len(), "assignments");
                     let placed = assignments.placed.into_iter().collect();
+                    self.pool.secrets().set_versions(assignments.secret_versions.into_iter().collect());
                     self.pool.set_assignments(records, &placed, assignments.draining);
                     self.pool.reap_and_prewarm();
                 }

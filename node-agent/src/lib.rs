@@ -11,6 +11,7 @@ pub mod invoke;
 pub mod logs;
 pub mod pool;
 pub mod runtime;
+pub mod secrets;
 
 use clap::{Parser, ValueEnum};
 use fjord_core::NodeInfo;
@@ -58,6 +59,11 @@ pub struct Args {
     /// Directory for the agent's own files.
     #[arg(long, env = "FJORD_DATA_DIR", default_value = "/var/lib/fjord/node-agent")]
     pub data_dir: PathBuf,
+    /// Where the secret files of the functions this node runs are written, mounted read-only
+    /// into their instances. Must be a tmpfs, so secrets never reach a disk. Default:
+    /// /dev/shm/fjord-secrets/<node id>-<process id>, removed when the agent stops.
+    #[arg(long, env = "FJORD_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
     /// Availability zone or rack label, used to spread instances.
     #[arg(long, env = "FJORD_ZONE", default_value = "")]
     pub zone: String,
@@ -214,7 +220,14 @@ pub async fn run(
         ),
     };
     let advertise = args.advertise.clone().unwrap_or_else(|| local.to_string());
-    let pool = pool::InstancePool::new(runtime, &node_id, args.memory_mib);
+    let secrets = Arc::new(secrets::SecretFiles::new(
+        args.secrets_dir
+            .clone()
+            .unwrap_or_else(|| secrets::default_dir(&node_id)),
+        &node_id,
+    ));
+    secrets.sweep_dead_agents();
+    let pool = pool::InstancePool::with_secrets(runtime, &node_id, args.memory_mib, secrets.clone());
     let node = NodeInfo {
         id: node_id.clone(),
         invoke_addr: advertise.clone(),
@@ -251,6 +264,7 @@ pub async fn run(
     .await;
     link.abort();
     pool.stop_all().await;
+    secrets.clear();
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 
 use crate::logs::LogStore;
 use crate::runtime::{ExitReason, ImageStatus, Instance, Runtime, RuntimeError, StartRequest};
+use crate::secrets::SecretFiles;
 use fjord_core::node::{FunctionLoad, ImageState};
 use fjord_core::spec::KeepAlive;
 use fjord_core::{FunctionRecord, NodeLoad};
@@ -124,6 +125,8 @@ pub struct InstancePool {
     draining: AtomicBool,
     /// The agent is stopping: no instance starts, and one that finishes starting is stopped.
     closing: AtomicBool,
+    /// The secret files of the functions started here.
+    secrets: Arc<SecretFiles>,
 }
 
 enum Next {
@@ -133,6 +136,16 @@ enum Next {
 
 impl InstancePool {
     pub fn new(runtime: Arc<dyn Runtime>, node_id: &str, memory_capacity_mib: u32) -> Arc<Self> {
+        let secrets = Arc::new(SecretFiles::new(crate::secrets::default_dir(node_id), node_id));
+        Self::with_secrets(runtime, node_id, memory_capacity_mib, secrets)
+    }
+
+    pub fn with_secrets(
+        runtime: Arc<dyn Runtime>,
+        node_id: &str,
+        memory_capacity_mib: u32,
+        secrets: Arc<SecretFiles>,
+    ) -> Arc<Self> {
         Arc::new(InstancePool {
             runtime,
             logs: Arc::new(LogStore::default()),
@@ -144,7 +157,13 @@ impl InstancePool {
             node_id: node_id.to_string(),
             draining: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            secrets,
         })
+    }
+
+    /// The secret files of the functions started here.
+    pub fn secrets(&self) -> &Arc<SecretFiles> {
+        &self.secrets
     }
 
     /// The runtime instances start in (for image resolution and pull status).
@@ -242,6 +261,7 @@ impl InstancePool {
                 drop(state);
                 if removed {
                     self.runtime.function_changed(name);
+                    self.secrets.forget(name);
                 }
                 self.retire_outdated(pool);
                 pool.changed.notify_waiters();
@@ -429,15 +449,23 @@ impl InstancePool {
             &format!("starting instance (revision {})", record.revision),
         );
         let started = Instant::now();
-        let result = self
-            .runtime
-            .start(StartRequest {
-                spec: &record.spec,
-                instance_id: instance_id.clone(),
-                logs: self.logs.clone(),
-                ready_within: record.spec.timeout.max(Duration::from_secs(10)),
-            })
-            .await;
+        let result = match self.secrets.prepare(&record.spec, self.runtime.mounts_files()).await {
+            Ok(secrets_dir) => {
+                self.runtime
+                    .start(StartRequest {
+                        spec: &record.spec,
+                        instance_id: instance_id.clone(),
+                        logs: self.logs.clone(),
+                        ready_within: record.spec.timeout.max(Duration::from_secs(10)),
+                        secrets_dir,
+                    })
+                    .await
+            }
+            Err(reason) => Err(RuntimeError::Secrets {
+                function: record.spec.name.clone(),
+                reason,
+            }),
+        };
         let result = match result {
             Ok(instance) if self.closing.load(Ordering::Acquire) => {
                 instance.stop(STOP_GRACE).await;

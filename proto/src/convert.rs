@@ -5,6 +5,7 @@
 
 use crate::v1 as pb;
 use fjord_core::node::{FunctionLoad, ImageState};
+use fjord_core::secret::Secrets;
 use fjord_core::spec::{AsyncPolicy, KeepAlive};
 use fjord_core::{FunctionRecord, FunctionSpec, NodeInfo, RouteNode, RouteTable, RoutedFunction, SpecError};
 use std::time::Duration;
@@ -16,7 +17,8 @@ impl From<&FunctionSpec> for pb::FunctionSpec {
             image: s.image.clone(),
             command: s.command.clone(),
             env: s.env.clone().into_iter().collect(),
-            secrets: s.secrets.clone().into_iter().collect(),
+            secrets: s.secrets.inline().cloned().unwrap_or_default().into_iter().collect(),
+            secret_names: s.secrets.names().to_vec(),
             memory_mib: s.memory_mib,
             cpu_millis: s.cpu_millis,
             timeout_ms: s.timeout.as_millis() as u64,
@@ -70,7 +72,11 @@ impl TryFrom<pb::FunctionSpec> for FunctionSpec {
             image: p.image,
             command: p.command,
             env: p.env.into_iter().collect(),
-            secrets: p.secrets.into_iter().collect(),
+            secrets: if p.secrets.is_empty() {
+                Secrets::Named(p.secret_names)
+            } else {
+                Secrets::Inline(p.secrets.into_iter().collect())
+            },
             memory_mib: p.memory_mib,
             cpu_millis: p.cpu_millis,
             timeout: Duration::from_millis(p.timeout_ms),

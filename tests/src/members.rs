@@ -47,6 +47,10 @@ impl Members {
             self.data_dir(id).display().to_string(),
             "--token-file".into(),
             self.token_file.display().to_string(),
+            "--secrets-key-file".into(),
+            crate::platform::secrets_key_file(self.token_file.parent().expect("a token file in a directory"))
+                .display()
+                .to_string(),
         ];
         if bootstrap {
             args.push("--bootstrap".into());

@@ -202,6 +202,16 @@ pub(crate) fn metrics_off_unless_given(flags: &[String]) -> Vec<String> {
     }
 }
 
+/// `dir/secrets.key`, a key for sealing secrets (64 hex digits), made on first use.
+pub fn secrets_key_file(dir: &Path) -> PathBuf {
+    let path = dir.join("secrets.key");
+    if !path.exists() {
+        let key: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        std::fs::write(&path, key).expect("writing a secrets key");
+    }
+    path
+}
+
 pub fn start_control_plane(dir: &Path, token_file: &Path, port: u16, bootstrap: bool) -> Daemon {
     start_control_plane_with(dir, token_file, port, bootstrap, &[])
 }
@@ -221,6 +231,11 @@ pub fn start_control_plane_with(dir: &Path, token_file: &Path, port: u16, bootst
     ];
     if bootstrap {
         args.push("--bootstrap".into());
+    }
+    if !extra.iter().any(|f| f.starts_with("--secrets-key-file")) {
+        // Beside the member's data dir, never in it.
+        args.push("--secrets-key-file".into());
+        args.push(secrets_key_file(dir).display().to_string());
     }
     args.extend(metrics_off_unless_given(extra));
     args.extend(extra.iter().cloned());

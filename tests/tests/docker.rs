@@ -76,12 +76,29 @@ async fn a_container_is_locked_down_and_labelled() {
     let Some(platform) = docker_platform().await else {
         return;
     };
+    let out = platform.fjord(&["secret", "create", "api-key", "--from-literal", "s3cret"]);
+    assert!(out.status.success(), "secret create: {}", stderr(&out));
     let out = platform.deploy_image(
         "locked",
         &example_image("env"),
-        "memory_mib: 64\ncpu_millis: 250\nenv:\n  GREETING: hej\nsecrets:\n  API_KEY: s3cret\n",
+        "memory_mib: 64\ncpu_millis: 250\nenv:\n  GREETING: hej\nsecrets: [api-key]\n",
     );
     assert!(out.status.success(), "deploy: {}", stderr(&out));
+    // The secret is a read-only file at both paths, never an environment variable.
+    for dir in ["/var/openfaas/secrets", "/var/fjord/secrets"] {
+        let answer = platform
+            .invoke_when_routable("locked", &format!("/secret/api-key?dir={dir}"), b"", &[])
+            .await;
+        assert_eq!((answer.status, answer.text()), (200, "s3cret".to_string()), "{dir}");
+        let write = platform
+            .invoke_when_routable("locked", &format!("/write?path={dir}/api-key"), b"", &[])
+            .await;
+        assert!(
+            write.text().starts_with("refused"),
+            "{dir} is read-only: {}",
+            write.text()
+        );
+    }
     let answer = platform.invoke_when_routable("locked", "/", b"", &[]).await;
     assert_eq!(answer.status, 200, "{}\n{}", answer.text(), platform.agent_logs());
     assert!(answer.text().contains("GREETING=hej"), "{}", answer.text());
@@ -176,9 +193,26 @@ fn assert_locked_down(c: &serde_json::Value, node: &str, function: &str, instanc
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
+    assert!(
+        !env.iter().any(|v| v.contains("s3cret")),
+        "no secret in the container's env: {env:?}"
+    );
+    let binds: Vec<&str> = host["Binds"]
+        .as_array()
+        .expect("the secret files are bound")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for target in ["/var/openfaas/secrets", "/var/fjord/secrets"] {
+        assert!(
+            binds
+                .iter()
+                .any(|b| b.starts_with("/dev/shm/") && b.ends_with(&format!(":{target}:ro"))),
+            "{target} bound read-only from tmpfs: {binds:?}"
+        );
+    }
     for expected in [
         "GREETING=hej",
-        "API_KEY=s3cret",
         "PORT=8080",
         "HOST=0.0.0.0",
         &format!("FJORD_FUNCTION={function}"),

@@ -286,7 +286,7 @@ async fn failing_calls_are_retried_then_dead_lettered_and_bad_input_is_refused()
         &platform,
         "flaky",
         &log,
-        "async: {concurrency: 1, max_attempts: 3, min_backoff: 100ms, max_backoff: 1s}\nsecrets: {}\n",
+        "async: {concurrency: 1, max_attempts: 3, min_backoff: 100ms, max_backoff: 1s}\nsecrets: []\n",
     );
     let out = platform.deploy_example(
         "doomed",

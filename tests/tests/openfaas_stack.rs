@@ -92,6 +92,23 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
         ("ECHO_IMAGE", echo_image.as_str()),
     ];
 
+    // The stack's secret, missing: the deploy is refused naming it.
+    let out = platform.fjord_with_env(&["deploy", "-f", stack.to_str().unwrap()], &variables);
+    assert!(!out.status.success(), "a missing secret refuses the deploy");
+    assert!(
+        text(&out.stderr).contains("fjord secret create db-password"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = platform.fjord(&[
+        "secret",
+        "create",
+        "db-password",
+        "--from-literal",
+        "pa55-from-the-store",
+    ]);
+    succeeded("fjord secret create", &out);
+
     let out = platform.fjord_with_env(&["deploy", "-f", stack.to_str().unwrap()], &variables);
     let stdout = succeeded("fjord deploy -f stack.yml", &out);
     let deployed: Vec<&str> = stdout
@@ -109,7 +126,6 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
         "provider.gateway",
         "functions.greeter.lang",
         "functions.greeter.handler",
-        "functions.greeter.secrets",
         "functions.greeter.annotations.prometheus.io.scrape",
     ]
     .into_iter()
@@ -123,7 +139,16 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("db-password"), "the secret is named: {stderr}");
+    // The secret, where a function built for OpenFaaS reads it.
+    let answer = platform
+        .invoke_when_routable("greeter", "/secret/db-password?dir=/var/openfaas/secrets", b"", &[])
+        .await;
+    assert_eq!(
+        (answer.status, answer.text()),
+        (200, "pa55-from-the-store".to_string()),
+        "{}",
+        platform.agent_logs()
+    );
 
     // The environment: inline, the file over it, and the default of a substitution.
     let answer = platform

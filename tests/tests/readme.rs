@@ -116,6 +116,38 @@ async fn the_readme_tour_and_failover_demo_work_as_written() {
         "{error}"
     );
 
+    // Secrets: created from stdin, named by a spec, read as a file by the function.
+    ok(
+        "fjord secret create",
+        user.sh("printf 'hunter2' | fjord secret create db-password"),
+    );
+    ok(
+        "deploy vault",
+        user.sh(
+            r#"printf 'name: vault\ncommand: ["sh", "-c", "exec python3 -m http.server $PORT --bind 127.0.0.1 --directory $FJORD_SECRETS_DIR"]\nsecrets: [db-password]\n' | fjord deploy -f -"#,
+        ),
+    );
+    let secret = eventually(
+        "the vault function to read its secret",
+        Duration::from_secs(30),
+        || async {
+            let out = user.sh("curl -sS --fail http://127.0.0.1:8080/function/vault/db-password");
+            out.status.success().then(|| stdout(&out))
+        },
+    )
+    .await;
+    assert_eq!(secret, "hunter2");
+    let listed = ok("fjord secret ls", user.fjord(&["secret", "ls"]));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("db-password"))
+        .unwrap_or_else(|| panic!("db-password in fjord secret ls: {listed}"));
+    assert!(row.contains(" 1 ") && row.ends_with("vault"), "{row}");
+    assert!(
+        user.home.path().join(".config/fjord/dev-secrets.key").exists(),
+        "fjord dev keeps its secrets key in the config dir"
+    );
+
     let out = ok(
         "curl -i sleep?fail=1",
         user.sh("curl -sS -i 'http://127.0.0.1:8080/function/sleep?fail=1'"),

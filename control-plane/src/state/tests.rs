@@ -536,3 +536,82 @@ fn fired_ticks_are_fenced_only_move_forward_and_go_with_the_schedule() {
     assert!(s.schedules.is_empty());
     assert!(matches!(s.apply(fired(1, 3), 3), CommandResult::NotFound { .. }));
 }
+
+fn put_secret(name: &str, sealed: &str, mode: PutMode, now_ms: u64) -> Command {
+    Command::PutSecret {
+        name: name.into(),
+        sealed: Sealed {
+            sealed: sealed.into(),
+            key_id: "k".into(),
+        },
+        mode,
+        now_ms,
+    }
+}
+
+#[test]
+fn secrets_are_created_rotated_and_removed_with_their_refusals() {
+    let mut s = ClusterState::default();
+    assert_eq!(
+        s.apply_now(put_secret("db", "v1", PutMode::Update, 1)),
+        CommandResult::SecretNotFound { name: "db".into() }
+    );
+    assert_eq!(
+        s.apply_now(put_secret("db", "v1", PutMode::Create, 1)),
+        CommandResult::SecretStored { version: 1 }
+    );
+    assert_eq!(
+        s.apply_now(put_secret("db", "v2", PutMode::Create, 2)),
+        CommandResult::SecretExists { name: "db".into() }
+    );
+    assert_eq!(s.secrets["db"].sealed, "v1", "a refused create changes nothing");
+    assert_eq!(
+        s.apply_now(put_secret("db", "v2", PutMode::Update, 3)),
+        CommandResult::SecretStored { version: 2 }
+    );
+    let db = &s.secrets["db"];
+    assert_eq!((db.sealed.as_str(), db.created_at_ms, db.updated_at_ms), ("v2", 1, 3));
+    assert!(matches!(
+        s.apply_now(put_secret("../x", "v", PutMode::Upsert, 4)),
+        CommandResult::Invalid { .. }
+    ));
+
+    // A spec naming a missing secret is refused, naming the entry; one naming a stored one deploys.
+    let mut app = spec("app");
+    app.secrets = fjord_core::secret::Secrets::Named(vec!["db".into(), "api".into()]);
+    let deploy = |spec: FunctionSpec| Command::Deploy {
+        spec,
+        now_ms: 5,
+        image_ref: String::new(),
+    };
+    match s.apply_now(deploy(app.clone())) {
+        CommandResult::Invalid { field, reason } => {
+            assert_eq!(field, "secrets[1]");
+            assert!(reason.contains("fjord secret create api"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(s.functions.is_empty());
+    s.apply_now(put_secret("api", "a", PutMode::Upsert, 6));
+    assert!(matches!(s.apply_now(deploy(app)), CommandResult::Deployed { .. }));
+
+    // Removal is refused while a function names the secret.
+    assert_eq!(
+        s.apply_now(Command::RemoveSecret { name: "db".into() }),
+        CommandResult::SecretInUse {
+            name: "db".into(),
+            by: vec!["app".into()]
+        }
+    );
+    s.apply_now(Command::Remove { name: "app".into() });
+    let version = s.secrets_version;
+    assert_eq!(
+        s.apply_now(Command::RemoveSecret { name: "db".into() }),
+        CommandResult::SecretRemoved
+    );
+    assert!(s.secrets_version > version);
+    assert_eq!(
+        s.apply_now(Command::RemoveSecret { name: "db".into() }),
+        CommandResult::SecretNotFound { name: "db".into() }
+    );
+}

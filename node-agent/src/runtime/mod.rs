@@ -69,6 +69,9 @@ pub enum RuntimeError {
         retryable: bool,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The function names secrets this node could not get (see `fjord secret ls`).
+    #[error("function {function}: its secrets are not available on this node: {reason}")]
+    Secrets { function: String, reason: String },
     #[error("{0}")]
     Other(String),
 }
@@ -81,6 +84,8 @@ pub struct StartRequest<'a> {
     /// How long the caller lets the instance take to become ready; the runtime waits for the
     /// shorter of this and what the spec allows ([`readiness::ready_limit`]).
     pub ready_within: Duration,
+    /// The directory of the function's secret files (`crate::secrets`), when it names any.
+    pub secrets_dir: Option<std::path::PathBuf>,
 }
 
 impl StartRequest<'_> {
@@ -188,6 +193,11 @@ pub struct StartPhases {
 
 pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Whether instances see files through mounts as another user (containers), so secret files
+    /// must be readable by any user behind their 0700 base; a process instance runs as the agent.
+    fn mounts_files(&self) -> bool {
+        false
+    }
     /// Starts an instance and returns once it is ready to serve. A runtime may hand back an
     /// instance prepared ahead of time under an id of its own (see [`Instance::id`]) instead of
     /// `request.instance_id`.

@@ -110,7 +110,13 @@ impl Runtime for ProcessRuntime {
                 .env("FJORD_FUNCTION", &spec.name)
                 .env("FJORD_INSTANCE_ID", &request.instance_id)
                 .envs(&spec.env)
-                .envs(&spec.secrets)
+                .envs(spec.secrets.inline().into_iter().flatten())
+                .envs(
+                    request
+                        .secrets_dir
+                        .iter()
+                        .map(|dir| (fjord_core::secret::DIR_ENV, dir.as_os_str())),
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -325,7 +325,6 @@ functions:
         "functions.api.build_args",
         "functions.api.build_options",
         "functions.api.platforms",
-        "functions.api.secrets",
         "functions.api.annotations.prometheus.io.scrape",
         "functions.api.annotations.com.openfaas.health.http.path",
         "functions.api.annotations.topic",
@@ -353,10 +352,10 @@ functions:
         .to_string(),
         "functions.api.annotations.prometheus.io.scrape: not supported, ignored"
     );
-    let secrets = message(notices, "functions.api.secrets");
-    assert!(
-        secrets.contains("db-password, api-key") && secrets.contains("not supported yet"),
-        "{secrets}"
+    assert_eq!(
+        all[0].spec.secrets.names(),
+        ["db-password".to_string(), "api-key".to_string()],
+        "named secrets are Fjord's own"
     );
     assert!(message(notices, "functions.api.lang").contains("fjord deploys reg/api:1 as it is"));
     assert!(message(notices, "functions.api.topic").contains("reads annotations.topic"));

@@ -249,20 +249,15 @@ impl Translator {
         Ok(())
     }
 
+    /// Named secrets, as OpenFaaS has them: each a file at /var/openfaas/secrets/NAME (Fjord
+    /// mounts it there too); the deploy is refused, naming it, if one was not created.
     fn secrets(&mut self, function: &Function) {
-        let names: Vec<&str> = function.secrets.iter().flatten().map(String::as_str).collect();
+        let names: Vec<String> = function.secrets.iter().flatten().cloned().collect();
         if names.is_empty() {
             return;
         }
-        let verb = if names.len() == 1 { "is" } else { "are" };
-        self.notice(
-            "secrets",
-            format!(
-                "named secrets are not supported yet, so {} {verb} not given to the function \
-                 (OpenFaaS mounts each at /var/openfaas/secrets/NAME)",
-                names.join(", ")
-            ),
-        );
+        self.origin("secrets", self.key("secrets"));
+        self.spec.secrets = fjord_core::secret::Secrets::Named(names);
     }
 
     fn resources(&mut self, function: &Function) {

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -111,11 +112,16 @@ impl DockerRuntime {
     }
 
     /// The locked-down container of one instance of `spec`.
-    pub(super) fn container_config(&self, spec: &FunctionSpec, instance_id: &str) -> ContainerCreateBody {
+    pub(super) fn container_config(
+        &self,
+        spec: &FunctionSpec,
+        instance_id: &str,
+        secrets_dir: Option<&Path>,
+    ) -> ContainerCreateBody {
         let mut env: Vec<String> = spec
             .env
             .iter()
-            .chain(spec.secrets.iter())
+            .chain(spec.secrets.inline().into_iter().flatten())
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend([
@@ -151,6 +157,14 @@ impl DockerRuntime {
                 nano_cpus: Some(i64::from(spec.cpu_millis) * 1_000_000),
                 pids_limit: Some(PIDS_LIMIT),
                 readonly_rootfs: Some(true),
+                // Secret files, read-only, at both paths (OpenFaaS's and Fjord's); the source is
+                // the agent's tmpfs directory, never the image or an environment variable.
+                binds: secrets_dir.map(|dir| {
+                    fjord_core::secret::CONTAINER_DIRS
+                        .iter()
+                        .map(|target| format!("{}:{target}:ro", dir.display()))
+                        .collect()
+                }),
                 tmpfs: Some(HashMap::from([(
                     "/tmp".to_string(),
                     format!("rw,nosuid,nodev,size={TMP_SIZE_MIB}m"),
@@ -178,12 +192,17 @@ impl DockerRuntime {
     }
 
     /// Creates (not starts) the container of one instance; returns its id.
-    pub(super) async fn create(&self, spec: &FunctionSpec, instance_id: &str) -> Result<String, DockerError> {
+    pub(super) async fn create(
+        &self,
+        spec: &FunctionSpec,
+        instance_id: &str,
+        secrets_dir: Option<&Path>,
+    ) -> Result<String, DockerError> {
         let options = CreateContainerOptions {
             name: Some(format!("fjord-{instance_id}")),
             ..Default::default()
         };
-        let config = self.container_config(spec, instance_id);
+        let config = self.container_config(spec, instance_id, secrets_dir);
         Ok(self.docker.create_container(Some(options), config).await?.id)
     }
 
@@ -247,10 +266,14 @@ impl DockerRuntime {
         }
         phases.image_us = micros(t.elapsed());
         let t = Instant::now();
-        let created = match self.create(spec, &request.instance_id).await {
+        let created = match self
+            .create(spec, &request.instance_id, request.secrets_dir.as_deref())
+            .await
+        {
             Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
                 self.images.ensure(&spec.image).await?;
-                self.create(spec, &request.instance_id).await
+                self.create(spec, &request.instance_id, request.secrets_dir.as_deref())
+                    .await
             }
             other => other,
         };

@@ -217,6 +217,10 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    fn mounts_files(&self) -> bool {
+        true
+    }
+
     fn resolve_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<ResolvedImage>, String>> {
         async move { self.resolve(image).await.map(Some).map_err(|e| e.to_string()) }.boxed()
     }
@@ -275,7 +279,8 @@ impl Runtime for DockerRuntime {
             };
             let begun = Instant::now();
             let mut phases = StartPhases::default();
-            let started = match self.start_spare(spec, &mut phases).await {
+            let secrets_dir = request.secrets_dir.as_deref();
+            let started = match self.start_spare(spec, secrets_dir, &mut phases).await {
                 Some(started) => started,
                 None => self.run_fresh(&request, &mut phases).await.map_err(failed)?,
             };
@@ -314,7 +319,7 @@ impl Runtime for DockerRuntime {
             request
                 .logs
                 .push(&spec.name, &instance.id, "platform", &describe_phases(&phases));
-            self.replenish_spare(spec);
+            self.replenish_spare(spec, secrets_dir);
             Ok(instance as Arc<dyn Instance>)
         }
         .boxed()

@@ -12,6 +12,7 @@ use bollard::models::ContainerCreateBody;
 use bollard::Docker;
 use fjord_core::FunctionSpec;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -196,9 +197,15 @@ impl DockerRuntime {
     /// Starts the function's pre-created container when there is one made for exactly this
     /// spec; `None` (and the container removed) when there is none, it no longer fits, or it
     /// does not start.
-    pub(super) async fn start_spare(&self, spec: &FunctionSpec, phases: &mut StartPhases) -> Option<Started> {
+    pub(super) async fn start_spare(
+        &self,
+        spec: &FunctionSpec,
+        secrets_dir: Option<&Path>,
+        phases: &mut StartPhases,
+    ) -> Option<Started> {
         let spare = self.spares.take(&spec.name)?;
-        if spare.config != self.container_config(spec, &spare.instance_id) {
+        // A spare made before a redeploy or a secret's rotation mounts the wrong files.
+        if spare.config != self.container_config(spec, &spare.instance_id, secrets_dir) {
             remove_in_background(&self.docker, spare.container);
             return None;
         }
@@ -222,7 +229,7 @@ impl DockerRuntime {
 
     /// Creates, in the background, the container the function's next cold start will take,
     /// unless it has one or one is being made.
-    pub(super) fn replenish_spare(&self, spec: &FunctionSpec) {
+    pub(super) fn replenish_spare(&self, spec: &FunctionSpec, secrets_dir: Option<&Path>) {
         if !self.precreate {
             return;
         }
@@ -231,14 +238,16 @@ impl DockerRuntime {
         };
         let runtime = self.clone();
         let spec = spec.clone();
+        let secrets_dir = secrets_dir.map(Path::to_path_buf);
         tokio::spawn(async move {
             // Out of the way of the request the cold start was for.
             tokio::time::sleep(SPARE_CREATE_DELAY).await;
             let spares = &runtime.spares;
-            match runtime.create(&spec, &instance_id).await {
+            let secrets_dir = secrets_dir.as_deref();
+            match runtime.create(&spec, &instance_id, secrets_dir).await {
                 Ok(container) => {
                     let spare = Spare {
-                        config: runtime.container_config(&spec, &instance_id),
+                        config: runtime.container_config(&spec, &instance_id, secrets_dir),
                         container,
                         instance_id,
                     };
