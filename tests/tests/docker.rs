@@ -854,3 +854,67 @@ async fn a_cold_start_takes_a_precreated_container_that_goes_with_its_function()
     )
     .await;
 }
+
+/// An image built the OpenFaaS way: its own non-root `USER`, `fprocess` and `mode` in its
+/// environment, state in /tmp, its secret read from /var/openfaas/secrets.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_built_for_openfaas_runs_unchanged_as_its_non_root_user() {
+    let Some(platform) = docker_platform().await else {
+        return;
+    };
+    let image = "fjord-example/env-openfaas:test";
+    let dockerfile = format!(
+        "FROM {}\nENV fprocess=\"env\" mode=\"http\"\nUSER 10001:10001\n",
+        example_image("env")
+    );
+    let built = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", image, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(dockerfile.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("docker build");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+
+    let out = platform.fjord(&["secret", "create", "db-password", "--from-literal", "pa55"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = platform.deploy_image("legacy", image, "secrets: [db-password]\n");
+    assert!(out.status.success(), "deploy: {}", stderr(&out));
+    let env = platform
+        .invoke_when_routable("legacy", "/?names=fprocess,mode,PORT", b"", &[])
+        .await;
+    assert_eq!(
+        (env.status, env.text()),
+        (200, "fprocess=env\nmode=http\nPORT=8080\n".to_string()),
+        "{}",
+        platform.agent_logs()
+    );
+    let secret = platform
+        .invoke_when_routable("legacy", "/secret/db-password?dir=/var/openfaas/secrets", b"", &[])
+        .await;
+    assert_eq!(
+        (secret.status, secret.text()),
+        (200, "pa55".to_string()),
+        "the image's own user reads it"
+    );
+    let tmp = platform
+        .invoke_when_routable("legacy", "/write?path=/tmp/state", b"", &[])
+        .await;
+    assert_eq!(tmp.text(), "written\n");
+    let root = platform
+        .invoke_when_routable("legacy", "/write?path=/state", b"", &[])
+        .await;
+    assert!(root.text().starts_with("refused"), "{}", root.text());
+    let instance = secret
+        .header("x-fjord-instance")
+        .expect("an instance header")
+        .to_string();
+    let ids = instance_containers(&[&format!("fjord.instance={instance}")]);
+    let c = inspect(&ids[0]).expect("the container");
+    assert_eq!(c["Config"]["User"], "10001:10001", "the image's USER is kept");
+}
