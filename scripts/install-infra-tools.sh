@@ -7,6 +7,9 @@
 #     three-server JetStream cluster with
 #   * a Python venv with moto[server]: the local AWS mock that fjord-aws's tests
 #     (aws/tests/moto.rs) start as $FJORD_TOOLS_DIR/moto/bin/moto_server
+#   * a Python venv with grpcio and grpcio-reflection: the gRPC client that
+#     tests/tests/grpc_api.rs runs as $FJORD_TOOLS_DIR/grpc/bin/python, knowing only a
+#     member's address and a token (it learns the API through server reflection)
 #   * terraform itself, only when it is missing and Debian packages it
 #
 # The Python tools pin incompatible versions of the same dependencies, so each
@@ -37,10 +40,12 @@ fi
 
 mkdir -p "$TOOLS_DIR"
 
-# make_venv NAME IMPORT_CHECK PIP_SPEC
+# make_venv NAME IMPORT_CHECK PIP_SPEC...
 #   Creates $TOOLS_DIR/NAME unless it exists and IMPORT_CHECK already succeeds in it.
 make_venv() {
-    local name="$1" check="$2" spec="$3"
+    local name="$1" check="$2"
+    shift 2
+    local spec="$*"
     local dir="$TOOLS_DIR/$name"
     if [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "$check" >/dev/null 2>&1; then
         log "$name: already installed in $dir"
@@ -50,7 +55,7 @@ make_venv() {
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
     "$dir/bin/python" -m pip install --quiet --upgrade pip
-    "$dir/bin/python" -m pip install --quiet "$spec"
+    "$dir/bin/python" -m pip install --quiet "$@"
     "$dir/bin/python" -c "$check"
     log "$name: installed $spec"
 }
@@ -60,6 +65,7 @@ make_venv checkov 'import checkov' "$CHECKOV_SPEC"
 make_venv nats 'import nats.js' "$NATS_PY_SPEC"
 # moto's server extra brings flask; the check imports it so a venv without the extra is redone.
 make_venv moto 'import moto.server, flask' "$MOTO_SPEC"
+make_venv grpc 'import grpc, grpc_reflection.v1alpha.reflection_pb2, google.protobuf' grpcio grpcio-reflection
 log "moto: server at $TOOLS_DIR/moto/bin/moto_server (fjord-aws tests read FJORD_MOTO_SERVER to override)"
 
 if command -v terraform >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ pub mod auth;
 pub(crate) mod calls;
 pub(crate) mod cron;
 pub(crate) mod error;
+pub(crate) mod health;
 pub(crate) mod images;
 pub(crate) mod leadership;
 pub(crate) mod liveness;
@@ -401,6 +402,34 @@ pub async fn run_with_faults(
     };
     let interceptor = token.interceptor();
     let node_interceptor = token.interceptor_or(join);
+    // The standard health service and server reflection, behind the same tokens as the rest:
+    // health for whoever may use a member (agents, lbs, operators), reflection for operators.
+    // Reflection lists the public services only, never Raft.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let health = tokio::spawn(health::follow(
+        member.clone(),
+        health_reporter,
+        Duration::from_millis((millis(args.election_timeout) / 2).clamp(100, 1000)),
+    ));
+    let reflection = || {
+        health::SERVICES
+            .iter()
+            .chain(&["grpc.health.v1.Health"])
+            .fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(fjord_proto::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, service| builder.with_service_name(*service),
+            )
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|e| StartError::Config(format!("server reflection: {e}")))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| StartError::Config(format!("server reflection: {e}")))?;
     let admin = admin::AdminService {
         member: member.clone(),
         logs: logs::LogCollector::default(),
@@ -445,7 +474,19 @@ pub async fn run_with_faults(
                 member: member.clone(),
                 stopping,
             },
+            node_interceptor.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            health_service,
             node_interceptor,
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            reflection_v1,
+            interceptor.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            reflection_v1alpha,
+            interceptor.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftServer::new(network::RaftRpc { raft: raft.clone() }).max_decoding_message_size(256 * 1024 * 1024),
@@ -454,6 +495,7 @@ pub async fn run_with_faults(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     publisher.abort();
+    health.abort();
     if let Some(task) = connecting {
         task.abort();
     }

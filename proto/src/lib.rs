@@ -9,4 +9,8 @@ pub mod v1 {
 
 pub mod convert;
 
+/// The encoded descriptors of `fjord.v1`, for server reflection: a client that knows only a
+/// member's address and a token can list the services and call them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fjord_v1_descriptor");
+
 pub use v1::*;
