@@ -247,12 +247,7 @@ fn instance_counts(status: &pb::FunctionStatus) -> (u32, u32, u32) {
 
 pub async fn list(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let functions = admin
-        .list_functions(pb::ListFunctionsRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .functions;
+    let functions = crate::listing::functions(&mut admin).await?;
     if json {
         print_json(&serde_json::Value::Array(functions.iter().map(status_json).collect()));
         return Ok(());
@@ -411,20 +406,12 @@ pub async fn scale(connect: &ConnectArgs, name: &str, min: Option<u32>, max: Opt
 
 pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let answer = admin
-        .list_nodes(pb::ListNodesRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner();
+    let answer = crate::listing::nodes(&mut admin).await?;
     let (nodes, groups) = (answer.nodes, answer.groups);
     // Heartbeats carry no CPU figure: a node's CPU in use is its instances (ready or starting)
     // at their function's cpu_millis, as placement counts it.
-    let cpu_by_function: std::collections::HashMap<String, u32> = admin
-        .list_functions(pb::ListFunctionsRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .functions
+    let cpu_by_function: std::collections::HashMap<String, u32> = crate::listing::functions(&mut admin)
+        .await?
         .into_iter()
         .filter_map(|f| {
             let spec = f.record?.spec?;
@@ -514,12 +501,7 @@ pub async fn nodes(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
 /// `fjord nodes groups`: the node groups the node autoscaler sizes.
 pub async fn groups(connect: &ConnectArgs, json: bool) -> anyhow::Result<()> {
     let mut admin = connect.admin().await?;
-    let groups = admin
-        .list_nodes(pb::ListNodesRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .groups;
+    let groups = crate::listing::nodes(&mut admin).await?.groups;
     if json {
         let value: Vec<_> = groups
             .iter()

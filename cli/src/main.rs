@@ -12,6 +12,7 @@ mod deploy_wait;
 mod dev;
 mod functions;
 mod invoke;
+mod listing;
 mod output;
 mod scheduling;
 mod secrets;

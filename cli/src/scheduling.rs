@@ -27,12 +27,7 @@ pub async fn drain(connect: &ConnectArgs, id: &str, wait: Option<Duration>) -> a
     let deadline = Instant::now() + limit;
     let mut last = String::new();
     loop {
-        let nodes = admin
-            .list_nodes(pb::ListNodesRequest {})
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .nodes;
+        let nodes = crate::listing::nodes(&mut admin).await?.nodes;
         let Some(node) = nodes.iter().find(|n| n.info.as_ref().is_some_and(|i| i.id == id)) else {
             anyhow::bail!("node {id} is no longer registered");
         };

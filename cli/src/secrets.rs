@@ -110,12 +110,7 @@ pub async fn run(connect: &ConnectArgs, command: SecretCommand) -> anyhow::Resul
             );
         }
         SecretCommand::Ls { json } => {
-            let secrets = admin
-                .list_secrets(pb::ListSecretsRequest {})
-                .await
-                .map_err(explain)?
-                .into_inner()
-                .secrets;
+            let secrets = crate::listing::secrets(&mut admin).await?;
             if json {
                 let values: Vec<serde_json::Value> = secrets
                     .iter()

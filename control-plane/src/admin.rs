@@ -7,6 +7,7 @@
 use crate::error::ControlPlaneError;
 use crate::member::Member;
 use crate::network::member_channel;
+use crate::paging::{LabelSelector, Page};
 use crate::raft_types::{Command, CommandResult, MemberId, NodeState, PutMode};
 use crate::state_machine::now_millis;
 use fjord_core::node::ImageState;
@@ -379,13 +380,26 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListFunctionsRequest>,
     ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
         forward_to_leader!(self, request, list_functions);
+        let req = request.into_inner();
+        let page = Page::parse(
+            "functions",
+            &[&req.name_prefix, &req.label_selector],
+            req.page_size,
+            &req.page_token,
+        )?;
+        let selector = LabelSelector::parse(&req.label_selector)?;
         self.member.linearizable().await?;
-        let records: Vec<FunctionRecord> = self
-            .member
-            .state
-            .read(|a| a.cluster.functions.values().cloned().collect());
+        let (records, next_page_token): (Vec<FunctionRecord>, String) = self.member.state.read(|a| {
+            let (records, next) = page.take(&a.cluster.functions, |name, record| {
+                name.starts_with(&req.name_prefix) && selector.matches(&record.spec.labels)
+            });
+            (records.into_iter().map(|(_, r)| r.clone()).collect(), next)
+        });
         let functions = records.iter().map(|r| self.function_status(r)).collect();
-        Ok(Response::new(pb::ListFunctionsResponse { functions }))
+        Ok(Response::new(pb::ListFunctionsResponse {
+            functions,
+            next_page_token,
+        }))
     }
 
     async fn remove_function(
@@ -422,13 +436,23 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
         forward_to_leader!(self, request, list_nodes);
-        let (nodes, policies, records): (Vec<_>, Vec<_>, BTreeMap<_, _>) = self.member.state.read(|a| {
-            (
-                a.cluster.nodes.values().cloned().collect(),
-                a.cluster.policy.node_groups.clone(),
-                a.cluster.node_groups.clone(),
-            )
-        });
+        let req = request.into_inner();
+        let page = Page::parse("nodes", &[&req.name_prefix], req.page_size, &req.page_token)?;
+        let first_page = page.is_first();
+        let (nodes, next_page_token, policies, records): (Vec<_>, String, Vec<_>, BTreeMap<_, _>) =
+            self.member.state.read(|a| {
+                let (nodes, next) = page.take(&a.cluster.nodes, |id, _| id.starts_with(&req.name_prefix));
+                (
+                    nodes.into_iter().map(|(_, n)| n.clone()).collect(),
+                    next,
+                    if first_page {
+                        a.cluster.policy.node_groups.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    a.cluster.node_groups.clone(),
+                )
+            });
         let nodes = nodes.iter().map(|node| self.node_status(node)).collect();
         let reports = self.member.node_groups.all();
         let groups = policies
@@ -457,7 +481,11 @@ impl pb::admin_server::Admin for AdminService {
                 }
             })
             .collect();
-        Ok(Response::new(pb::ListNodesResponse { nodes, groups }))
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes,
+            groups,
+            next_page_token,
+        }))
     }
 
     async fn drain_node(&self, request: Request<pb::DrainNodeRequest>) -> Result<Response<pb::NodeStatus>, Status> {
@@ -614,13 +642,21 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ListSecretsRequest>,
     ) -> Result<Response<pb::ListSecretsResponse>, Status> {
         forward_to_leader!(self, request, list_secrets);
+        let req = request.into_inner();
+        let page = Page::parse("secrets", &[&req.name_prefix], req.page_size, &req.page_token)?;
         self.member.linearizable().await?;
-        let names: Vec<String> = self.member.state.read(|a| a.cluster.secrets.keys().cloned().collect());
+        let (names, next_page_token): (Vec<String>, String) = self.member.state.read(|a| {
+            let (page, next) = page.take(&a.cluster.secrets, |name, _| name.starts_with(&req.name_prefix));
+            (page.into_iter().map(|(name, _)| name.to_string()).collect(), next)
+        });
         let secrets = names
             .iter()
             .map(|name| self.secret_info(name))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Response::new(pb::ListSecretsResponse { secrets }))
+        Ok(Response::new(pb::ListSecretsResponse {
+            secrets,
+            next_page_token,
+        }))
     }
 
     async fn remove_secret(

@@ -10,6 +10,13 @@ pub(crate) enum ControlPlaneError {
     InvalidSpec { field: String, reason: String },
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// One argument of a request is wrong: `field` names it, `reason` is the stable code.
+    #[error("invalid {field}: {message}")]
+    InvalidArgument {
+        field: String,
+        reason: &'static str,
+        message: String,
+    },
     #[error("node {0:?} is not registered (see `fjord nodes`)")]
     NodeNotFound(String),
     #[error("{0}")]
@@ -46,32 +53,87 @@ pub(crate) enum ControlPlaneError {
     Queue(#[from] fjord_events::QueueError),
 }
 
-impl From<ControlPlaneError> for Status {
-    fn from(e: ControlPlaneError) -> Status {
-        let message = e.to_string();
-        match e {
-            ControlPlaneError::FunctionNotFound(_)
-            | ControlPlaneError::NodeNotFound(_)
-            | ControlPlaneError::SecretNotFound(_) => Status::not_found(message),
-            ControlPlaneError::SecretExists(_) => Status::already_exists(message),
-            ControlPlaneError::SecretInUse { .. }
-            | ControlPlaneError::NoSecretsKey
-            | ControlPlaneError::SecretUnreadable(_) => Status::failed_precondition(message),
-            ControlPlaneError::InvalidSpec { .. }
-            | ControlPlaneError::InvalidRequest(_)
-            | ControlPlaneError::InvalidPolicy(_) => Status::invalid_argument(message),
-            ControlPlaneError::NoLeader | ControlPlaneError::Unavailable(_) => Status::unavailable(message),
-            ControlPlaneError::Unconfirmed(_) => Status::deadline_exceeded(message),
-            ControlPlaneError::Membership(_) => Status::failed_precondition(message),
-            ControlPlaneError::Internal(_) => Status::internal(message),
+/// The domain of every `google.rpc.ErrorInfo` the control plane attaches.
+pub(crate) const ERROR_DOMAIN: &str = "fjord.v1";
+
+impl ControlPlaneError {
+    /// The machine-readable reason (`google.rpc.ErrorInfo.reason`) and its metadata.
+    fn reason(&self) -> (&'static str, Vec<(&'static str, String)>) {
+        use fjord_events::QueueError;
+        match self {
+            ControlPlaneError::FunctionNotFound(name) => ("FUNCTION_NOT_FOUND", vec![("function", name.clone())]),
+            ControlPlaneError::InvalidSpec { field, .. } => ("INVALID_SPEC", vec![("field", field.clone())]),
+            ControlPlaneError::InvalidRequest(_) => ("INVALID_REQUEST", vec![]),
+            ControlPlaneError::InvalidArgument { field, reason, .. } => (reason, vec![("field", field.clone())]),
+            ControlPlaneError::NodeNotFound(node) => ("NODE_NOT_FOUND", vec![("node", node.clone())]),
+            ControlPlaneError::InvalidPolicy(_) => ("INVALID_POLICY", vec![]),
+            ControlPlaneError::NoLeader => ("NO_LEADER", vec![]),
+            ControlPlaneError::Unavailable(_) => ("UNAVAILABLE", vec![]),
+            ControlPlaneError::Unconfirmed(_) => ("UNCONFIRMED", vec![]),
+            ControlPlaneError::Membership(_) => ("MEMBERSHIP_REFUSED", vec![]),
+            ControlPlaneError::SecretNotFound(name) => ("SECRET_NOT_FOUND", vec![("secret", name.clone())]),
+            ControlPlaneError::SecretExists(name) => ("SECRET_EXISTS", vec![("secret", name.clone())]),
+            ControlPlaneError::SecretInUse { name, by } => (
+                "SECRET_IN_USE",
+                vec![("secret", name.clone()), ("used_by", by.join(","))],
+            ),
+            ControlPlaneError::NoSecretsKey => ("NO_SECRETS_KEY", vec![]),
+            ControlPlaneError::SecretUnreadable(_) => ("SECRET_UNREADABLE", vec![]),
+            ControlPlaneError::Internal(_) => ("INTERNAL", vec![]),
             ControlPlaneError::Queue(e) => match e {
-                fjord_events::QueueError::NoSuchCall { .. } => Status::not_found(message),
-                fjord_events::QueueError::WrongState { .. } => Status::failed_precondition(message),
-                fjord_events::QueueError::Config(_) => Status::failed_precondition(message),
-                fjord_events::QueueError::Refused(_)
-                | fjord_events::QueueError::Unreachable { .. }
-                | fjord_events::QueueError::Failed(_) => Status::unavailable(message),
+                QueueError::NoSuchCall { id } => ("CALL_NOT_FOUND", vec![("call", id.clone())]),
+                QueueError::WrongState { id, state, .. } => (
+                    "CALL_WRONG_STATE",
+                    vec![("call", id.clone()), ("state", state.to_string())],
+                ),
+                QueueError::Config(_) => ("NO_QUEUE", vec![]),
+                QueueError::Refused(_) => ("QUEUE_FULL", vec![]),
+                QueueError::Unreachable { .. } | QueueError::Failed(_) => ("QUEUE_UNAVAILABLE", vec![]),
             },
         }
+    }
+
+    fn code(&self) -> tonic::Code {
+        use fjord_events::QueueError;
+        use tonic::Code;
+        match self {
+            ControlPlaneError::FunctionNotFound(_)
+            | ControlPlaneError::NodeNotFound(_)
+            | ControlPlaneError::SecretNotFound(_) => Code::NotFound,
+            ControlPlaneError::SecretExists(_) => Code::AlreadyExists,
+            ControlPlaneError::SecretInUse { .. }
+            | ControlPlaneError::NoSecretsKey
+            | ControlPlaneError::SecretUnreadable(_)
+            | ControlPlaneError::Membership(_) => Code::FailedPrecondition,
+            ControlPlaneError::InvalidSpec { .. }
+            | ControlPlaneError::InvalidRequest(_)
+            | ControlPlaneError::InvalidArgument { .. }
+            | ControlPlaneError::InvalidPolicy(_) => Code::InvalidArgument,
+            ControlPlaneError::NoLeader | ControlPlaneError::Unavailable(_) => Code::Unavailable,
+            ControlPlaneError::Unconfirmed(_) => Code::DeadlineExceeded,
+            ControlPlaneError::Internal(_) => Code::Internal,
+            ControlPlaneError::Queue(e) => match e {
+                QueueError::NoSuchCall { .. } => Code::NotFound,
+                QueueError::WrongState { .. } | QueueError::Config(_) => Code::FailedPrecondition,
+                QueueError::Refused(_) | QueueError::Unreachable { .. } | QueueError::Failed(_) => Code::Unavailable,
+            },
+        }
+    }
+}
+
+/// The one mapping to gRPC: the status code, the message in the caller's terms, and a
+/// `google.rpc.ErrorInfo` with the reason and what it concerns (the field of an invalid spec,
+/// the function or secret named), so a program need not parse the message.
+impl From<ControlPlaneError> for Status {
+    fn from(e: ControlPlaneError) -> Status {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let (reason, metadata) = e.reason();
+        let metadata: std::collections::HashMap<String, String> =
+            metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Status::with_error_details(
+            e.code(),
+            e.to_string(),
+            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+        )
     }
 }

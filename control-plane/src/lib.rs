@@ -26,6 +26,7 @@ pub(crate) mod member;
 pub(crate) mod metrics;
 pub mod network;
 pub(crate) mod node_scaler;
+pub(crate) mod paging;
 pub(crate) mod providers;
 pub(crate) mod queue_watch;
 pub mod raft_types;

@@ -234,7 +234,10 @@ async fn a_partitioned_leader_cannot_commit_and_converges_after_healing() {
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
     let listed = c
-        .list_functions(authed(pb::ListFunctionsRequest {}))
+        .list_functions(authed(pb::ListFunctionsRequest {
+            page_size: 1000,
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner()

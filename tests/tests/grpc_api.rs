@@ -63,7 +63,11 @@ async fn a_client_with_only_an_address_and_a_token_finds_and_calls_the_api_throu
         "Raft is not offered to clients: {listed:?}"
     );
 
-    let out = client(&addr, TEST_TOKEN, &["call", "fjord.v1.Admin/ListFunctions", "{}"]);
+    let out = client(
+        &addr,
+        TEST_TOKEN,
+        &["call", "fjord.v1.Admin/ListFunctions", r#"{"page_size": 100}"#],
+    );
     let (answer, err) = text(&out);
     assert!(out.status.success(), "{err}");
     let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
@@ -118,4 +122,229 @@ async fn health_says_not_serving_on_a_member_cut_off_from_the_quorum() {
         (text(&out).0.trim() == "SERVING").then_some(())
     })
     .await;
+}
+
+type Client = fjord_proto::v1::admin_client::AdminClient<tonic::transport::Channel>;
+
+fn authed<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TEST_TOKEN}").parse().unwrap());
+    request.set_timeout(Duration::from_secs(20));
+    request
+}
+
+fn command_spec(name: &str, parity: &str) -> fjord_proto::v1::FunctionSpec {
+    let mut spec = fjord_core::FunctionSpec::with_command(name, vec!["/bin/true".into()]);
+    spec.labels.insert("parity".into(), parity.into());
+    (&spec).into()
+}
+
+async fn deploy_all(client: &Client, names: impl Iterator<Item = (String, &'static str)>) {
+    use futures::StreamExt;
+    let results: Vec<Result<(), String>> = futures::stream::iter(names)
+        .map(|(name, parity)| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .deploy(authed(fjord_proto::v1::DeployRequest {
+                        spec: Some(command_spec(&name, parity)),
+                        defaulted: vec![],
+                    }))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{name}: {e}"))
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} deploys failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
+async fn page(
+    client: &mut Client,
+    size: u32,
+    token: &str,
+    selector: &str,
+) -> Result<fjord_proto::v1::ListFunctionsResponse, tonic::Status> {
+    client
+        .list_functions(authed(fjord_proto::v1::ListFunctionsRequest {
+            page_size: size,
+            page_token: token.to_string(),
+            label_selector: selector.to_string(),
+            ..Default::default()
+        }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn error_reason(status: &tonic::Status) -> (tonic::Code, String, String) {
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("an ErrorInfo in the details");
+    assert_eq!(info.domain, "fjord.v1");
+    (
+        status.code(),
+        info.reason,
+        info.metadata.get("field").cloned().unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_functions_page_in_order_once_each_while_others_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, TEST_TOKEN).unwrap();
+    let port = free_port();
+    let _member = start_control_plane(dir.path(), &token_file, port, true);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_lazy();
+    let mut client: Client = fjord_proto::v1::admin_client::AdminClient::new(channel);
+    eventually("the member to lead", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move { page(&mut c, 1, "", "").await.ok().map(|_| ()) }
+    })
+    .await;
+    let name = |i: usize| format!("f{i:05}");
+    let parity = |i: usize| if i.is_multiple_of(2) { "even" } else { "odd" };
+    deploy_all(&client, (0..10_000).map(|i| (name(i), parity(i)))).await;
+
+    // Walk in pages of 500; between pages, remove a function behind the cursor and one ahead,
+    // and add some on both sides.
+    let mut seen: Vec<String> = Vec::new();
+    let mut token = String::new();
+    let mut removed_ahead = Vec::new();
+    let mut round = 0;
+    loop {
+        let answer = page(&mut client, 500, &token, "").await.expect("a page");
+        assert!(answer.functions.len() <= 500);
+        seen.extend(
+            answer
+                .functions
+                .iter()
+                .filter_map(|f| f.record.as_ref()?.spec.as_ref().map(|s| s.name.clone())),
+        );
+        if answer.next_page_token.is_empty() {
+            break;
+        }
+        token = answer.next_page_token;
+        round += 1;
+        let behind = name(round * 500 - 100);
+        let ahead = name((round * 500 + 250).min(9_999));
+        for victim in [&behind, &ahead] {
+            client
+                .remove_function(authed(fjord_proto::v1::RemoveFunctionRequest { name: victim.clone() }))
+                .await
+                .expect("remove");
+        }
+        removed_ahead.push(ahead);
+        deploy_all(
+            &client,
+            [format!("a{round:03}"), format!("z{round:03}")]
+                .into_iter()
+                .map(|n| (n, "new")),
+        )
+        .await;
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, each once");
+    let seen_set: std::collections::BTreeSet<&String> = seen.iter().collect();
+    for i in 0..10_000 {
+        let n = name(i);
+        if removed_ahead.contains(&n) {
+            assert!(!seen_set.contains(&n), "{n} was removed before its page");
+        } else {
+            assert!(seen_set.contains(&n), "{n} exists throughout and is listed");
+        }
+    }
+    assert!(
+        seen.iter().any(|n| n.starts_with('z')),
+        "functions added ahead of the cursor are reached"
+    );
+
+    // Filters: a label selector, and the token carried across pages.
+    let evens = page(&mut client, 1000, "", "parity=even").await.expect("a page");
+    assert_eq!(evens.functions.len(), 1000);
+    assert!(evens.functions.iter().all(|f| {
+        f.record
+            .as_ref()
+            .and_then(|r| r.spec.as_ref())
+            .is_some_and(|s| s.labels["parity"] == "even")
+    }));
+
+    // Refusals, each with its reason and field in an ErrorInfo.
+    let e = page(&mut client, 0, "", "").await.unwrap_err();
+    assert_eq!(
+        error_reason(&e),
+        (tonic::Code::InvalidArgument, "BAD_PAGE_SIZE".into(), "page_size".into())
+    );
+    let e = page(&mut client, 1001, "", "").await.unwrap_err();
+    assert_eq!(error_reason(&e).1, "BAD_PAGE_SIZE");
+    let e = page(&mut client, 10, &evens.next_page_token, "").await.unwrap_err();
+    assert_eq!(
+        error_reason(&e),
+        (
+            tonic::Code::InvalidArgument,
+            "BAD_PAGE_TOKEN".into(),
+            "page_token".into()
+        ),
+        "a token is good only with the filters it came from"
+    );
+    for name in ["s1", "s2"] {
+        client
+            .put_secret(authed(fjord_proto::v1::PutSecretRequest {
+                name: name.into(),
+                value: b"v".to_vec(),
+                mode: 0,
+            }))
+            .await
+            .expect("a secret");
+    }
+    let secrets_token = {
+        let answer = client
+            .list_secrets(authed(fjord_proto::v1::ListSecretsRequest {
+                page_size: 1,
+                ..Default::default()
+            }))
+            .await
+            .expect("secrets");
+        answer.into_inner().next_page_token
+    };
+    assert!(!secrets_token.is_empty());
+    let e = page(&mut client, 10, &secrets_token, "").await.unwrap_err();
+    assert_eq!(error_reason(&e).1, "BAD_PAGE_TOKEN");
+    let e = page(&mut client, 10, "", "spec.memory>1").await.unwrap_err();
+    assert_eq!(
+        error_reason(&e),
+        (
+            tonic::Code::InvalidArgument,
+            "BAD_LABEL_SELECTOR".into(),
+            "label_selector".into()
+        )
+    );
+    let mut bad = command_spec("Bad_Name", "x");
+    bad.name = "Bad_Name".into();
+    let e = client
+        .deploy(authed(fjord_proto::v1::DeployRequest {
+            spec: Some(bad),
+            defaulted: vec![],
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_reason(&e),
+        (tonic::Code::InvalidArgument, "INVALID_SPEC".into(), "name".into())
+    );
+    let e = client
+        .get_function(authed(fjord_proto::v1::GetFunctionRequest { name: "nope".into() }))
+        .await
+        .unwrap_err();
+    assert_eq!(error_reason(&e).1, "FUNCTION_NOT_FOUND");
 }

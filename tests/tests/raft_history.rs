@@ -309,7 +309,10 @@ async fn acknowledged_writes_survive_random_member_kills_and_reads_respect_real_
         eventually("a final listing", Duration::from_secs(30), || async {
             let mut client = connect(all.split(',').next().unwrap());
             let listed = client
-                .list_functions(authed(pb::ListFunctionsRequest {}))
+                .list_functions(authed(pb::ListFunctionsRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                }))
                 .await
                 .ok()?
                 .into_inner();
