@@ -200,6 +200,39 @@ async fn the_readme_tour_and_failover_demo_work_as_written() {
     )
     .await;
     assert!(described.contains("schedule:  next run "), "{described}");
+
+    // ## Operations: the gRPC API through reflection, with the venv the test script made.
+    let tools = std::env::var_os("FJORD_TOOLS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/fjord-tools"));
+    std::fs::create_dir_all(user.home.path().join(".cache")).unwrap();
+    std::os::unix::fs::symlink(&tools, user.home.path().join(".cache/fjord-tools")).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let grpc = |line: &str| {
+        user.sh(&format!(
+            "cd {} && token=\"$(cat ~/.local/share/fjord/dev/admin.token)\" && {line}",
+            repo.display()
+        ))
+    };
+    let services = ok(
+        "the reflection client's services",
+        grpc(
+            r#"~/.cache/fjord-tools/grpc/bin/python tests/scripts/grpc_reflection_client.py 127.0.0.1:7400 "$token" services"#,
+        ),
+    );
+    assert!(services.lines().any(|l| l == "fjord.v1.Admin"), "{services}");
+    let listed = ok(
+        "the reflection client's ListFunctions",
+        grpc(
+            r#"~/.cache/fjord-tools/grpc/bin/python tests/scripts/grpc_reflection_client.py 127.0.0.1:7400 "$token" call fjord.v1.Admin/ListFunctions '{"page_size": 2}'"#,
+        ),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed["functions"].as_array().map(Vec::len), Some(2), "{listed}");
+    assert!(
+        listed["next_page_token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{listed}"
+    );
     let exit = dev.terminate(Duration::from_secs(30));
     assert!(exit.success(), "fjord dev exited with {exit}");
 
