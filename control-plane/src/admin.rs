@@ -26,6 +26,8 @@ pub(crate) struct AdminService {
     pub(crate) member: Arc<Member>,
     pub(crate) logs: crate::logs::LogCollector,
     pub(crate) images: crate::images::ImageResolver,
+    /// Turns true when the member stops: watch streams end then.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Forwards the call to the leader when this member is not it.
@@ -671,6 +673,20 @@ impl pb::admin_server::Admin for AdminService {
             CommandResult::SecretInUse { name, by } => Err(ControlPlaneError::SecretInUse { name, by }.into()),
             other => Err(ControlPlaneError::Internal(format!("unexpected result {other:?}")).into()),
         }
+    }
+
+    type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ChangeEvent, Status>> + Send>>;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let include_existing = request.into_inner().include_existing;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(crate::change_watch::run(
+            self.member.clone(),
+            include_existing,
+            tx,
+            self.stopping.clone(),
+        ));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {

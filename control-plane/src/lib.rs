@@ -14,6 +14,7 @@ pub(crate) mod agent_api;
 pub(crate) mod agent_client;
 pub mod auth;
 pub(crate) mod calls;
+pub(crate) mod change_watch;
 pub(crate) mod cron;
 pub(crate) mod error;
 pub(crate) mod health;
@@ -431,14 +432,15 @@ pub async fn run_with_faults(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| StartError::Config(format!("server reflection: {e}")))?;
+    // Watch streams (agents, lbs, Admin watchers) never end on their own: they end when shutdown
+    // begins, so the graceful shutdown does not wait on them forever.
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let admin = admin::AdminService {
         member: member.clone(),
         logs: logs::LogCollector::default(),
         images: images::ImageResolver::default(),
+        stopping: stopping.clone(),
     };
-    // Watch streams (agents, lbs) never end on their own: they end when shutdown begins, so the
-    // graceful shutdown does not wait on them forever.
-    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         let _ = stopping_tx.send(true);

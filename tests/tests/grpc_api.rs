@@ -348,3 +348,67 @@ async fn ten_thousand_functions_page_in_order_once_each_while_others_come_and_go
         .unwrap_err();
     assert_eq!(error_reason(&e).1, "FUNCTION_NOT_FOUND");
 }
+
+type Change = (fjord_proto::v1::change_event::Kind, String, u64, String);
+
+async fn next_change(stream: &mut tonic::Streaming<fjord_proto::v1::ChangeEvent>) -> Change {
+    let event = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("an event within 20 s")
+        .expect("the stream")
+        .expect("not ended");
+    (
+        fjord_proto::v1::change_event::Kind::try_from(event.kind).unwrap(),
+        event.name,
+        event.revision,
+        event.node_state,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watcher_sees_each_change_to_functions_and_nodes_without_polling() {
+    use fjord_proto::v1::change_event::Kind;
+    let platform = Platform::start(1).await;
+    let channel = tonic::transport::Endpoint::from_shared(platform.control_plane_url())
+        .unwrap()
+        .connect_lazy();
+    let client: Client = fjord_proto::v1::admin_client::AdminClient::new(channel);
+    deploy_all(&client, [("before".to_string(), "odd")].into_iter()).await;
+    let mut watch_request = authed(fjord_proto::v1::WatchRequest { include_existing: true });
+    watch_request.set_timeout(Duration::from_secs(120));
+    let mut stream = client.clone().watch(watch_request).await.expect("watch").into_inner();
+    let mut existing = Vec::new();
+    loop {
+        let event = next_change(&mut stream).await;
+        if event.0 == Kind::Synced {
+            break;
+        }
+        existing.push(event);
+    }
+    assert!(
+        existing
+            .iter()
+            .any(|e| e.0 == Kind::FunctionDeployed && e.1 == "before"),
+        "{existing:?}"
+    );
+    assert!(
+        existing.iter().any(|e| e.0 == Kind::NodeChanged && e.3 == "ready"),
+        "the agent's node: {existing:?}"
+    );
+
+    deploy_all(&client, [("during".to_string(), "even")].into_iter()).await;
+    let deployed = next_change(&mut stream).await;
+    assert_eq!((deployed.0, deployed.1.as_str()), (Kind::FunctionDeployed, "during"));
+    let out = platform.fjord(&["scale", "during", "--max", "3"]);
+    assert!(out.status.success());
+    let scaled = next_change(&mut stream).await;
+    assert_eq!(
+        (scaled.0, scaled.1.as_str(), scaled.2),
+        (Kind::FunctionDeployed, "during", deployed.2),
+        "a scale keeps the revision"
+    );
+    let out = platform.fjord(&["remove", "during"]);
+    assert!(out.status.success());
+    let removed = next_change(&mut stream).await;
+    assert_eq!((removed.0, removed.1.as_str()), (Kind::FunctionRemoved, "during"));
+}
