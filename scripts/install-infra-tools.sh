@@ -7,9 +7,9 @@
 #     three-server JetStream cluster with
 #   * a Python venv with moto[server]: the local AWS mock that fjord-aws's tests
 #     (aws/tests/moto.rs) start as $FJORD_TOOLS_DIR/moto/bin/moto_server
-#   * a Python venv with grpcio and grpcio-reflection: the gRPC client that
-#     tests/tests/grpc_api.rs runs as $FJORD_TOOLS_DIR/grpc/bin/python, knowing only a
-#     member's address and a token (it learns the API through server reflection)
+#   * a Python venv with grpcio, grpcio-reflection and grpcio-tools: the gRPC clients that
+#     tests/tests/grpc_api.rs runs as $FJORD_TOOLS_DIR/grpc/bin/python: one that learns the API
+#     through server reflection, and examples/clients/python with stubs generated from the .proto
 #   * terraform itself, only when it is missing and Debian packages it
 #
 # The Python tools pin incompatible versions of the same dependencies, so each
@@ -65,7 +65,7 @@ make_venv checkov 'import checkov' "$CHECKOV_SPEC"
 make_venv nats 'import nats.js' "$NATS_PY_SPEC"
 # moto's server extra brings flask; the check imports it so a venv without the extra is redone.
 make_venv moto 'import moto.server, flask' "$MOTO_SPEC"
-make_venv grpc 'import grpc, grpc_reflection.v1alpha.reflection_pb2, google.protobuf' grpcio grpcio-reflection
+make_venv grpc 'import grpc, grpc_reflection.v1alpha.reflection_pb2, grpc_tools.protoc, google.rpc.error_details_pb2' grpcio grpcio-reflection grpcio-tools grpcio-status
 log "moto: server at $TOOLS_DIR/moto/bin/moto_server (fjord-aws tests read FJORD_MOTO_SERVER to override)"
 
 if command -v terraform >/dev/null 2>&1; then

@@ -412,3 +412,44 @@ async fn a_watcher_sees_each_change_to_functions_and_nodes_without_polling() {
     let removed = next_change(&mut stream).await;
     assert_eq!((removed.0, removed.1.as_str()), (Kind::FunctionRemoved, "during"));
 }
+
+/// examples/clients/python/fjord_admin.py with stubs generated from the .proto by grpcio-tools.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_example_with_generated_stubs_deploys_pages_scales_and_removes() {
+    let platform = Platform::start(1).await;
+    for name in ["one", "two", "three"] {
+        let out = platform.deploy_example(name, "echo", "");
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let generated = platform.dir.path().join("gen");
+    std::fs::create_dir_all(&generated).unwrap();
+    let out = Command::new(grpc_python())
+        .current_dir(repo)
+        .args(["-m", "grpc_tools.protoc", "-I", "proto/proto"])
+        .arg(format!("--python_out={}", generated.display()))
+        .arg(format!("--grpc_python_out={}", generated.display()))
+        .arg("fjord/v1/fjord.proto")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "protoc: {}", text(&out).1);
+    let out = Command::new(grpc_python())
+        .current_dir(repo)
+        .env("PYTHONPATH", &generated)
+        .arg("examples/clients/python/fjord_admin.py")
+        .arg(format!("127.0.0.1:{}", platform.control_plane_port))
+        .arg(TEST_TOKEN)
+        .output()
+        .unwrap();
+    let (printed, err) = text(&out);
+    assert!(out.status.success(), "{printed}{err}");
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(lines[0].starts_with("deployed from-python revision "), "{printed}");
+    assert_eq!(
+        lines[1], "listed 4 functions in 2 pages: from-python,one,three,two",
+        "{printed}"
+    );
+    assert_eq!(lines[2], "scaled from-python to max 2");
+    assert_eq!(lines[3], "removed from-python");
+    assert_eq!(lines[4], "refused: NOT_FOUND FUNCTION_NOT_FOUND from-python");
+}
