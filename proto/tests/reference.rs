@@ -48,7 +48,7 @@ fn parse(text: &str) -> (Vec<Service>, Vec<Message>) {
     let mut comment: Vec<String> = Vec::new();
     // Open blocks: indexes into `messages` (None for a service).
     let mut stack: Vec<Option<usize>> = Vec::new();
-    let take = |comment: &mut Vec<String>| comment.drain(..).collect::<Vec<_>>().join(" ");
+    let take = |comment: &mut Vec<String>| std::mem::take(comment).join(" ");
     for raw in text.lines() {
         let line = raw.trim();
         if let Some(c) = line.strip_prefix("//") {
