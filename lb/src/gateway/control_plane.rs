@@ -77,4 +77,28 @@ impl ControlPlane {
         }
         Err(ProxyError::from_status(&last, function))
     }
+
+    /// Every item of an Admin list, page after page: `page` asks for the page after `token`
+    /// ("" for the first) and answers its items and the next token ("" after the last).
+    pub async fn all_pages<T, F, Fut>(&self, credentials: &Credentials, page: F) -> Result<Vec<T>, ProxyError>
+    where
+        F: Fn(Admin, String) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+    {
+        let mut items = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (more, next) = self
+                .call(credentials, None, |admin| {
+                    let answer = page(admin, token.clone());
+                    async move { answer.await.map(tonic::Response::new) }
+                })
+                .await?;
+            items.extend(more);
+            if next.is_empty() {
+                return Ok(items);
+            }
+            token = next;
+        }
+    }
 }

@@ -21,7 +21,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// A list page's size.
-const PAGE_SIZE: u32 = 1000;
+pub(super) const PAGE_SIZE: u32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Write {
@@ -31,29 +31,22 @@ pub(super) enum Write {
 
 impl Gateway {
     pub(super) async fn list_functions(&self, credentials: &Credentials) -> Result<Response<HttpBody>, ProxyError> {
-        let mut functions = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let request = pb::ListFunctionsRequest {
-                page_size: PAGE_SIZE,
-                page_token: page_token.clone(),
-                ..Default::default()
-            };
-            let page = self
-                .control_plane
-                .call(credentials, None, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.list_functions(request).await }
-                })
-                .await?;
-            for status in &page.functions {
-                functions.push(self.status_of(status)?);
-            }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+        let statuses = self
+            .control_plane
+            .all_pages(credentials, |mut admin, page_token| async move {
+                let request = pb::ListFunctionsRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                    ..Default::default()
+                };
+                let page = admin.list_functions(request).await?.into_inner();
+                Ok((page.functions, page.next_page_token))
+            })
+            .await?;
+        let functions = statuses
+            .iter()
+            .map(|status| self.status_of(status))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(json(StatusCode::OK, &functions))
     }
 

@@ -30,30 +30,25 @@ fn name_of(name: &str) -> Result<String, ProxyError> {
 
 impl Gateway {
     pub(super) async fn list_secrets(&self, credentials: &Credentials) -> Result<Response<HttpBody>, ProxyError> {
-        let mut secrets = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let request = pb::ListSecretsRequest {
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            };
-            let page = self
-                .control_plane
-                .call(credentials, None, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.list_secrets(request).await }
-                })
-                .await?;
-            secrets.extend(page.secrets.into_iter().map(|s| SecretDescription {
+        let secrets = self
+            .control_plane
+            .all_pages(credentials, |mut admin, page_token| async move {
+                let request = pb::ListSecretsRequest {
+                    page_size: super::functions::PAGE_SIZE,
+                    page_token,
+                    ..Default::default()
+                };
+                let page = admin.list_secrets(request).await?.into_inner();
+                Ok((page.secrets, page.next_page_token))
+            })
+            .await?;
+        let secrets: Vec<SecretDescription> = secrets
+            .into_iter()
+            .map(|s| SecretDescription {
                 name: s.name,
                 namespace: Some(DEFAULT_NAMESPACE.into()),
-            }));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+            })
+            .collect();
         Ok(json(StatusCode::OK, &secrets))
     }
 
