@@ -8,6 +8,7 @@
 //! types live in `fjord-decisions`; the daemons' shared plumbing in `fjord-daemon`.
 
 pub mod agent_http;
+pub mod civil;
 pub mod duration;
 pub mod hashing;
 pub mod name;

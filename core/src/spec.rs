@@ -31,6 +31,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+/// The scaling fields of a spec that the cluster policy may default (`DeployRequest.defaulted`),
+/// as `fjord.yaml` names them.
+pub const DEFAULTABLE_FIELDS: [&str; 6] = [
+    "min",
+    "max",
+    "concurrency",
+    "target_utilization",
+    "scale_to_zero_after",
+    "keep_alive",
+];
+
 pub const DEFAULT_MEMORY_MIB: u32 = 128;
 pub const DEFAULT_CPU_MILLIS: u32 = 1000;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

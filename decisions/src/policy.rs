@@ -44,15 +44,7 @@ use std::time::Duration;
 /// Largest policy file accepted.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
 
-/// The scaling fields of a spec that the policy may default, as `fjord.yaml` names them.
-pub const DEFAULTABLE_FIELDS: [&str; 6] = [
-    "min",
-    "max",
-    "concurrency",
-    "target_utilization",
-    "scale_to_zero_after",
-    "keep_alive",
-];
+pub use fjord_core::spec::DEFAULTABLE_FIELDS;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

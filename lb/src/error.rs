@@ -77,6 +77,25 @@ pub enum ProxyError {
     NoSuchCall { id: String },
     #[error("{reason}")]
     CallConflict { reason: String },
+    /// The OpenFaaS gateway API (`/system/*`) needs the caller's admin credentials.
+    #[error("{reason}")]
+    Unauthorized { reason: String },
+    #[error("{method} is not allowed on {path}; it takes {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: &'static str,
+    },
+    /// A gateway API body or query that cannot be read, naming the field.
+    #[error("{reason}")]
+    BadBody { function: Option<String>, reason: String },
+    /// The control plane refused or failed a gateway API request; its message names what.
+    #[error("{message}")]
+    ControlPlane {
+        code: tonic::Code,
+        message: String,
+        function: Option<String>,
+    },
 }
 
 impl ProxyError {
@@ -98,6 +117,19 @@ impl ProxyError {
             ProxyError::BadCallId { .. } | ProxyError::BadCallbackUrl { .. } => StatusCode::BAD_REQUEST,
             ProxyError::NoSuchCall { .. } => StatusCode::NOT_FOUND,
             ProxyError::CallConflict { .. } => StatusCode::CONFLICT,
+            ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::BadBody { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::ControlPlane { code, .. } => match code {
+                tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+                tonic::Code::InvalidArgument | tonic::Code::OutOfRange => StatusCode::BAD_REQUEST,
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => StatusCode::UNAUTHORIZED,
+                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+                tonic::Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
         }
     }
 
@@ -122,6 +154,20 @@ impl ProxyError {
             ProxyError::BadCallbackUrl { .. } => "bad_callback_url",
             ProxyError::NoSuchCall { .. } => "no_such_call",
             ProxyError::CallConflict { .. } => "call_conflict",
+            ProxyError::Unauthorized { .. } => "unauthorized",
+            ProxyError::MethodNotAllowed { .. } => "method_not_allowed",
+            ProxyError::BadBody { .. } => "bad_body",
+            ProxyError::ControlPlane { code, .. } => match code {
+                tonic::Code::NotFound => "not_found",
+                tonic::Code::AlreadyExists => "already_exists",
+                tonic::Code::FailedPrecondition => "failed_precondition",
+                tonic::Code::InvalidArgument | tonic::Code::OutOfRange => "invalid_argument",
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => "unauthorized",
+                tonic::Code::Unavailable => "control_plane_unavailable",
+                tonic::Code::ResourceExhausted => "control_plane_busy",
+                tonic::Code::DeadlineExceeded => "unconfirmed",
+                _ => "control_plane_failed",
+            },
         }
     }
 
@@ -135,6 +181,10 @@ impl ProxyError {
                 | ProxyError::QueueFull { .. }
                 | ProxyError::QueueUnavailable { .. }
                 | ProxyError::AsyncQueueFull { .. }
+                | ProxyError::ControlPlane {
+                    code: tonic::Code::Unavailable,
+                    ..
+                }
         )
     }
 
@@ -144,7 +194,10 @@ impl ProxyError {
             ProxyError::NoSuchPath { .. }
             | ProxyError::BadFunctionName { .. }
             | ProxyError::NoSuchCall { .. }
-            | ProxyError::CallConflict { .. } => None,
+            | ProxyError::CallConflict { .. }
+            | ProxyError::Unauthorized { .. }
+            | ProxyError::MethodNotAllowed { .. } => None,
+            ProxyError::BadBody { function, .. } | ProxyError::ControlPlane { function, .. } => function.as_deref(),
             ProxyError::BodyTooLarge { function, .. }
             | ProxyError::Overloaded { function }
             | ProxyError::AsyncOff { function }
@@ -172,7 +225,37 @@ impl ProxyError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if self.status() == StatusCode::UNAUTHORIZED {
+            // What makes a browser or curl --anyauth offer basic credentials.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"fjord\""),
+            );
+        }
+        if let ProxyError::MethodNotAllowed { allowed, .. } = &self {
+            if let Ok(value) = HeaderValue::from_str(allowed) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
         response
+    }
+
+    /// A control plane's refusal, as the gateway API answers it.
+    pub fn from_status(status: &tonic::Status, function: Option<&str>) -> ProxyError {
+        let message = match status.code() {
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => format!(
+                "the control plane refused the credentials ({}): give the cluster's admin token as the \
+                 password of user admin, or as Authorization: Bearer TOKEN",
+                status.message()
+            ),
+            tonic::Code::Unavailable => format!("the control plane is unavailable: {}", status.message()),
+            _ => status.message().to_string(),
+        };
+        ProxyError::ControlPlane {
+            code: status.code(),
+            message,
+            function: function.map(str::to_string),
+        }
     }
 }
 
@@ -232,6 +315,38 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn control_plane_codes_map_to_http_and_401_asks_for_basic_credentials() {
+        let cases = [
+            (tonic::Code::NotFound, StatusCode::NOT_FOUND),
+            (tonic::Code::AlreadyExists, StatusCode::CONFLICT),
+            (tonic::Code::FailedPrecondition, StatusCode::CONFLICT),
+            (tonic::Code::InvalidArgument, StatusCode::BAD_REQUEST),
+            (tonic::Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            (tonic::Code::PermissionDenied, StatusCode::UNAUTHORIZED),
+            (tonic::Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+            (tonic::Code::Internal, StatusCode::BAD_GATEWAY),
+        ];
+        for (code, status) in cases {
+            let error = ProxyError::from_status(&tonic::Status::new(code, "why"), Some("f"));
+            assert_eq!(error.status(), status, "{code:?}");
+        }
+        let response = ProxyError::from_status(&tonic::Status::unauthenticated("invalid token"), None).into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"fjord\"");
+        let body = body_of(response).await;
+        assert_eq!(body["code"], "unauthorized");
+        assert!(body["error"].as_str().unwrap().contains("invalid token"), "{body}");
+        let response = ProxyError::from_status(&tonic::Status::unavailable("no leader"), None).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = ProxyError::MethodNotAllowed {
+            method: "PATCH".into(),
+            path: "/system/secrets".into(),
+            allowed: "GET, POST, PUT, DELETE",
+        }
+        .into_response();
+        assert_eq!(response.headers()[header::ALLOW], "GET, POST, PUT, DELETE");
+    }
+
     #[test]
     fn every_refusal_has_a_distinct_status_or_code() {
         let all = [
@@ -287,6 +402,21 @@ mod tests {
             ProxyError::NoSuchCall { id: "x".into() },
             ProxyError::CallConflict {
                 reason: "running".into(),
+            },
+            ProxyError::Unauthorized { reason: "no".into() },
+            ProxyError::MethodNotAllowed {
+                method: "PATCH".into(),
+                path: "/system/functions".into(),
+                allowed: "GET, POST",
+            },
+            ProxyError::BadBody {
+                function: None,
+                reason: "not JSON".into(),
+            },
+            ProxyError::ControlPlane {
+                code: tonic::Code::NotFound,
+                message: "no".into(),
+                function: None,
             },
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ProxyError::code).collect();

@@ -2,13 +2,16 @@
 //! that can run the function, in the function's bounded-load hashing order, so the same function
 //! lands on the same nodes and its instances stay warm ([`proxy`]), behind a stack of
 //! front-door protections ([`layers`]). Its routing table comes from the control plane's Routes
-//! stream and survives the control plane's absence ([`route_watch`]).
+//! stream and survives the control plane's absence ([`route_watch`]). It also serves the
+//! OpenFaaS gateway API (`/system/*`, [`gateway`]) over the control plane's Admin API, with the
+//! caller's own admin token.
 //!
 //! It must not keep routing state that only it knows: several lbs route identically from the
 //! same table (only their own in-flight counts differ).
 
 pub mod asynchronous;
 pub mod error;
+pub mod gateway;
 pub mod layers;
 pub mod metrics;
 pub mod path;
@@ -158,11 +161,17 @@ pub async fn run(
         queue,
         settings,
     });
+    let gateway =
+        Arc::new(gateway::Gateway::new(&args.control_plane.endpoints, proxy.clone()).map_err(StartError::Config)?);
     let timeouts = proxy.clone();
     let routing = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
         let front = front.clone();
+        let gateway = gateway.clone();
         async move {
+            if gateway::Gateway::owns(request.uri().path()) {
+                return Ok::<_, Infallible>(gateway.handle(request).await);
+            }
             if asynchronous::front::AsyncFront::owns(request.uri().path()) {
                 return Ok::<_, Infallible>(front.handle(request).await);
             }

@@ -147,6 +147,15 @@ impl Metrics {
             .map_or(0, |c| c[event.index()].load(Ordering::Relaxed))
     }
 
+    /// Requests of a deployed function this lb has answered, whatever their status.
+    pub fn requests_of(&self, function: &str) -> u64 {
+        self.series
+            .read()
+            .expect("metrics lock poisoned")
+            .get(function)
+            .map_or(0, |s| s.count.load(Ordering::Relaxed))
+    }
+
     /// Counts a finished request (status and time to the response head).
     pub fn record(&self, function: Option<&str>, status: u16, elapsed: Duration) {
         let series = self.series(function.unwrap_or("_unknown"));

@@ -5,12 +5,17 @@
 //! Every platform here uses node ids of its own, so tests running at once on one engine never
 //! remove each other's containers, and it removes its containers when dropped.
 
-use crate::{free_port, http, start_agent_with, start_control_plane, start_lb, Answer, Daemon, Platform, TEST_TOKEN};
+use crate::{
+    free_port, http, start_agent_with, start_control_plane_with, start_lb, Answer, Daemon, Platform, TEST_TOKEN,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The join token of [`DockerPlatform::start_joined`].
+pub const JOIN_TOKEN: &str = "join-token-0123456789abcdef";
 
 /// The tag of the example images the tests build and deploy.
 pub const IMAGE_TAG: &str = "test";
@@ -158,11 +163,30 @@ impl DockerPlatform {
 
     /// [`DockerPlatform::start`] with extra agent flags.
     pub async fn start_with(agents: usize, agent_flags: &[&str]) -> DockerPlatform {
+        Self::start_inner(agents, agent_flags, false).await
+    }
+
+    /// [`DockerPlatform::start`] with a join token ([`JOIN_TOKEN`], `dir/join.token`): the
+    /// agents and the lb hold only it, as in production; the CLI keeps the admin token.
+    pub async fn start_joined(agents: usize) -> DockerPlatform {
+        Self::start_inner(agents, &[], true).await
+    }
+
+    async fn start_inner(agents: usize, agent_flags: &[&str], join_token: bool) -> DockerPlatform {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin.token");
         std::fs::write(&token_file, TEST_TOKEN).unwrap();
+        let join_file = dir.path().join("join.token");
+        std::fs::write(&join_file, JOIN_TOKEN).unwrap();
         let control_plane_port = free_port();
-        let control_plane = start_control_plane(dir.path(), &token_file, control_plane_port, true);
+        let control_plane_flags = if join_token {
+            vec!["--join-token-file".to_string(), join_file.display().to_string()]
+        } else {
+            Vec::new()
+        };
+        let control_plane =
+            start_control_plane_with(dir.path(), &token_file, control_plane_port, true, &control_plane_flags);
+        let member_token = if join_token { &join_file } else { &token_file };
         let mut agent_flags: Vec<&str> = agent_flags.to_vec();
         if !host_firewall_available() && !agent_flags.contains(&"--function-firewall") {
             eprintln!(
@@ -179,7 +203,7 @@ impl DockerPlatform {
             let port = free_port();
             agent_daemons.push(start_agent_with(
                 dir.path(),
-                &token_file,
+                member_token,
                 control_plane_port,
                 port,
                 &node_id,
@@ -190,7 +214,7 @@ impl DockerPlatform {
             node_ids.push(node_id);
         }
         let lb_port = free_port();
-        let lb = start_lb(dir.path(), &token_file, control_plane_port, lb_port);
+        let lb = start_lb(dir.path(), member_token, control_plane_port, lb_port);
         let platform = Platform {
             dir,
             token_file,

@@ -2,6 +2,7 @@
 //! searches take, and the civil-date conversions.
 
 use super::{MINUTES_PER_DAY, MS_PER_MINUTE};
+pub(super) use fjord_core::civil::{civil_from_days, days_from_civil};
 
 /// `2024-02-29 08:00 UTC`: the minute holding `at_ms`.
 pub fn format_utc_minute(at_ms: u64) -> String {
@@ -104,35 +105,4 @@ pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
 /// The most days `month` ever has (February: 29).
 pub(super) fn longest_month(month: u32) -> u32 {
     days_in_month(2000, month)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date. Counts years from March, so the leap
-/// day ends a year, in eras of 400 years (146,097 days).
-pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    // 719,468 days from 0000-03-01 to 1970-01-01.
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }

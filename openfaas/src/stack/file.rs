@@ -142,6 +142,17 @@ pub(crate) struct Amount<U> {
     unit: PhantomData<U>,
 }
 
+impl<U: Unit> Amount<U> {
+    /// Reads `text` (`128Mi`, `500m`); the error says what was wrong with it.
+    pub fn read(text: &str) -> Result<Amount<U>, String> {
+        Ok(Amount {
+            value: U::parse(text)?,
+            text: text.to_string(),
+            unit: PhantomData,
+        })
+    }
+}
+
 impl<'de, U: Unit> Deserialize<'de> for Amount<U> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // Parsed inside the visitor: an error raised there gets the scalar's own path and
@@ -153,12 +164,7 @@ impl<'de, U: Unit> Deserialize<'de> for Amount<U> {
                 f.write_str("an amount such as 128Mi or 500m")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                let value = U::parse(text).map_err(E::custom)?;
-                Ok(Amount {
-                    value,
-                    text: text.to_string(),
-                    unit: PhantomData,
-                })
+                Amount::read(text).map_err(E::custom)
             }
         }
         deserializer.deserialize_str(AmountVisitor(PhantomData))

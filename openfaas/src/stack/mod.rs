@@ -19,12 +19,12 @@
 //! Not done here: building images (`lang`, `handler`, `build_args`, `configuration`, for the
 //! later `fjord build`), named secrets (`secrets:`, for Fjord's secret store), deploying.
 
-mod file;
+pub(crate) mod file;
 mod quantity;
 mod substitute;
 #[cfg(test)]
 mod tests;
-mod translate;
+pub(crate) mod translate;
 
 pub use translate::Translation;
 
@@ -48,7 +48,7 @@ pub struct Notice {
 }
 
 impl Notice {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Notice {
             key: key.into(),
             message: message.into(),
@@ -214,7 +214,7 @@ impl Stack {
             .iter()
             .filter(|u| u.function.as_deref() == Some(name))
             .collect();
-        translate::translate(name, function, base_dir, &unknown)
+        translate::translate(name, function, base_dir, &unknown, translate::KeyStyle::Stack)
     }
 }
 

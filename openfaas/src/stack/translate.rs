@@ -93,15 +93,29 @@ pub(crate) fn file_notices(file: &StackFile, unknown: &[UnknownKey]) -> Vec<Noti
     notices
 }
 
+/// How the keys that notices and errors name are spelled: by their path in a stack file
+/// (`functions.api.fprocess`), or as the fields of the gateway's `FunctionDeployment` body
+/// (`envProcess`). The rules are the same for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyStyle {
+    Stack,
+    Gateway,
+}
+
 /// Translates function `name`; `unknown` are the keys of its entry the schema does not know.
 pub(crate) fn translate(
     name: &str,
     function: &Function,
     base_dir: &Path,
     unknown: &[&UnknownKey],
+    style: KeyStyle,
 ) -> Result<Translation, StackError> {
     let mut t = Translator {
-        function_key: format!("functions.{name}"),
+        function_key: match style {
+            KeyStyle::Stack => format!("functions.{name}"),
+            KeyStyle::Gateway => "service".into(),
+        },
+        style,
         spec: FunctionSpec::with_command(name, Vec::new()),
         origins: Vec::new(),
         set_fields: Vec::new(),
@@ -134,8 +148,9 @@ pub(crate) fn translate(
 }
 
 struct Translator {
-    /// `functions.NAME`.
+    /// `functions.NAME`, or `service` for the gateway.
     function_key: String,
+    style: KeyStyle,
     spec: FunctionSpec,
     origins: Origins,
     set_fields: Vec<&'static str>,
@@ -143,9 +158,12 @@ struct Translator {
 }
 
 impl Translator {
-    /// `functions.NAME.<rest>`.
+    /// `functions.NAME.<rest>`, or the gateway's name for the same field.
     fn key(&self, rest: &str) -> String {
-        format!("{}.{rest}", self.function_key)
+        match self.style {
+            KeyStyle::Stack => format!("{}.{rest}", self.function_key),
+            KeyStyle::Gateway => gateway_key(rest),
+        }
     }
 
     fn notice(&mut self, rest: &str, message: impl Into<String>) {
@@ -539,4 +557,19 @@ impl Translator {
             );
         }
     }
+}
+
+/// A stack key (`fprocess`, `environment.A`) as the gateway's JSON names the same field.
+fn gateway_key(rest: &str) -> String {
+    let (head, tail) = match rest.find(['.', '[']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let head = match head {
+        "fprocess" => "envProcess",
+        "environment" => "envVars",
+        "readonly_root_filesystem" => "readOnlyRootFilesystem",
+        other => other,
+    };
+    format!("{head}{tail}")
 }
