@@ -69,8 +69,10 @@ data "aws_iam_policy_document" "control_plane" {
   }
 
   # The admin token for --token-file, the join token (which agents and
-  # fjord-lb present) for --join-token-file, and for the NATS server on each
-  # member the client token (also --nats-token-file) and the route password.
+  # fjord-lb present) for --join-token-file, for the NATS server on each
+  # member the client token (also --nats-token-file) and the route password,
+  # and the key that seals named secrets (--secrets-key-file), which no other
+  # role may read.
   statement {
     sid     = "ReadTokens"
     actions = ["ssm:GetParameter"]
@@ -79,6 +81,7 @@ data "aws_iam_policy_document" "control_plane" {
       var.join_token_parameter_arn,
       var.nats_token_parameter_arn,
       var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
     ]
   }
 
