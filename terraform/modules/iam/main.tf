@@ -141,6 +141,25 @@ data "aws_iam_policy_document" "node" {
       values   = [local.ssm_via]
     }
   }
+
+  # AmazonSSMManagedInstanceCore (enable_session_manager) allows ssm:GetParameter on
+  # every parameter, and this role may decrypt with the key: refuse the ones that are
+  # not the nodes', explicitly.
+  statement {
+    sid    = "NeverReadOtherSecrets"
+    effect = "Deny"
+    actions = [
+      "ssm:GetParameter",
+      "ssm:GetParameters",
+      "ssm:GetParameterHistory",
+    ]
+    resources = [
+      var.admin_token_parameter_arn,
+      var.nats_token_parameter_arn,
+      var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
+    ]
+  }
 }
 
 resource "aws_iam_role_policy" "node" {
@@ -173,6 +192,23 @@ data "aws_iam_policy_document" "lb" {
       variable = "kms:ViaService"
       values   = [local.ssm_via]
     }
+  }
+
+  # As for the nodes: the managed Session Manager policy would let this role read
+  # every parameter.
+  statement {
+    sid    = "NeverReadOtherSecrets"
+    effect = "Deny"
+    actions = [
+      "ssm:GetParameter",
+      "ssm:GetParameters",
+      "ssm:GetParameterHistory",
+    ]
+    resources = [
+      var.admin_token_parameter_arn,
+      var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
+    ]
   }
 }
 
