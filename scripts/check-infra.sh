@@ -13,10 +13,15 @@
 #      plane from fjord-lb and the members only, its routes (6222) between the
 #      members only, and no wider rule covers either port
 #   4c. terraform/tests/check_user_data.py: every instance's cloud-init fits
-#      EC2's 16 KiB limit (gzipped where the module gzips it); rendered again by
-#      terraform where it is installed
+#      EC2's 16 KiB limit (gzipped where the module gzips it) and fetches every
+#      secret its units read; rendered again by terraform where it is installed
+#   4d. terraform/tests/check_secrets.py: each SSM parameter is a SecureString
+#      under the deployment's key, readable by its roles only (the Session
+#      Manager policy counted), and the secrets key is 32 random bytes in hex
 #   5. deploy/tests/check_flags.py: every flag passed to a daemon is in its
-#      --help (only when FJORD_HELP_DIR names a directory holding
+#      --help, every credential a unit reads is loaded and written 0600 by
+#      deploy/'s cloud-init, the agent's --secrets-dir is its RuntimeDirectory
+#      (only when FJORD_HELP_DIR names a directory holding
 #      fjord-control-plane.txt, fjord-node-agent.txt and fjord-lb.txt)
 #   6. systemd-analyze verify on every unit in deploy/ (no unknown or malformed
 #      setting; only programs the units install may be missing here), and
@@ -125,6 +130,9 @@ step "terraform/tests/check_network.py: who may reach NATS"
 
 step "terraform/tests/check_user_data.py: user data within 16 KiB"
 python3 terraform/tests/check_user_data.py terraform || fail "check_user_data.py"
+
+step "terraform/tests/check_secrets.py: who may read each SSM parameter"
+"$hcl2_py" terraform/tests/check_secrets.py terraform || fail "check_secrets.py"
 
 step "deploy/tests/check_flags.py"
 if [ -n "${FJORD_HELP_DIR:-}" ]; then

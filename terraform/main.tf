@@ -22,6 +22,7 @@ locals {
   join_token_parameter          = "/${var.name}/join-token"
   nats_token_parameter          = "/${var.name}/nats-token"
   nats_route_password_parameter = "/${var.name}/nats-route-password"
+  secrets_key_parameter         = "/${var.name}/secrets-key"
 
   public_port = var.certificate_arn == null ? 80 : 443
 
@@ -75,6 +76,7 @@ module "iam" {
   join_token_parameter_arn          = aws_ssm_parameter.join_token.arn
   nats_token_parameter_arn          = aws_ssm_parameter.nats_token.arn
   nats_route_password_parameter_arn = aws_ssm_parameter.nats_route_password.arn
+  secrets_key_parameter_arn         = aws_ssm_parameter.secrets_key.arn
   kms_key_arn                       = aws_kms_key.fjord.arn
   node_group_arn                    = local.node_group_arn
   enable_session_manager            = var.enable_session_manager
@@ -100,6 +102,7 @@ module "control_plane" {
   join_token_parameter          = aws_ssm_parameter.join_token.name
   nats_token_parameter          = aws_ssm_parameter.nats_token.name
   nats_route_password_parameter = aws_ssm_parameter.nats_route_password.name
+  secrets_key_parameter         = aws_ssm_parameter.secrets_key.name
   node_group_name               = local.node_group_name
   systemd_unit                  = local.units.control_plane
   nats_files                    = local.nats_files

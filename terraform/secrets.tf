@@ -113,3 +113,19 @@ resource "aws_ssm_parameter" "nats_route_password" {
   key_id      = aws_kms_key.fjord.arn
   value       = random_password.nats_route_password.result
 }
+
+# The key that seals named secrets (`fjord secret`) in the control plane's Raft log and
+# snapshots (--secrets-key-file): 32 random bytes, written as 64 hexadecimal digits. It is
+# generated once and read by the control-plane members only. Replacing it (a changed
+# byte_length, -replace) leaves every stored secret sealed with a key no member holds.
+resource "random_id" "secrets_key" {
+  byte_length = 32
+}
+
+resource "aws_ssm_parameter" "secrets_key" {
+  name        = local.secrets_key_parameter
+  description = "Fjord ${var.name}: key that seals named secrets at rest (--secrets-key-file); read at boot by the control-plane members only"
+  type        = "SecureString"
+  key_id      = aws_kms_key.fjord.arn
+  value       = random_id.secrets_key.hex
+}

@@ -23,6 +23,15 @@ reads, is set in the unit's environment example and in each cloud-init file
 that installs the unit, and that a cloud-init file embedding a unit, nats.conf
 or one of deploy/'s scripts embeds it unchanged.
 
+Credentials: every ${CREDENTIALS_DIRECTORY}/ID an ExecStart passes is loaded by a
+LoadCredential=ID:PATH of the same unit, and every cloud-init file in deploy/ that installs
+the unit writes each PATH root-only (0600), so a unit never waits at boot for a file its
+cloud-init forgot. Runtime paths: a path under /run/ that an ExecStart passes lies inside a
+RuntimeDirectory= or ReadWritePaths= of the unit (the rest of /run is read-only under
+ProtectSystem=strict), and the node agent's --secrets-dir, which dockerd bind-mounts into
+containers from outside the unit's mount namespace, is in its RuntimeDirectory=, never under
+/tmp with PrivateTmp= nor /dev/shm with PrivateDevices=.
+
 Help text comes from a directory holding fjord-control-plane.txt,
 fjord-node-agent.txt and fjord-lb.txt (--help-dir or $FJORD_HELP_DIR), or
 from one file per daemon (--control-plane-help, --node-agent-help,
@@ -154,6 +163,70 @@ def embedded_file(text: str, target: str) -> str | None:
     return None
 
 
+def unit_settings(unit_text: str) -> dict[str, list[str]]:
+    """Key=value settings of a unit (comments left out), each key's values in order."""
+    out: dict[str, list[str]] = {}
+    for _, line in logical_lines(unit_text):
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def write_files_modes(text: str) -> dict[str, str]:
+    """Path -> permissions of each cloud-init write_files entry."""
+    modes: dict[str, str] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*-?\s*path:\s*(\S+)\s*$", line)
+        if not m:
+            continue
+        for j in range(i + 1, min(i + 6, len(lines))):
+            pm = re.match(r"\s*permissions:\s*[\"']?([0-7]+)[\"']?\s*$", lines[j])
+            if pm:
+                modes[m.group(1)] = pm.group(1)
+                break
+            if re.match(r"\s*-\s", lines[j]):
+                break
+    return modes
+
+
+def check_unit_paths(daemon: str, unit: str, problems: list[str]) -> int:
+    """Credentials and /run paths of one unit; returns how many credentials it loads."""
+    settings = unit_settings(unit)
+    creds = {}
+    for value in settings.get("LoadCredential", []):
+        cred_id, _, path = value.partition(":")
+        creds[cred_id] = path
+    exec_start = " ".join(settings.get("ExecStart", []))
+    for cred_id in re.findall(r"\$\{CREDENTIALS_DIRECTORY\}/([A-Za-z0-9_.-]+)", exec_start):
+        if cred_id not in creds:
+            problems.append(f"deploy/{daemon}.service: ExecStart reads credential {cred_id!r}, which no LoadCredential= loads")
+    runtime_dirs = [f"/run/{d}" for v in settings.get("RuntimeDirectory", []) for d in v.split()]
+    writable = runtime_dirs + [w.lstrip("-") for v in settings.get("ReadWritePaths", []) for w in v.split()]
+    for path in re.findall(r"(?<=\s)(/run/\S+)", exec_start):
+        if not any(path == w or path.startswith(w.rstrip("/") + "/") for w in writable):
+            problems.append(f"deploy/{daemon}.service: ExecStart passes {path}, outside every RuntimeDirectory= "
+                            "and ReadWritePaths= (read-only under ProtectSystem=strict)")
+    if daemon == "fjord-node-agent":
+        m = re.search(r"--secrets-dir[ =](\S+)", exec_start)
+        yes = lambda key: any(v.lower() in ("yes", "true", "1", "on") for v in settings.get(key, []))
+        if not m:
+            problems.append("deploy/fjord-node-agent.service: passes no --secrets-dir; the default, under /dev/shm, "
+                            "is not where the unit says the secret files live")
+        else:
+            path = m.group(1)
+            if not any(path.startswith(d + "/") for d in runtime_dirs):
+                problems.append(f"deploy/fjord-node-agent.service: --secrets-dir {path} is not inside its "
+                                "RuntimeDirectory= (a tmpfs that dockerd sees at the same path)")
+        if yes("PrivateDevices"):
+            problems.append("deploy/fjord-node-agent.service: PrivateDevices= gives the agent a /dev/shm "
+                            "that dockerd does not see")
+    return len(creds)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--help-dir", default=os.environ.get("FJORD_HELP_DIR"))
@@ -203,12 +276,15 @@ def main(argv: list[str]) -> int:
 
     # Units against their environment files and the cloud-init that installs them.
     units = sorted(set(DAEMONS) | {p.stem for p in deploy.glob("*.service")})
+    credentials = credentials_written = 0
     for daemon in units:
         unit_path = deploy / f"{daemon}.service"
         if not unit_path.is_file():
             problems.append(f"deploy/{daemon}.service is missing")
             continue
         unit = unit_path.read_text()
+        credentials += check_unit_paths(daemon, unit, problems)
+        cred_files = [v.partition(":")[2] for v in unit_settings(unit).get("LoadCredential", [])]
         needed = exec_start_vars(unit)
         if daemon in CONFIG_OF_UNIT:
             needed |= config_vars((deploy / CONFIG_OF_UNIT[daemon]).read_text())
@@ -229,6 +305,16 @@ def main(argv: list[str]) -> int:
             for name in sorted(needed):
                 if not re.search(rf"^\s*{name}=", text, re.M):
                     problems.append(f"{rel}: installs {daemon}.service but never sets {name}")
+            # terraform's templates fetch their secrets at boot (terraform/tests/check_user_data.py).
+            if f.suffix == ".yaml":
+                modes = write_files_modes(text)
+                for path in cred_files:
+                    if path not in modes:
+                        problems.append(f"{rel}: installs {daemon}.service but never writes {path}, a credential it loads")
+                    elif modes[path] != "0600":
+                        problems.append(f"{rel}: writes {path} with mode {modes[path]}, not 0600 (root-only)")
+                    else:
+                        credentials_written += 1
             body = embedded_file(text, f"/etc/systemd/system/{daemon}.service")
             if body is not None and "${indent(" not in body and body != unit.strip() + "\n":
                 problems.append(f"{rel}: its copy of {daemon}.service differs from deploy/{daemon}.service")
@@ -254,7 +340,8 @@ def main(argv: list[str]) -> int:
         print(f"check_flags: FAILED: {len(problems)} problem(s)")
         return 1
     summary = ", ".join(f"{d} {n}" for d, n in counts.items())
-    print(f"check_flags: ok: {len(files)} files; flags checked: {summary}")
+    print(f"check_flags: ok: {len(files)} files; flags checked: {summary}; "
+          f"{credentials} credentials loaded by the units, {credentials_written} written 0600 by deploy/'s cloud-init")
     return 0
 
 

@@ -7,6 +7,11 @@ script renders each module's cloud-init.yaml.tftpl with the files it embeds and 
 longest values its variables allow, compresses it when the module sends it through
 base64gzip() (cloud-init unpacks gzip), and compares the size with the limit.
 
+It also checks that the user data fetches every secret the units it embeds read from
+/etc/fjord/ (each LoadCredential= source, and each such path an ExecStart= passes), with
+fetch_secret from the SSM parameter named after the file (lb-token is the join token), so a
+new credential in a unit cannot be left without its fetch at boot.
+
 Rendering covers what the templates use: ${name}, ${indent(N, name)} and the $${ escape;
 anything else is reported, never guessed. Where terraform is installed, terraform itself
 renders the same templates with the same values, and its text and compressed size must
@@ -79,6 +84,7 @@ def samples(root: Path, problems: list[str]) -> dict[str, dict[str, object]]:
             "join_token_parameter": f"/{name}/join-token",
             "nats_token_parameter": f"/{name}/nats-token",
             "nats_route_password_parameter": f"/{name}/nats-route-password",
+            "secrets_key_parameter": f"/{name}/secrets-key",
             "nats_urls": nats_urls,
             "nats_replicas": 3,
             "nats_listen": "0.0.0.0:4222",
@@ -122,6 +128,41 @@ def samples(root: Path, problems: list[str]) -> dict[str, dict[str, object]]:
     }
 
 
+# The SSM parameter each /etc/fjord/ file comes from, where its name differs from the file's.
+PARAMETER_OF_FILE = {"lb-token": "join-token"}
+FETCH_RE = re.compile(r"^\s*fetch_secret\s+'([^']*)'\s+(/etc/fjord/[A-Za-z0-9_.-]+)\s*$", re.M)
+
+
+def unit_secret_files(unit: str) -> set[str]:
+    """/etc/fjord/ files a unit reads secrets from: its LoadCredential= sources, and the
+    /etc/fjord/ paths its ExecStart= passes (other than environment and configuration files)."""
+    joined = re.sub(r"\\\n", " ", unit)
+    files = set(re.findall(r"^LoadCredential=[^:\s]+:(/etc/fjord/\S+)\s*$", joined, re.M))
+    for line in re.findall(r"^ExecStart=(.*)$", joined, re.M):
+        files.update(p for p in re.findall(r"(?<=\s)(/etc/fjord/\S+)", line) if not p.endswith((".env", ".conf")))
+    return files
+
+
+def check_fetches(module: str, text: str, values: dict[str, object], problems: list[str]) -> int:
+    """Every secret file of the embedded units is fetched, from the parameter named after it."""
+    fetched = {path: param for param, path in FETCH_RE.findall(text)}
+    needed: set[str] = set()
+    for key, value in values.items():
+        if key.endswith("unit") and isinstance(value, str):
+            needed |= unit_secret_files(value)
+    for path in sorted(needed):
+        name = path.rsplit("/", 1)[-1]
+        if path not in fetched:
+            problems.append(f"modules/{module}: its units read {path}, but the user data never fetches it (fetch_secret)")
+            continue
+        want = PARAMETER_OF_FILE.get(name, name)
+        if fetched[path].rsplit("/", 1)[-1] != want:
+            problems.append(f"modules/{module}: fetches {path} from {fetched[path]}, not from the /<name>/{want} parameter")
+    for path in sorted(set(fetched) - needed):
+        problems.append(f"modules/{module}: fetches {path}, which none of its units reads")
+    return len(needed)
+
+
 def with_terraform(templates: dict[str, Path], values: dict[str, dict]) -> dict[str, dict] | None:
     """terraform's own rendering: {module: {sha256, gzip_b64_len}}, or None without terraform."""
     terraform = shutil.which("terraform")
@@ -150,11 +191,13 @@ def main(argv: list[str]) -> int:
     templates = {m: root / "modules" / m / "cloud-init.yaml.tftpl" for m in values}
     sizes = {}
     rendered = {}
+    secrets: dict[str, int] = {}
     for module, path in templates.items():
         main_tf = (root / "modules" / module / "main.tf").read_text()
         gzipped = 'base64gzip(templatefile("${path.module}/cloud-init.yaml.tftpl"' in main_tf
         text = render(path.read_text(), values[module], f"modules/{module}/cloud-init.yaml.tftpl", problems)
         rendered[module] = text
+        secrets[module] = check_fetches(module, text, values[module], problems)
         raw = len(text.encode())
         size = len(gzip.compress(text.encode(), compresslevel=6, mtime=0)) if gzipped else raw
         sizes[module] = (size, raw, gzipped)
@@ -185,7 +228,8 @@ def main(argv: list[str]) -> int:
         print(f"check_user_data: FAILED: {len(problems)} problem(s)")
         return 1
     parts = [f"{m} {s} bytes{' gzipped (' + str(r) + ' raw)' if g else ''}" for m, (s, r, g) in sizes.items()]
-    print(f"check_user_data: ok: limit {LIMIT}: {', '.join(parts)}{cross}")
+    fetches = ", ".join(f"{m} {n}" for m, n in secrets.items())
+    print(f"check_user_data: ok: limit {LIMIT}: {', '.join(parts)}{cross}; secrets the units read, fetched at boot: {fetches}")
     return 0
 
 

@@ -98,6 +98,7 @@ resource "aws_instance" "member" {
     join_token_parameter          = var.join_token_parameter
     nats_token_parameter          = var.nats_token_parameter
     nats_route_password_parameter = var.nats_route_password_parameter
+    secrets_key_parameter         = var.secrets_key_parameter
     nats_urls                     = join(",", local.nats_urls)
     nats_replicas                 = length(local.nats_urls)
     nats_listen                   = "0.0.0.0:${var.nats_port}"

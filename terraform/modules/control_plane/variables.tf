@@ -104,7 +104,7 @@ variable "security_group_id" {
 }
 
 variable "instance_profile_name" {
-  description = "Instance profile of the members (reads the admin and join tokens, scales the node group)."
+  description = "Instance profile of the members (reads the tokens and the secrets key, scales the node group)."
   type        = string
 }
 
@@ -204,6 +204,16 @@ variable "nats_route_password_parameter" {
   validation {
     condition     = startswith(var.nats_route_password_parameter, "/")
     error_message = "nats_route_password_parameter must be a parameter path starting with /."
+  }
+}
+
+variable "secrets_key_parameter" {
+  description = "Name of the SSM SecureString parameter holding the key that seals named secrets (--secrets-key-file; 64 hexadecimal digits)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.secrets_key_parameter, "/")
+    error_message = "secrets_key_parameter must be a parameter path starting with /."
   }
 }
 

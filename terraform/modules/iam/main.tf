@@ -69,8 +69,10 @@ data "aws_iam_policy_document" "control_plane" {
   }
 
   # The admin token for --token-file, the join token (which agents and
-  # fjord-lb present) for --join-token-file, and for the NATS server on each
-  # member the client token (also --nats-token-file) and the route password.
+  # fjord-lb present) for --join-token-file, for the NATS server on each
+  # member the client token (also --nats-token-file) and the route password,
+  # and the key that seals named secrets (--secrets-key-file), which no other
+  # role may read.
   statement {
     sid     = "ReadTokens"
     actions = ["ssm:GetParameter"]
@@ -79,6 +81,7 @@ data "aws_iam_policy_document" "control_plane" {
       var.join_token_parameter_arn,
       var.nats_token_parameter_arn,
       var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
     ]
   }
 
@@ -138,6 +141,25 @@ data "aws_iam_policy_document" "node" {
       values   = [local.ssm_via]
     }
   }
+
+  # AmazonSSMManagedInstanceCore (enable_session_manager) allows ssm:GetParameter on
+  # every parameter, and this role may decrypt with the key: refuse the ones that are
+  # not the nodes', explicitly.
+  statement {
+    sid    = "NeverReadOtherSecrets"
+    effect = "Deny"
+    actions = [
+      "ssm:GetParameter",
+      "ssm:GetParameters",
+      "ssm:GetParameterHistory",
+    ]
+    resources = [
+      var.admin_token_parameter_arn,
+      var.nats_token_parameter_arn,
+      var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
+    ]
+  }
 }
 
 resource "aws_iam_role_policy" "node" {
@@ -170,6 +192,23 @@ data "aws_iam_policy_document" "lb" {
       variable = "kms:ViaService"
       values   = [local.ssm_via]
     }
+  }
+
+  # As for the nodes: the managed Session Manager policy would let this role read
+  # every parameter.
+  statement {
+    sid    = "NeverReadOtherSecrets"
+    effect = "Deny"
+    actions = [
+      "ssm:GetParameter",
+      "ssm:GetParameters",
+      "ssm:GetParameterHistory",
+    ]
+    resources = [
+      var.admin_token_parameter_arn,
+      var.nats_route_password_parameter_arn,
+      var.secrets_key_parameter_arn,
+    ]
   }
 }
 

@@ -58,6 +58,16 @@ variable "nats_route_password_parameter_arn" {
   }
 }
 
+variable "secrets_key_parameter_arn" {
+  description = "ARN of the SSM parameter holding the key that seals named secrets (read by the control plane only)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/.+$", var.secrets_key_parameter_arn))
+    error_message = "secrets_key_parameter_arn must be an SSM parameter ARN."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key that encrypts the token parameters; the roles may decrypt with it through SSM only."
   type        = string
