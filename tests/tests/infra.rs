@@ -108,7 +108,10 @@ fn terraform_and_deploy_files_pass_their_checks_against_the_real_flags() {
     let counts = flags
         .split_once("flags checked: ")
         .unwrap_or_else(|| panic!("no flag counts in {flags:?}"))
-        .1;
+        .1
+        .split(';')
+        .next()
+        .unwrap_or_default();
     for daemon in ["fjord-control-plane", "fjord-node-agent", "fjord-lb"] {
         let n: u32 = counts
             .split(", ")
