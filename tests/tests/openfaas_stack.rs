@@ -107,8 +107,6 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
     let stderr = text(&out.stderr);
     let expected: BTreeSet<String> = [
         "provider.gateway",
-        "functions.greeter.lang",
-        "functions.greeter.handler",
         "functions.greeter.secrets",
         "functions.greeter.annotations.prometheus.io.scrape",
     ]
@@ -237,7 +235,7 @@ async fn a_bad_stack_file_names_the_line_or_the_key_and_deploys_nothing() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("functions.api.image: is missing") && stderr.contains("`fjord build` is not there yet"),
+        stderr.contains("functions.api.image: is missing") && stderr.contains("`fjord build` tags"),
         "{stderr}"
     );
 
