@@ -84,9 +84,7 @@ impl DockerIgnore {
 fn segments_match(pattern: &[String], path: &[&str]) -> bool {
     match (pattern.split_first(), path.split_first()) {
         (None, None) => true,
-        (Some((first, rest)), _) if first == "**" => {
-            (0..=path.len()).any(|skip| segments_match(rest, &path[skip..]))
-        }
+        (Some((first, rest)), _) if first == "**" => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..])),
         (Some((first, rest)), Some((segment, path_rest))) => {
             glob(first.as_bytes(), segment.as_bytes()) && segments_match(rest, path_rest)
         }
@@ -263,7 +261,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             entries(&tar),
-            [DOCKERFILE_ENTRY, "index.py", "function/.dockerignore", "function/handler.py"]
+            [
+                DOCKERFILE_ENTRY,
+                "index.py",
+                "function/.dockerignore",
+                "function/handler.py"
+            ]
         );
     }
 
@@ -275,12 +278,18 @@ mod tests {
             dockerfile: dir.path().join("Dockerfile"),
         })
         .unwrap_err();
-        assert_eq!(err.to_string(), format!("no Dockerfile at {}", dir.path().join("Dockerfile").display()));
+        assert_eq!(
+            err.to_string(),
+            format!("no Dockerfile at {}", dir.path().join("Dockerfile").display())
+        );
         let err = context_tar(&Source::Template {
             template: crate::template::find("node").unwrap(),
             handler: dir.path().join("nope"),
         })
         .unwrap_err();
-        assert_eq!(err.to_string(), format!("no handler folder at {}", dir.path().join("nope").display()));
+        assert_eq!(
+            err.to_string(),
+            format!("no handler folder at {}", dir.path().join("nope").display())
+        );
     }
 }

@@ -94,6 +94,8 @@ mod tests {
         let login = docker_config_login(&path, "reg.example.com").unwrap().unwrap();
         assert_eq!(login.username, "bob");
         assert!(docker_config_login(&path, "other:1").unwrap().is_none());
-        assert!(docker_config_login(&dir.path().join("none.json"), "x").unwrap().is_none());
+        assert!(docker_config_login(&dir.path().join("none.json"), "x")
+            .unwrap()
+            .is_none());
     }
 }

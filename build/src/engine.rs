@@ -70,7 +70,9 @@ impl Engine {
             },
             _ => PathBuf::from("/var/run/docker.sock"),
         };
-        let path = socket.to_str().ok_or_else(|| BuildError::Engine("the socket path is not UTF-8".into()))?;
+        let path = socket
+            .to_str()
+            .ok_or_else(|| BuildError::Engine("the socket path is not UTF-8".into()))?;
         let docker = bollard::Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)
             .map_err(|e| BuildError::Engine(format!("{}: {e}", socket.display())))?;
         Ok(Engine { docker, socket })
@@ -160,11 +162,7 @@ impl Engine {
             .await
             .map_err(|e| BuildError::Engine(e.to_string()))?;
         tokio::spawn(connection);
-        let uri = format!(
-            "/images/{}/push?tag={}",
-            image_repository(image),
-            image_tag(image)
-        );
+        let uri = format!("/images/{}/push?tag={}", image_repository(image), image_tag(image));
         let request = hyper::Request::post(uri)
             .header("host", "docker")
             .header("x-registry-auth", auth)
@@ -221,8 +219,10 @@ impl Engine {
 }
 
 fn is_layer_status(status: &str) -> bool {
-    matches!(status, "Layer already exists" | "Preparing" | "Waiting" | "Pushing" | "Pushed")
-        || status.starts_with("Mounted from")
+    matches!(
+        status,
+        "Layer already exists" | "Preparing" | "Waiting" | "Pushing" | "Pushed"
+    ) || status.starts_with("Mounted from")
 }
 
 /// A line of the engine's push stream.

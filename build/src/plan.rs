@@ -70,7 +70,7 @@ impl BuildPlan {
                 "{function}: `image:` is missing: it names the image to build and push (registry/name:tag)"
             )));
         }
-        let at = |p: &Option<PathBuf>| p.as_ref().map(|p| base_dir.join(p));
+        let at = |p: &Option<PathBuf>| p.as_ref().map(|p| base_dir.join(p.strip_prefix(".").unwrap_or(p)));
         let source = match section.lang.as_deref() {
             Some(lang) => {
                 let template = template::find(lang)?;
@@ -148,7 +148,9 @@ mod tests {
         let (none, same) = split_build_section("name: api\n").unwrap();
         assert!(none.is_none());
         assert_eq!(same, "name: api\n");
-        let err = split_build_section("name: a\nbuild:\n  lnag: go\n").unwrap_err().to_string();
+        let err = split_build_section("name: a\nbuild:\n  lnag: go\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("build: unknown field `lnag`"), "{err}");
     }
 
@@ -172,8 +174,8 @@ mod tests {
         assert_eq!(
             plan.source,
             Source::Dockerfile {
-                context: "/p/./fn".into(),
-                dockerfile: "/p/./fn/Dockerfile".into()
+                context: "/p/fn".into(),
+                dockerfile: "/p/fn/Dockerfile".into()
             }
         );
         let section = BuildSection {
@@ -188,9 +190,13 @@ mod tests {
             lang: Some("cobol".into()),
             ..Default::default()
         };
-        let err = BuildPlan::new("api", "r/api:1", &section, base).unwrap_err().to_string();
+        let err = BuildPlan::new("api", "r/api:1", &section, base)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("python3-http, node, go, rust, dockerfile"), "{err}");
-        let err = BuildPlan::new("api", " ", &BuildSection::default(), base).unwrap_err().to_string();
+        let err = BuildPlan::new("api", " ", &BuildSection::default(), base)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`image:` is missing"), "{err}");
     }
 

@@ -60,7 +60,10 @@ pub const TEMPLATES: &[Template] = &[
     Template {
         lang: "rust",
         summary: "function/src/lib.rs: handle(Request) -> Response, standard library only",
-        base_args: &[("BUILDER_IMAGE", "rust:1.85-slim"), ("BASE_IMAGE", "debian:bookworm-slim")],
+        base_args: &[
+            ("BUILDER_IMAGE", "rust:1.85-slim"),
+            ("BASE_IMAGE", "debian:bookworm-slim"),
+        ],
         files: files!("rust": "Dockerfile", "main/Cargo.toml", "main/src/main.rs",
             "function/Cargo.toml", "function/src/lib.rs"),
     },
@@ -172,7 +175,11 @@ mod tests {
             assert!(dockerfile.contains("\nUSER app\n"), "{}", template.lang);
             assert!(dockerfile.contains("PORT=8080"), "{}", template.lang);
             for (arg, default) in template.base_args {
-                assert!(dockerfile.contains(&format!("ARG {arg}={default}\n")), "{} {arg}", template.lang);
+                assert!(
+                    dockerfile.contains(&format!("ARG {arg}={default}\n")),
+                    "{} {arg}",
+                    template.lang
+                );
             }
         }
         assert!(find("dockerfile").unwrap().uses_handler_dockerfile());
