@@ -17,21 +17,6 @@ const USER: &str = "builder";
 const PASSWORD: &str = "b-secret";
 const PYTHON_BASE: &str = "fjord-test/python-base:3.11";
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeeded(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// `fjord ARGS` with no cluster, in `dir`.
 fn fjord_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin("fjord"))

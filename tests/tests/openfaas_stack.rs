@@ -10,22 +10,6 @@ use fjord_tests::docker::*;
 use fjord_tests::*;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Output;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeeded(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// The keys named by the `warning: FILE: KEY: ...` lines of `stderr`.
 fn warned_keys(stderr: &str, file: &Path) -> BTreeSet<String> {

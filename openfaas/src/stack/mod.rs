@@ -174,6 +174,17 @@ impl Stack {
         self.functions().map(|(name, _)| name.as_str()).collect()
     }
 
+    /// Function `name`, or an error listing the names the file has.
+    fn function(&self, name: &str) -> Result<&file::Function, StackError> {
+        self.functions()
+            .find(|(n, _)| n == name)
+            .map(|(_, function)| function)
+            .ok_or_else(|| StackError::Filter {
+                pattern: name.to_string(),
+                names: self.function_names().iter().map(|n| n.to_string()).collect(),
+            })
+    }
+
     fn functions(&self) -> impl Iterator<Item = &(String, file::Function)> {
         self.file.functions.iter().flat_map(|f| f.0.iter())
     }
@@ -203,13 +214,7 @@ impl Stack {
     /// Translates function `name` (one of [`Stack::function_names`]) to a validated spec.
     /// `base_dir` is where its relative `environment_file` paths start: the stack file's folder.
     pub fn translate(&self, name: &str, base_dir: &Path) -> Result<Translation, StackError> {
-        let (_, function) = self
-            .functions()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| StackError::Filter {
-                pattern: name.to_string(),
-                names: self.function_names().iter().map(|n| n.to_string()).collect(),
-            })?;
+        let function = self.function(name)?;
         let unknown: Vec<&file::UnknownKey> = self
             .unknown
             .iter()
@@ -233,13 +238,7 @@ impl Stack {
     /// The build settings of function `name` (one of [`Stack::function_names`]); a build arg
     /// that is not a plain value names its key.
     pub fn build_settings(&self, name: &str) -> Result<BuildSettings, StackError> {
-        let (_, function) = self
-            .functions()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| StackError::Filter {
-                pattern: name.to_string(),
-                names: self.function_names().iter().map(|n| n.to_string()).collect(),
-            })?;
+        let function = self.function(name)?;
         let mut build_args = std::collections::BTreeMap::new();
         if let Some(args) = &function.build_args {
             let serde_yaml_ng::Value::Mapping(args) = args else {
@@ -265,7 +264,12 @@ impl Stack {
             }
         }
         Ok(BuildSettings {
-            image: function.image.as_deref().map(str::trim).filter(|i| !i.is_empty()).map(str::to_string),
+            image: function
+                .image
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
             lang: function.lang.clone(),
             handler: function.handler.clone(),
             build_args,
