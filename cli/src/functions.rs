@@ -94,7 +94,11 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 
 /// Parses a `fjord.yaml`; also returns the scaling fields it leaves out, which the cluster
 /// policy's defaults fill in.
+/// Its `build:` section is `fjord build`'s, never stored: it is taken out first.
 fn read_spec(path: &Path, text: &str) -> anyhow::Result<(FunctionSpec, Vec<String>)> {
+    let (_, text) =
+        fjord_build::plan::split_build_section(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = text.as_ref();
     let spec = FunctionSpec::from_yaml(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let keys: Vec<String> = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
         Ok(serde_yaml_ng::Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_string)).collect(),
@@ -113,18 +117,19 @@ fn defaulted_fields(set: impl Fn(&str) -> bool) -> Vec<String> {
 }
 
 /// `fjord deploy -f FILE`: a `fjord.yaml`, or an OpenFaaS stack file (all its functions, or
-/// those `filters` select).
+/// those `filters` select). `tag` replaces the tag of each image (`fjord up --tag`).
 pub async fn deploy(
     connect: &ConnectArgs,
     file: &Path,
     filters: &[String],
     json: bool,
     wait: Option<Duration>,
+    tag: Option<&str>,
 ) -> anyhow::Result<()> {
     let text = read_text(file)?;
     let file_name = file.file_name().and_then(|n| n.to_str());
     if fjord_openfaas::stack::is_stack_file(file_name, &text) {
-        return deploy_stack(connect, file, &text, filters, json, wait).await;
+        return deploy_stack(connect, file, &text, filters, json, wait, tag).await;
     }
     if !filters.is_empty() {
         anyhow::bail!(
@@ -132,7 +137,10 @@ pub async fn deploy(
             file.display()
         );
     }
-    let (spec, defaulted) = read_spec(file, &text)?;
+    let (mut spec, defaulted) = read_spec(file, &text)?;
+    if let Some(tag) = tag {
+        spec.image = retagged(&spec.image, tag);
+    }
     let mut admin = connect.admin().await?;
     let status = deploy_one(&mut admin, &spec, defaulted).await?;
     if json {
@@ -185,6 +193,7 @@ async fn deploy_stack(
     filters: &[String],
     json: bool,
     wait: Option<Duration>,
+    tag: Option<&str>,
 ) -> anyhow::Result<()> {
     use fjord_openfaas::stack::Stack;
     let shown = file.display();
@@ -199,9 +208,12 @@ async fn deploy_stack(
     };
     let mut translations = Vec::new();
     for name in names {
-        let translation = stack
+        let mut translation = stack
             .translate(name, &base_dir)
             .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        if let Some(tag) = tag {
+            translation.spec.image = retagged(&translation.spec.image, tag);
+        }
         translation.notices.iter().for_each(warn);
         translations.push(translation);
     }
@@ -236,6 +248,11 @@ async fn deploy_stack(
         }
     }
     Ok(())
+}
+
+/// `image` with its tag replaced by `tag`.
+fn retagged(image: &str, tag: &str) -> String {
+    format!("{}:{tag}", fjord_build::plan::image_repository(image))
 }
 
 fn instance_counts(status: &pb::FunctionStatus) -> (u32, u32, u32) {

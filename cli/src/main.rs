@@ -5,6 +5,7 @@
 //! with the flags of `fjord-control-plane` and the others), which is how `fjord dev` starts them
 //! as separate processes from one build.
 
+mod build;
 mod calls;
 mod connect;
 mod context;
@@ -125,6 +126,38 @@ enum Commands {
         /// With --wait: give up after this long.
         #[arg(long, default_value = "5m", value_parser = fjord_core::duration::parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Build function images from source through the Docker engine: the folder's Dockerfile,
+    /// or a template named by `lang` (fjord.yaml's `build:` section, a stack file's `lang`,
+    /// `handler` and `build_args`), tagged with the spec's `image`. Steps go to stderr.
+    Build(build::BuildArgs),
+    /// Push the functions' images to their registries (`--registry-auth-file`, else docker's
+    /// config.json `auths`, else ECR tokens), a progress bar per layer on a terminal.
+    Push {
+        #[command(flatten)]
+        source: build::SourceArgs,
+        #[command(flatten)]
+        push: build::PushArgs,
+    },
+    /// Build, push and deploy the functions, then wait until they are ready (as deploy --wait).
+    Up {
+        #[command(flatten)]
+        build: build::BuildArgs,
+        #[command(flatten)]
+        push: build::PushArgs,
+        /// Give up waiting for the functions to be ready after this long.
+        #[arg(long, default_value = "5m", value_parser = fjord_core::duration::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Scaffold a function from a template: its handler in DIR (default NAME) and a fjord.yaml
+    /// that builds it.
+    New {
+        name: String,
+        /// The template: python3-http, node, go, rust or dockerfile.
+        #[arg(long)]
+        lang: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// List deployed functions with their instances.
     List {
@@ -266,7 +299,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             wait,
             timeout,
-        } => functions::deploy(c, &file, &filter, json, wait.then_some(timeout)).await,
+        } => functions::deploy(c, &file, &filter, json, wait.then_some(timeout), None).await,
+        Commands::Build(args) => build::build(&args).await.map(drop),
+        Commands::Push { source, push } => build::push(&source, &push).await,
+        Commands::Up { build, push, timeout } => build::up(c, &build, &push, timeout).await,
+        Commands::New { name, lang, dir } => build::new(&name, &lang, dir.as_deref()),
         Commands::List { json } => functions::list(c, json).await,
         Commands::Describe { name, json } => functions::describe(c, &name, json).await,
         Commands::Invoke {

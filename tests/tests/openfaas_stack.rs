@@ -10,22 +10,6 @@ use fjord_tests::docker::*;
 use fjord_tests::*;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Output;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeeded(what: &str, out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// The keys named by the `warning: FILE: KEY: ...` lines of `stderr`.
 fn warned_keys(stderr: &str, file: &Path) -> BTreeSet<String> {
@@ -124,8 +108,6 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
     let stderr = text(&out.stderr);
     let expected: BTreeSet<String> = [
         "provider.gateway",
-        "functions.greeter.lang",
-        "functions.greeter.handler",
         "functions.greeter.annotations.prometheus.io.scrape",
     ]
     .into_iter()
@@ -262,7 +244,7 @@ async fn a_bad_stack_file_names_the_line_or_the_key_and_deploys_nothing() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("functions.api.image: is missing") && stderr.contains("`fjord build` is not there yet"),
+        stderr.contains("functions.api.image: is missing") && stderr.contains("`fjord build` tags"),
         "{stderr}"
     );
 

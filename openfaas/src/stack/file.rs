@@ -45,7 +45,7 @@ pub(crate) struct Function {
     pub readonly_root_filesystem: Option<bool>,
     pub constraints: Option<Vec<String>>,
     pub namespace: Option<String>,
-    /// Only for building the image: read to be named, never used.
+    /// For `fjord build` (`build_args`); the others are read to be named.
     pub build_args: Option<serde_yaml_ng::Value>,
     pub build_options: Option<serde_yaml_ng::Value>,
     pub build_secrets: Option<serde_yaml_ng::Value>,

@@ -16,8 +16,9 @@
 //! refuses names its key; a spec that fails [`FunctionSpec::validate`] names the stack key
 //! the failing field came from.
 //!
-//! Not done here: building images (`lang`, `handler`, `build_args`, `configuration`, for the
-//! later `fjord build`), named secrets (`secrets:`, for Fjord's secret store), deploying.
+//! What `fjord build` needs of a function (`image`, `lang`, `handler`, `build_args`) is read
+//! by [`Stack::build_settings`]; building itself is fjord-build's. Not done here: named secrets
+//! (`secrets:`, for Fjord's secret store), deploying.
 
 pub(crate) mod file;
 mod quantity;
@@ -173,6 +174,17 @@ impl Stack {
         self.functions().map(|(name, _)| name.as_str()).collect()
     }
 
+    /// Function `name`, or an error listing the names the file has.
+    fn function(&self, name: &str) -> Result<&file::Function, StackError> {
+        self.functions()
+            .find(|(n, _)| n == name)
+            .map(|(_, function)| function)
+            .ok_or_else(|| StackError::Filter {
+                pattern: name.to_string(),
+                names: self.function_names().iter().map(|n| n.to_string()).collect(),
+            })
+    }
+
     fn functions(&self) -> impl Iterator<Item = &(String, file::Function)> {
         self.file.functions.iter().flat_map(|f| f.0.iter())
     }
@@ -202,19 +214,66 @@ impl Stack {
     /// Translates function `name` (one of [`Stack::function_names`]) to a validated spec.
     /// `base_dir` is where its relative `environment_file` paths start: the stack file's folder.
     pub fn translate(&self, name: &str, base_dir: &Path) -> Result<Translation, StackError> {
-        let (_, function) = self
-            .functions()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| StackError::Filter {
-                pattern: name.to_string(),
-                names: self.function_names().iter().map(|n| n.to_string()).collect(),
-            })?;
+        let function = self.function(name)?;
         let unknown: Vec<&file::UnknownKey> = self
             .unknown
             .iter()
             .filter(|u| u.function.as_deref() == Some(name))
             .collect();
         translate::translate(name, function, base_dir, &unknown, translate::KeyStyle::Stack)
+    }
+}
+
+/// What `fjord build` reads of one function of a stack: `image`, `lang`, `handler` (relative
+/// to the stack file's folder) and `build_args`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildSettings {
+    pub image: Option<String>,
+    pub lang: Option<String>,
+    pub handler: Option<String>,
+    pub build_args: std::collections::BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// The build settings of function `name` (one of [`Stack::function_names`]); a build arg
+    /// that is not a plain value names its key.
+    pub fn build_settings(&self, name: &str) -> Result<BuildSettings, StackError> {
+        let function = self.function(name)?;
+        let mut build_args = std::collections::BTreeMap::new();
+        if let Some(args) = &function.build_args {
+            let serde_yaml_ng::Value::Mapping(args) = args else {
+                return Err(StackError::Value {
+                    key: format!("functions.{name}.build_args"),
+                    reason: "expected a mapping of names to values".into(),
+                });
+            };
+            for (key, value) in args {
+                let key = key.as_str().map(str::to_string).unwrap_or_else(|| format!("{key:?}"));
+                let value = match value {
+                    serde_yaml_ng::Value::String(s) => s.clone(),
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(StackError::Value {
+                            key: format!("functions.{name}.build_args.{key}"),
+                            reason: "expected a string, number or boolean".into(),
+                        })
+                    }
+                };
+                build_args.insert(key, value);
+            }
+        }
+        Ok(BuildSettings {
+            image: function
+                .image
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
+            lang: function.lang.clone(),
+            handler: function.handler.clone(),
+            build_args,
+        })
     }
 }
 

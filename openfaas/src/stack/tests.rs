@@ -320,9 +320,6 @@ functions:
     let mut found = keys(notices);
     found.sort();
     let mut expected = vec![
-        "functions.api.lang",
-        "functions.api.handler",
-        "functions.api.build_args",
         "functions.api.build_options",
         "functions.api.platforms",
         "functions.api.annotations.prometheus.io.scrape",
@@ -357,7 +354,11 @@ functions:
         ["db-password".to_string(), "api-key".to_string()],
         "named secrets are Fjord's own"
     );
-    assert!(message(notices, "functions.api.lang").contains("fjord deploys reg/api:1 as it is"));
+    let settings = stack.build_settings("api").unwrap();
+    assert_eq!(settings.lang.as_deref(), Some("python3-http"));
+    assert_eq!(settings.handler.as_deref(), Some("./api"));
+    assert_eq!(settings.image.as_deref(), Some("reg/api:1"));
+    assert_eq!(settings.build_args["ADDITIONAL_PACKAGE"], "curl");
     assert!(message(notices, "functions.api.topic").contains("reads annotations.topic"));
     assert_eq!(message(notices, "functions.api.healthcheck"), "unknown key, ignored");
     assert_eq!(message(notices, "functions.api.limits.gpu"), "unknown key, ignored");
@@ -617,12 +618,12 @@ fn a_spec_that_fails_validation_names_the_function_and_the_stack_key() {
 }
 
 #[test]
-fn a_function_without_an_image_is_refused_saying_fjord_build_is_not_there_yet() {
+fn a_function_without_an_image_is_refused_saying_what_the_image_names() {
     let err = error_of(&format!("{HEADER}  api:\n    lang: python3-http\n    handler: ./api\n"));
     assert_eq!(err.key(), Some("functions.api.image"));
     let text = err.to_string();
     assert!(text.contains("built from ./api with template python3-http"), "{text}");
-    assert!(text.contains("`fjord build` is not there yet"), "{text}");
+    assert!(text.contains("`fjord build` tags"), "{text}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! | stack.yml | Fjord spec |
 //! |---|---|
 //! | the key under `functions:` | `name` |
-//! | `image` | `image` (required: without it the function would have to be built) |
+//! | `image` | `image` (required: it also names what `fjord build` tags) |
+//! | `lang`, `handler`, `build_args` | not in the spec: read by `fjord build` and `fjord up` ([`super::Stack::build_settings`]) |
 //! | `environment`, then `environment_file` (in order; the files win, as in faas-cli) | `env` |
 //! | `fprocess` | `env.fprocess`, which OpenFaaS's watchdogs read |
 //! | `limits.memory`, else `requests.memory` (`128Mi`, `1Gi`, `512M`) | `memory_mib`, rounded up |
@@ -81,7 +82,7 @@ pub(crate) fn file_notices(file: &StackFile, unknown: &[UnknownKey]) -> Vec<Noti
     if file.configuration.is_some() {
         notices.push(Notice::new(
             "configuration",
-            "used only to build images (templates, copy), ignored: `fjord build` is not there yet",
+            "faas-cli's template store and copy, ignored: fjord build uses its own templates",
         ));
     }
     notices.extend(
@@ -188,39 +189,29 @@ impl Translator {
     fn image(&mut self, function: &Function) -> Result<(), StackError> {
         let Some(image) = function.image.as_deref().map(str::trim).filter(|i| !i.is_empty()) else {
             let built_from = match (&function.lang, &function.handler) {
-                (Some(lang), Some(handler)) => format!(" (it would be built from {handler} with template {lang})"),
-                (Some(lang), None) => format!(" (it would be built with template {lang})"),
-                (None, Some(handler)) => format!(" (it would be built from {handler})"),
+                (Some(lang), Some(handler)) => format!(" (built from {handler} with template {lang})"),
+                (Some(lang), None) => format!(" (built with template {lang})"),
+                (None, Some(handler)) => format!(" (built from {handler})"),
                 (None, None) => String::new(),
             };
             return Err(self.value_error(
                 "image",
                 format!(
-                    "is missing{built_from}: fjord deploys images and `fjord build` is not there yet; \
-                     build and push the image (faas-cli build and faas-cli push, or docker build and docker push), \
-                     then set `image:`"
+                    "is missing{built_from}: it names the image that `fjord build` tags and `fjord push` \
+                     pushes (registry/name:tag), and the one deployed"
                 ),
             ));
         };
         self.spec.image = image.to_string();
         self.origin("image", self.key("image"));
-        let deploys = format!("used only to build the image, ignored: fjord deploys {image} as it is");
+        // `lang`, `handler` and `build_args` are read by `fjord build` and `fjord up`.
         for (key, present) in [
-            ("lang", function.lang.is_some()),
-            ("handler", function.handler.is_some()),
-        ] {
-            if present {
-                self.notice(key, deploys.clone());
-            }
-        }
-        for (key, present) in [
-            ("build_args", function.build_args.is_some()),
             ("build_options", function.build_options.is_some()),
             ("build_secrets", function.build_secrets.is_some()),
             ("platforms", function.platforms.is_some()),
         ] {
             if present {
-                self.notice(key, "used only to build the image, ignored");
+                self.notice(key, "not supported by fjord build, ignored");
             }
         }
         Ok(())
