@@ -106,13 +106,10 @@ async fn a_stack_file_deploys_and_serves_naming_every_key_fjord_does_not_honour(
         "one line per function, in the file's order:\n{stdout}"
     );
     let stderr = text(&out.stderr);
-    let expected: BTreeSet<String> = [
-        "provider.gateway",
-        "functions.greeter.annotations.prometheus.io.scrape",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let expected: BTreeSet<String> = ["provider.gateway", "functions.greeter.annotations.prometheus.io.scrape"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     assert_eq!(warned_keys(&stderr, &stack), expected, "{stderr}");
     assert!(
         stderr.contains(&format!(
