@@ -296,6 +296,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ],
         None => Vec::new(),
     };
+    let queue_started = nats.is_some();
     if let Some((daemon, _)) = nats {
         daemons.push(daemon);
     }
@@ -435,6 +436,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             http_ok(lb_addr).await
         })
         .await?;
+        if queue_started {
+            // The tour's first queued call must be stored: wait until the lb has reached NATS
+            // (a call it does not know is then 404, not 503).
+            // Not reaching it is not fatal: synchronous calls work without it.
+            let reached = wait_until(
+                "the lb to reach the queue",
+                &mut daemons,
+                Duration::from_secs(20),
+                || async { http_status(lb_addr, "/async-calls/fjord-dev-ready").await == Some(404) },
+            )
+            .await;
+            if let Err(e) = reached {
+                eprintln!(
+                    "fjord dev: warning: {e:#}; asynchronous calls answer 503 until it does (why: {}; JetStream \
+                     also refuses to start its streams when the disk has less than about 10 GB free)",
+                    dir.join("logs/lb.log").display()
+                );
+            }
+        }
         let examples = !args.no_examples
             && match args.runtime {
                 fjord_node_agent::RuntimeKind::Process => {
@@ -681,19 +701,18 @@ fn check_shape(dir: &Path, cluster_path: &Path, cp: &[SocketAddr], agents: &[Soc
 }
 
 async fn http_ok(addr: SocketAddr) -> bool {
+    http_status(addr, "/healthz").await == Some(200)
+}
+
+/// The status of `GET path` on `addr`, or `None` when nothing answers.
+async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    if stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .is_err()
-    {
-        return false;
-    }
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
+    stream.read_exact(&mut head).await.ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 async fn deploy_examples(connect: &ConnectArgs, exe: &Path) -> anyhow::Result<()> {
