@@ -25,9 +25,22 @@ async fn start_dev(args: &[&str], dir: &std::path::Path, within: Duration) -> (D
     let mut command = std::process::Command::new(bin("fjord"));
     command.args(args).env("HOME", &home).env_remove("XDG_CONFIG_HOME");
     let dev = Daemon::start_command("fjord dev", command, dir.join("dev.out"));
-    eventually("fjord dev to say it is ready", within, || async {
-        dev.log_text().contains("Press Ctrl-C").then_some(())
-    })
+    eventually_or(
+        "fjord dev to say it is ready",
+        within,
+        || async { dev.log_text().contains("Press Ctrl-C").then_some(()) },
+        || {
+            let logs = dir.join("dev/logs");
+            let mut text = format!("--- fjord dev ---\n{}", dev.log_text());
+            for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+                let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<&str> = content.lines().rev().take(15).collect();
+                text.push_str(&format!("\n--- {} ---\n", entry.path().display()));
+                text.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+            }
+            text
+        },
+    )
     .await;
     let out = dev.log_text();
     (dev, out)
@@ -57,7 +70,7 @@ async fn fjord_dev_runs_three_members_two_agents_and_the_examples_then_stops_cle
             &lb.to_string(),
         ],
         dir.path(),
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     )
     .await;
     assert!(
